@@ -1,0 +1,1 @@
+"""Serving: the inference app (Flask/waitress), model references, Kubernetes deployment."""

@@ -1,0 +1,77 @@
+"""The storage interface: a few primitives every backend implements, everything else built on them."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from typing import IO
+
+from ..errors import UnsafeNameError
+
+
+def check_key(key: str) -> str:
+    """A key is a relative '/'-separated path that never escapes the storage root."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise UnsafeNameError(f"storage key {key!r} is not a relative path under the root")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise UnsafeNameError(f"storage key {key!r} has an empty, '.' or '..' component")
+    return key
+
+
+class Storage(abc.ABC):
+    """A bucket root. Keys are relative paths; writes of whole objects are atomic."""
+
+    url: str
+
+    # -- primitives -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """Return the object's bytes; raise NotFoundError if absent."""
+
+    @abc.abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Create or replace the object atomically (readers see old or new, never half)."""
+
+    @abc.abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create the object only if it does not exist; True if this call created it."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Keys under ``prefix`` (a directory-like prefix), recursively, sorted."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object if present (no error when absent)."""
+
+    @abc.abstractmethod
+    def open_read(self, key: str) -> IO[bytes]:
+        """A binary stream of the object; raise NotFoundError if absent."""
+
+    @abc.abstractmethod
+    def size(self, key: str) -> int: ...
+
+    # -- built on the primitives --------------------------------------------------------------
+    def read_text(self, key: str) -> str:
+        return self.read_bytes(key).decode("utf-8")
+
+    def write_text(self, key: str, text: str) -> None:
+        self.write_bytes(key, text.encode("utf-8"))
+
+    def delete_prefix(self, prefix: str) -> None:
+        for key in list(self.list(prefix)):
+            self.delete(key)
+
+    def local_path(self, key: str) -> str | None:
+        """A local filesystem path for the key, when the backend is on local disk."""
+        return None
+
+    def join(self, *parts: str) -> str:
+        return check_key("/".join(p.strip("/") for p in parts if p))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"

@@ -1,0 +1,1 @@
+"""Run tracking without a server: runs live in the app's bucket."""
