@@ -1,0 +1,45 @@
+# Two commands matter: `make demo` and `make test`. Both work on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HML_ROOT ?= $(CURDIR)/.hml
+
+.PHONY: demo test test-infra lint typecheck pytest bench venv clean golden manifests
+
+$(STAMP): pyproject.toml setup.py demo/pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]' -e ./demo
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Run the demo app end to end on the local bucket (./.hml).
+demo: $(STAMP)
+	$(BIN)/wines pipelines wines run-all
+	@echo "results: $(HML_ROOT)  (try: $(BIN)/hml --root $(HML_ROOT) runs list)"
+
+## Lint, type-check and run every test, starting the servers the tests need.
+test: $(STAMP) test-infra lint typecheck pytest
+
+test-infra:
+	bash scripts/test-infra.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests demo bench
+	$(BIN)/ruff format --check src tests demo bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+## Benchmarks: `make bench` runs them all, `make bench BENCH=cli-startup` one of them.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH)
+
+clean:
+	rm -rf $(VENV) .hml .pytest_cache .mypy_cache .ruff_cache
