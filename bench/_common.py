@@ -32,7 +32,9 @@ def median_time(fn: Callable[[], object], runs: int = 5, warmup: int = 1) -> flo
 
 def median_command(cmd: Sequence[str], runs: int = 7, warmup: int = 1, **kwargs: object) -> float:
     def once() -> None:
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+        subprocess.run(
+            cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs
+        )  # type: ignore[call-overload]
 
     return median_time(once, runs=runs, warmup=warmup)
 

@@ -1,7 +1,7 @@
 """Run named benchmarks (each is bench/<name>.py with '-' as '_'), or all of them.
 
-    python bench/run.py                 # every benchmark
-    python bench/run.py cli-startup     # one
+python bench/run.py                 # every benchmark
+python bench/run.py cli-startup     # one
 """
 
 from __future__ import annotations
@@ -14,14 +14,21 @@ HERE = Path(__file__).resolve().parent
 
 
 def available() -> list[str]:
-    return sorted(p.stem.replace("_", "-") for p in HERE.glob("*.py") if not p.stem.startswith("_") and p.stem != "run")
+    return sorted(
+        p.stem.replace("_", "-")
+        for p in HERE.glob("*.py")
+        if not p.stem.startswith("_") and p.stem != "run"
+    )
 
 
 def main(argv: list[str]) -> int:
     names = argv or available()
     unknown = [n for n in names if n not in available()]
     if unknown:
-        print(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(available())}", file=sys.stderr)
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(available())}",
+            file=sys.stderr,
+        )
         return 2
     failed = 0
     for name in names:

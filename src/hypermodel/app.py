@@ -39,10 +39,18 @@ class HmlPipelineApp:
         self._pipelines[pipeline.name] = pipeline
         return pipeline
 
-    def pipeline(self, name: str | None = None, *, cron: str | None = None, experiment: str | None = None,
-                 description: str | None = None) -> Callable[[Callable[..., Any]], Pipeline]:
+    def pipeline(
+        self,
+        name: str | None = None,
+        *,
+        cron: str | None = None,
+        experiment: str | None = None,
+        description: str | None = None,
+    ) -> Callable[[Callable[..., Any]], Pipeline]:
         def decorate(fn: Callable[..., Any]) -> Pipeline:
-            return self.register(Pipeline(fn, name=name, cron=cron, experiment=experiment, description=description))
+            return self.register(
+                Pipeline(fn, name=name, cron=cron, experiment=experiment, description=description)
+            )
 
         return decorate
 
@@ -57,7 +65,9 @@ class HmlPipelineApp:
             return self._pipelines[name]
         except KeyError:
             known = ", ".join(self._pipelines) or "none declared"
-            raise DeclarationError(f"app '{self.app.name}' has no pipeline '{name}' (pipelines: {known})") from None
+            raise DeclarationError(
+                f"app '{self.app.name}' has no pipeline '{name}' (pipelines: {known})"
+            ) from None
 
     def __getitem__(self, name: str) -> Pipeline:
         return self.get(name)
@@ -87,7 +97,9 @@ class HmlPipelineApp:
 
         return run_pipeline(self.app, self.get(name), params or {}, **options)
 
-    def run_op(self, name: str, task: str, arguments: dict[str, Any] | None = None, **options: Any) -> Any:
+    def run_op(
+        self, name: str, task: str, arguments: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
         from .local.runner import run_single
 
         return run_single(self.app, self.get(name), task, arguments or {}, **options)
@@ -145,13 +157,17 @@ class HmlApp:
         try:
             return self.models[name]
         except KeyError:
-            raise DeclarationError(f"app '{self.name}' has no model '{name}' (models: {', '.join(self.models) or 'none'})") from None
+            raise DeclarationError(
+                f"app '{self.name}' has no model '{name}' (models: {', '.join(self.models) or 'none'})"
+            ) from None
 
     def configure(self, **overrides: Any) -> HmlApp:
         """Replace settings (e.g. ``root=``) — used by the CLI's global options and by tests."""
         from dataclasses import replace
 
-        self.settings = replace(self.settings, **{k: v for k, v in overrides.items() if v is not None})
+        self.settings = replace(
+            self.settings, **{k: v for k, v in overrides.items() if v is not None}
+        )
         return self
 
     def storage(self) -> Any:

@@ -43,8 +43,12 @@ class OpContext:
         return self._storage
 
     def to_env(self) -> dict[str, str]:
-        return {"HML_RUN_ID": self.run_id, "HML_PIPELINE": self.pipeline, "HML_TASK": self.task,
-                "HML_ATTEMPT": str(self.attempt)}
+        return {
+            "HML_RUN_ID": self.run_id,
+            "HML_PIPELINE": self.pipeline,
+            "HML_TASK": self.task,
+            "HML_ATTEMPT": str(self.attempt),
+        }
 
 
 # Set only while an op runs: the runner's context manager sets and resets it.

@@ -36,13 +36,23 @@ def _pipelines_of(target: Any) -> HmlPipelineApp:
     raise DeclarationError(f"expected app.pipelines (or the app), got {target!r}")
 
 
-def pipeline(pipelines: Any, name: str | None = None, *, cron: str | None = None,
-             experiment: str | None = None, description: str | None = None) -> Callable[[Callable[..., Any]], Pipeline]:
+def pipeline(
+    pipelines: Any,
+    name: str | None = None,
+    *,
+    cron: str | None = None,
+    experiment: str | None = None,
+    description: str | None = None,
+) -> Callable[[Callable[..., Any]], Pipeline]:
     """``@hml.pipeline(app.pipelines, cron="0 0 2 * * *", experiment="demos")``; returns the Pipeline."""
-    return _pipelines_of(pipelines).pipeline(name, cron=cron, experiment=experiment, description=description)
+    return _pipelines_of(pipelines).pipeline(
+        name, cron=cron, experiment=experiment, description=description
+    )
 
 
-def deploy_op(pipelines: Any) -> Callable[[Callable[[ContainerConfig], Any]], Callable[[ContainerConfig], Any]]:
+def deploy_op(
+    pipelines: Any,
+) -> Callable[[Callable[[ContainerConfig], Any]], Callable[[ContainerConfig], Any]]:
     """``@hml.deploy_op(app.pipelines)``: configure every op's container (env, secrets, volumes...)."""
     return _pipelines_of(pipelines).deploy_op
 
@@ -96,7 +106,21 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ContainerConfig", "HmlApp", "HmlPipelineApp", "HypermodelError", "Op", "OpContext", "Pipeline",
-    "Task", "context", "deploy_inference", "deploy_op", "inference", "op", "option", "pass_context",
-    "pipeline", *_LAZY,
+    "ContainerConfig",
+    "HmlApp",
+    "HmlPipelineApp",
+    "HypermodelError",
+    "Op",
+    "OpContext",
+    "Pipeline",
+    "Task",
+    "context",
+    "deploy_inference",
+    "deploy_op",
+    "inference",
+    "op",
+    "option",
+    "pass_context",
+    "pipeline",
+    *_LAZY,
 ]

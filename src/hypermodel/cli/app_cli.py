@@ -13,12 +13,19 @@ if TYPE_CHECKING:
 
 
 def build_app_cli(app: HmlApp) -> click.Group:
-    @click.group(name=app.package_entrypoint, help=f"{app.name}: pipelines and inference (hypermodel app).",
-                 no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"],
-                                                         "auto_envvar_prefix": "HML"})
-    @click.option("--root", default=None, metavar="URL",
-                  help="Bucket root for outputs, datasets and runs: a directory, gs://... or s3://... "
-                       "(default $HML_ROOT or ./.hml).")
+    @click.group(
+        name=app.package_entrypoint,
+        help=f"{app.name}: pipelines and inference (hypermodel app).",
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "HML"},
+    )
+    @click.option(
+        "--root",
+        default=None,
+        metavar="URL",
+        help="Bucket root for outputs, datasets and runs: a directory, gs://... or s3://... "
+        "(default $HML_ROOT or ./.hml).",
+    )
     def root(root: str | None) -> None:
         if root:
             app.configure(root=root)

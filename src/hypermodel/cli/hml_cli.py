@@ -16,10 +16,26 @@ from .errors import run_cli
 
 # command name -> (module, factory function, one-line help). A constant table.
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "datasets": ("hypermodel.cli.datasets", "datasets_group", "List, show, verify datasets and their lineage."),
-    "runs": ("hypermodel.cli.runs", "runs_group", "List, show, compare tracked runs; HTML reports."),
-    "artifacts": ("hypermodel.cli.artifacts", "artifacts_group", "Push and pull project-shared artifacts."),
-    "new": ("hypermodel.cli.new", "new_group", "Generate a project, data models, tasks, pipelines, models."),
+    "datasets": (
+        "hypermodel.cli.datasets",
+        "datasets_group",
+        "List, show, verify datasets and their lineage.",
+    ),
+    "runs": (
+        "hypermodel.cli.runs",
+        "runs_group",
+        "List, show, compare tracked runs; HTML reports.",
+    ),
+    "artifacts": (
+        "hypermodel.cli.artifacts",
+        "artifacts_group",
+        "Push and pull project-shared artifacts.",
+    ),
+    "new": (
+        "hypermodel.cli.new",
+        "new_group",
+        "Generate a project, data models, tasks, pipelines, models.",
+    ),
 }
 
 
@@ -28,7 +44,11 @@ class LazyGroup(click.Group):
         return sorted([*super().list_commands(ctx), *self._available()])
 
     def _available(self) -> list[str]:
-        return [name for name, (module, _, _) in SUBCOMMANDS.items() if importlib.util.find_spec(module) is not None]
+        return [
+            name
+            for name, (module, _, _) in SUBCOMMANDS.items()
+            if importlib.util.find_spec(module) is not None
+        ]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = super().get_command(ctx, cmd_name)
@@ -59,11 +79,24 @@ def _version() -> str:
 
 
 def build_hml_cli() -> click.Group:
-    @click.group(name="hml", cls=LazyGroup, help="hypermodel: project-level commands.", no_args_is_help=True,
-                 context_settings={"help_option_names": ["-h", "--help"]})
-    @click.version_option(version=_version(), prog_name="hypermodel", message="%(prog)s %(version)s")
-    @click.option("--root", envvar="HML_ROOT", default=".hml", show_default=True, metavar="URL",
-                  help="Bucket root: a directory, gs://bucket/prefix or s3://bucket/prefix.")
+    @click.group(
+        name="hml",
+        cls=LazyGroup,
+        help="hypermodel: project-level commands.",
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    @click.version_option(
+        version=_version(), prog_name="hypermodel", message="%(prog)s %(version)s"
+    )
+    @click.option(
+        "--root",
+        envvar="HML_ROOT",
+        default=".hml",
+        show_default=True,
+        metavar="URL",
+        help="Bucket root: a directory, gs://bucket/prefix or s3://bucket/prefix.",
+    )
     @click.pass_context
     def hml(ctx: click.Context, root: str) -> None:
         ctx.obj = {"root": root}

@@ -33,8 +33,13 @@ def option_for(p: Param, help_text: str) -> click.Option:
         flag = p.name.replace("_", "-")
         return click.Option([f"--{flag}/--no-{flag}", dest], default=None, help=help_text)
     ptype = JsonType(p.type) if p.type in (list, dict) else _TYPES.get(p.type, click.STRING)
-    return click.Option([p.option, dest], type=ptype, default=None, help=help_text,
-                        metavar=(p.type.__name__.upper() if p.type else "TEXT"))
+    return click.Option(
+        [p.option, dest],
+        type=ptype,
+        default=None,
+        help=help_text,
+        metavar=(p.type.__name__.upper() if p.type else "TEXT"),
+    )
 
 
 def given(kwargs: dict[str, Any], params: tuple[Param, ...]) -> dict[str, Any]:

@@ -18,17 +18,28 @@ if TYPE_CHECKING:
 
 
 def pipelines_group(app: HmlApp) -> click.Group:
-    group = click.Group("pipelines", help=f"The pipelines of {app.name}: run them locally, compile and deploy them.",
-                        no_args_is_help=True)
+    group = click.Group(
+        "pipelines",
+        help=f"The pipelines of {app.name}: run them locally, compile and deploy them.",
+        no_args_is_help=True,
+    )
     for pipeline in app.pipelines:
         group.add_command(pipeline_group(app, pipeline))
     return group
 
 
 def pipeline_group(app: HmlApp, pipeline: Pipeline) -> click.Group:
-    summary = pipeline.description.splitlines()[0] if pipeline.description else f"ops: {', '.join(pipeline.order())}"
-    group = click.Group(pipeline.name, help=pipeline.description or summary, short_help=summary,
-                        no_args_is_help=True)
+    summary = (
+        pipeline.description.splitlines()[0]
+        if pipeline.description
+        else f"ops: {', '.join(pipeline.order())}"
+    )
+    group = click.Group(
+        pipeline.name,
+        help=pipeline.description or summary,
+        short_help=summary,
+        no_args_is_help=True,
+    )
     group.add_command(run_group(app, pipeline))
     group.add_command(run_all_command(app, pipeline))
     group.add_command(show_command(pipeline))
@@ -48,51 +59,102 @@ def _arg_help(pipeline: Pipeline, task: Task, name: str, type_name: str) -> str:
     if name in task.arguments:
         return f"{type_name}; default {bound!r} (set in the pipeline)"
     p = task.op.param(name)
-    return f"{type_name}; required" if p is not None and p.required else f"{type_name}; default {p.default!r}" if p else type_name
+    return (
+        f"{type_name}; required"
+        if p is not None and p.required
+        else f"{type_name}; default {p.default!r}"
+        if p
+        else type_name
+    )
 
 
 def run_group(app: HmlApp, pipeline: Pipeline) -> click.Group:
-    group = click.Group("run", help=f"Run one op of '{pipeline.name}' in this process and store its output.",
-                        no_args_is_help=True)
+    group = click.Group(
+        "run",
+        help=f"Run one op of '{pipeline.name}' in this process and store its output.",
+        no_args_is_help=True,
+    )
     for task in pipeline:
         group.add_command(run_op_command(app, pipeline, task))
     return group
 
 
 def run_op_command(app: HmlApp, pipeline: Pipeline, task: Task) -> click.Command:
-    params: list[click.Parameter] = [option_for(p, _arg_help(pipeline, task, p.name, p.type_name)) for p in task.op.params]
+    params: list[click.Parameter] = [
+        option_for(p, _arg_help(pipeline, task, p.name, p.type_name)) for p in task.op.params
+    ]
     params += [
         click.Option(["--no-cache"], is_flag=True, help="Run even if a cached output matches."),
-        click.Option(["--force"], is_flag=True, help="Write datasets even from a repository with uncommitted changes."),
+        click.Option(
+            ["--force"],
+            is_flag=True,
+            help="Write datasets even from a repository with uncommitted changes.",
+        ),
         click.Option(["--hml-run-id", "run_id"], default=None, hidden=True),
-        click.Option(["--hml-output-file", "output_file"], default=None, hidden=True,
-                     type=click.Path(dir_okay=False, path_type=Path)),
+        click.Option(
+            ["--hml-output-file", "output_file"],
+            default=None,
+            hidden=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+        ),
         click.Option(["--hml-retries", "retries"], default=None, type=int, hidden=True),
     ]
 
-    def callback(no_cache: bool, force: bool, run_id: str | None, output_file: Path | None,
-                 retries: int | None, **kwargs: Any) -> int:
+    def callback(
+        no_cache: bool,
+        force: bool,
+        run_id: str | None,
+        output_file: Path | None,
+        retries: int | None,
+        **kwargs: Any,
+    ) -> int:
         from ..local.runner import FAILED, run_single
 
-        result = run_single(app, pipeline, task.name, given(kwargs, task.op.params), run_id=run_id,
-                            cache=not no_cache, force=force, retries=retries)
+        result = run_single(
+            app,
+            pipeline,
+            task.name,
+            given(kwargs, task.op.params),
+            run_id=run_id,
+            cache=not no_cache,
+            force=force,
+            retries=retries,
+        )
         if result.notes:
-            click.echo(f"note: op '{task.name}': not applied locally (applied on Kubeflow): "
-                       + ", ".join(result.notes), err=True)
+            click.echo(
+                f"note: op '{task.name}': not applied locally (applied on Kubeflow): "
+                + ", ".join(result.notes),
+                err=True,
+            )
         if result.status == FAILED:
             click.echo(result.error.rstrip(), err=True)
-            click.echo(f"error: op '{task.name}' failed after {result.attempts} attempt(s)", err=True)
+            click.echo(
+                f"error: op '{task.name}' failed after {result.attempts} attempt(s)", err=True
+            )
             return 1
         if result.cache_hit:
-            click.echo(f"op '{task.name}': cached output reused (pass --no-cache to run it)", err=True)
+            click.echo(
+                f"op '{task.name}': cached output reused (pass --no-cache to run it)", err=True
+            )
         if output_file is not None:
             write_output_file(output_file, result.output)
         click.echo(render(result.output))
         return 0
 
     doc = task.op.description or f"Run op '{task.op.name}'."
-    return click.Command(task.name, params=params, callback=callback, help=doc,
-                         short_help=doc.splitlines()[0] if doc else None)
+    return click.Command(
+        task.name,
+        params=params,
+        callback=callback,
+        help=doc,
+        short_help=doc.splitlines()[0] if doc else None,
+    )
+
+
+def leaves(pipeline: Pipeline) -> list[str]:
+    """Tasks nothing depends on: their outputs are the pipeline's results."""
+    used = {d for t in pipeline for d in t.dependencies()}
+    return [t.name for t in pipeline if t.name not in used]
 
 
 def render(value: Any) -> str:
@@ -112,23 +174,46 @@ def write_output_file(path: Path, value: Any) -> None:
 
 
 def run_all_command(app: HmlApp, pipeline: Pipeline) -> click.Command:
-    params: list[click.Parameter] = [option_for(p, f"{p.type_name}; pipeline parameter" + (
-        "; required" if p.required else f" (default {p.default!r})")) for p in pipeline.params]
+    params: list[click.Parameter] = [
+        option_for(
+            p,
+            f"{p.type_name}; pipeline parameter"
+            + ("; required" if p.required else f" (default {p.default!r})"),
+        )
+        for p in pipeline.params
+    ]
     params += [
-        click.Option(["--workers", "-w"], type=click.IntRange(min=0), default=None,
-                     help="Processes for independent ops (default: CPU count; 0 runs in this process)."),
+        click.Option(
+            ["--workers", "-w"],
+            type=click.IntRange(min=0),
+            default=None,
+            help="Processes for independent ops (default: CPU count; 0 runs in this process).",
+        ),
         click.Option(["--no-cache"], is_flag=True, help="Run cached ops anyway."),
-        click.Option(["--force"], is_flag=True, help="Write datasets even from a repository with uncommitted changes."),
+        click.Option(
+            ["--force"],
+            is_flag=True,
+            help="Write datasets even from a repository with uncommitted changes.",
+        ),
         click.Option(["--quiet", "-q"], is_flag=True, help="No live progress, only the summary."),
     ]
 
-    def callback(workers: int | None, no_cache: bool, force: bool, quiet: bool, **kwargs: Any) -> int:
+    def callback(
+        workers: int | None, no_cache: bool, force: bool, quiet: bool, **kwargs: Any
+    ) -> int:
         from ..local.progress import ConsoleReporter, print_summary
         from ..local.runner import run_pipeline
 
         reporter = None if quiet else ConsoleReporter()
-        result = run_pipeline(app, pipeline, given(kwargs, pipeline.params), workers=workers,
-                              cache=not no_cache, force=force, reporter=reporter)
+        result = run_pipeline(
+            app,
+            pipeline,
+            given(kwargs, pipeline.params),
+            workers=workers,
+            cache=not no_cache,
+            force=force,
+            reporter=reporter,
+        )
         print_summary(result)
         failed = result.failed
         if failed is not None:
@@ -139,18 +224,28 @@ def run_all_command(app: HmlApp, pipeline: Pipeline) -> click.Command:
                 click.echo(f"skipped because of it: {', '.join(skipped)}", err=True)
             click.echo(f"error: pipeline '{pipeline.name}' failed (run {result.run_id})", err=True)
             return 1
+        for name in leaves(pipeline):
+            click.echo(f"{name}: {render(result.tasks[name].output)}")
         click.echo(f"outputs: {app.settings.root}/runs/{result.run_id}/outputs/")
         return 0
 
-    return click.Command("run-all", params=params, callback=callback,
-                         help=f"Run every op of '{pipeline.name}' in dependency order, independent ops in parallel.")
+    return click.Command(
+        "run-all",
+        params=params,
+        callback=callback,
+        help=f"Run every op of '{pipeline.name}' in dependency order, independent ops in parallel.",
+    )
 
 
 def show_command(pipeline: Pipeline) -> click.Command:
     def callback() -> None:
-        click.echo(f"pipeline {pipeline.name}" + (f" (cron {pipeline.cron})" if pipeline.cron else ""))
+        click.echo(
+            f"pipeline {pipeline.name}" + (f" (cron {pipeline.cron})" if pipeline.cron else "")
+        )
         for p in pipeline.params:
-            click.echo(f"  param {p.name}: {p.type_name}" + ("" if p.required else f" = {p.default!r}"))
+            click.echo(
+                f"  param {p.name}: {p.type_name}" + ("" if p.required else f" = {p.default!r}")
+            )
         for task in pipeline:
             deps = task.dependencies()
             extra = []
@@ -158,8 +253,13 @@ def show_command(pipeline: Pipeline) -> click.Command:
                 extra.append(f"retries={task.retries}")
             if task.cache:
                 extra.append("cache")
-            click.echo(f"  {task.name}" + (f" <- {', '.join(deps)}" if deps else "")
-                       + (f" [{', '.join(extra)}]" if extra else ""))
+            click.echo(
+                f"  {task.name}"
+                + (f" <- {', '.join(deps)}" if deps else "")
+                + (f" [{', '.join(extra)}]" if extra else "")
+            )
         sys.stdout.flush()
 
-    return click.Command("show", callback=callback, help="Show the ops, their dependencies and the parameters.")
+    return click.Command(
+        "show", callback=callback, help="Show the ops, their dependencies and the parameters."
+    )

@@ -39,7 +39,9 @@ class Volume:
 class ContainerConfig:
     """Chainable settings for a container: ``cfg.with_env(...).with_resources(...)``."""
 
-    name: str | None = None  # the op/task or deployment being configured (read-only for configurators)
+    name: str | None = (
+        None  # the op/task or deployment being configured (read-only for configurators)
+    )
     image: str | None = None
     command: list[str] | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -70,7 +72,9 @@ class ContainerConfig:
 
     def with_env(self, name: str, value: Any) -> ContainerConfig:
         if not name or not str(name).replace("_", "a").isalnum():
-            raise DeclarationError(f"env var name {name!r} is not valid: use letters, digits and '_'")
+            raise DeclarationError(
+                f"env var name {name!r} is not valid: use letters, digits and '_'"
+            )
         self.env[name] = str(value)
         return self
 
@@ -84,14 +88,18 @@ class ContainerConfig:
         self.secret_volumes.append(SecretVolume(secret, mount_path))
         return self
 
-    def with_gcp_auth(self, secret: str = "user-gcp-sa", key_file: str = "user-gcp-sa.json") -> ContainerConfig:
+    def with_gcp_auth(
+        self, secret: str = "user-gcp-sa", key_file: str = "user-gcp-sa.json"
+    ) -> ContainerConfig:
         """Authenticate as a GCP service account whose key lives in a Kubernetes secret."""
         mount = f"/secret/gcp-credentials/{secret}"
         self.with_secret(secret, mount)
         self.env["GOOGLE_APPLICATION_CREDENTIALS"] = f"{mount}/{key_file}"
         return self
 
-    def with_empty_dir(self, name: str, mount_path: str, medium: str = "", size_limit: str = "") -> ContainerConfig:
+    def with_empty_dir(
+        self, name: str, mount_path: str, medium: str = "", size_limit: str = ""
+    ) -> ContainerConfig:
         self.volumes.append(Volume("empty_dir", name, mount_path, medium, size_limit))
         return self
 
@@ -128,8 +136,12 @@ class ContainerConfig:
         self.node_selector[key] = value
         return self
 
-    def with_toleration(self, key: str, value: str = "", effect: str = "NoSchedule", operator: str = "Equal") -> ContainerConfig:
-        self.tolerations.append({"key": key, "value": value, "effect": effect, "operator": operator})
+    def with_toleration(
+        self, key: str, value: str = "", effect: str = "NoSchedule", operator: str = "Equal"
+    ) -> ContainerConfig:
+        self.tolerations.append(
+            {"key": key, "value": value, "effect": effect, "operator": operator}
+        )
         return self
 
     def with_image_pull_secret(self, name: str) -> ContainerConfig:
@@ -155,8 +167,16 @@ class ContainerConfig:
     def merged(self, other: ContainerConfig) -> ContainerConfig:
         """A new config: ``self`` overridden/extended by ``other``."""
         out = self.copy()
-        for name in ("image", "command", "cpu_request", "cpu_limit", "memory_request",
-                     "memory_limit", "gpu_limit", "service_account"):
+        for name in (
+            "image",
+            "command",
+            "cpu_request",
+            "cpu_limit",
+            "memory_request",
+            "memory_limit",
+            "gpu_limit",
+            "service_account",
+        ):
             value = getattr(other, name)
             if value is not None:
                 setattr(out, name, copy.deepcopy(value))
@@ -169,16 +189,23 @@ class ContainerConfig:
         out.secret_volumes += other.secret_volumes
         out.volumes += other.volumes
         out.tolerations += copy.deepcopy(other.tolerations)
-        out.image_pull_secrets += [s for s in other.image_pull_secrets if s not in out.image_pull_secrets]
+        out.image_pull_secrets += [
+            s for s in other.image_pull_secrets if s not in out.image_pull_secrets
+        ]
         return out
 
     def cluster_only(self) -> list[str]:
         """Settings the local runner cannot honour, described for the 'not applied locally' note."""
         notes = []
-        for label, value in (("cpu", self.cpu_request), ("cpu limit", self.cpu_limit),
-                             ("memory", self.memory_request), ("memory limit", self.memory_limit),
-                             ("gpu", self.gpu_limit), ("image", self.image),
-                             ("service account", self.service_account)):
+        for label, value in (
+            ("cpu", self.cpu_request),
+            ("cpu limit", self.cpu_limit),
+            ("memory", self.memory_request),
+            ("memory limit", self.memory_limit),
+            ("gpu", self.gpu_limit),
+            ("image", self.image),
+            ("service account", self.service_account),
+        ):
             if value is not None:
                 notes.append(f"{label}={value}")
         notes += [f"secret {s.secret} as ${s.env}" for s in self.secret_env]

@@ -109,8 +109,9 @@ def op(
         return op()(name)  # type: ignore[return-value]
 
     def decorate(fn: Callable[..., Any]) -> Op:
-        cfg = ContainerConfig().with_resources(cpu=cpu, memory=memory, gpu=gpu,
-                                               cpu_limit=cpu_limit, memory_limit=memory_limit)
+        cfg = ContainerConfig().with_resources(
+            cpu=cpu, memory=memory, gpu=gpu, cpu_limit=cpu_limit, memory_limit=memory_limit
+        )
         if image:
             cfg.with_image(image)
         for key, value in (env or {}).items():

@@ -122,12 +122,26 @@ class PipelineBuilder:
 def _check_binding(value: Any, param: Param, where: str) -> Any:
     if isinstance(value, Task):
         produced = value.op.return_type
-        if param.type and produced and produced is not param.type and not (param.type is float and produced is int):
-            raise DeclarationError(f"{where}: expects {param.type_name} but op '{value.op.name}' returns {produced.__name__}")
+        if (
+            param.type
+            and produced
+            and produced is not param.type
+            and not (param.type is float and produced is int)
+        ):
+            raise DeclarationError(
+                f"{where}: expects {param.type_name} but op '{value.op.name}' returns {produced.__name__}"
+            )
         return value
     if isinstance(value, PipelineParam):
-        if param.type and value.type and value.type is not param.type and not (param.type is float and value.type is int):
-            raise DeclarationError(f"{where}: expects {param.type_name} but pipeline parameter '{value.name}' is {value.type.__name__}")
+        if (
+            param.type
+            and value.type
+            and value.type is not param.type
+            and not (param.type is float and value.type is int)
+        ):
+            raise DeclarationError(
+                f"{where}: expects {param.type_name} but pipeline parameter '{value.name}' is {value.type.__name__}"
+            )
         return value
     try:
         return check_value(value, param.type, where)
@@ -164,7 +178,9 @@ class Pipeline:
         finally:
             _BUILDER.reset(token)
         if not builder.tasks:
-            raise DeclarationError(f"pipeline '{self.name}' calls no ops; call @hml.op functions in its body")
+            raise DeclarationError(
+                f"pipeline '{self.name}' calls no ops; call @hml.op functions in its body"
+            )
         for task in builder.tasks.values():
             for p in task.op.params:
                 if p.name not in task.arguments and p.required:
@@ -188,7 +204,9 @@ class Pipeline:
             return self.tasks[name]
         except KeyError:
             known = ", ".join(self.tasks)
-            raise DeclarationError(f"pipeline '{self.name}' has no op '{name}' (ops: {known})") from None
+            raise DeclarationError(
+                f"pipeline '{self.name}' has no op '{name}' (ops: {known})"
+            ) from None
 
     def downstream(self, name: str) -> set[str]:
         """Every task that depends, directly or not, on ``name``."""
@@ -221,7 +239,9 @@ def topological_order(pipeline: str, tasks: dict[str, Task]) -> list[str]:
     for task in tasks.values():
         for dep in task.dependencies():
             if dep not in tasks:
-                raise DeclarationError(f"pipeline '{pipeline}': task '{task.name}' runs after unknown task '{dep}'")
+                raise DeclarationError(
+                    f"pipeline '{pipeline}': task '{task.name}' runs after unknown task '{dep}'"
+                )
             indegree[task.name] += 1
     ready = [n for n in tasks if indegree[n] == 0]
     order: list[str] = []
@@ -235,5 +255,7 @@ def topological_order(pipeline: str, tasks: dict[str, Task]) -> list[str]:
                     ready.append(task.name)
     if len(order) != len(tasks):
         cyclic = sorted(set(tasks) - set(order))
-        raise DeclarationError(f"pipeline '{pipeline}' has a dependency cycle among: {', '.join(cyclic)}")
+        raise DeclarationError(
+            f"pipeline '{pipeline}' has a dependency cycle among: {', '.join(cyclic)}"
+        )
     return order

@@ -28,11 +28,15 @@ def normalise(annotation: Any, where: str) -> type | None:
     if annotation is inspect.Parameter.empty or annotation is Any:
         return None
     origin = typing.get_origin(annotation)
-    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+    if origin is typing.Union or (
+        origin is not None and str(origin) == "<class 'types.UnionType'>"
+    ):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(args) == 1:
             return normalise(args[0], where)
-        raise DeclarationError(f"{where}: union types are not supported; use one of int, float, bool, str, list, dict")
+        raise DeclarationError(
+            f"{where}: union types are not supported; use one of int, float, bool, str, list, dict"
+        )
     if origin is not None:
         annotation = origin
     if annotation in SUPPORTED:
@@ -71,8 +75,16 @@ def params_of(fn: Any, where: str) -> tuple[Param, ...]:
     out = []
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise DeclarationError(f"{where}: *args/**kwargs are not supported; declare each argument")
-        out.append(Param(p.name, normalise(hints.get(p.name, p.annotation), f"{where} argument '{p.name}'"), p.default))
+            raise DeclarationError(
+                f"{where}: *args/**kwargs are not supported; declare each argument"
+            )
+        out.append(
+            Param(
+                p.name,
+                normalise(hints.get(p.name, p.annotation), f"{where} argument '{p.name}'"),
+                p.default,
+            )
+        )
     return tuple(out)
 
 
@@ -97,7 +109,9 @@ def check_value(value: Any, expected: type | None, where: str) -> Any:
     if expected is int and isinstance(value, bool):
         raise UsageError(f"{where}: expected int, got bool {value!r}")
     if not isinstance(value, expected):
-        raise UsageError(f"{where}: expected {SUPPORTED[expected]}, got {type(value).__name__} {value!r}")
+        raise UsageError(
+            f"{where}: expected {SUPPORTED[expected]}, got {type(value).__name__} {value!r}"
+        )
     return value
 
 
@@ -119,5 +133,7 @@ def parse_text(text: str, expected: type | None, where: str) -> Any:
             return float(text)
         value = orjson.loads(text)
     except (ValueError, orjson.JSONDecodeError) as exc:
-        raise UsageError(f"{where}: {text!r} is not a valid {SUPPORTED.get(expected, 'str')}") from exc  # type: ignore[arg-type]
+        raise UsageError(
+            f"{where}: {text!r} is not a valid {SUPPORTED.get(expected, 'str')}"
+        ) from exc  # type: ignore[arg-type]
     return check_value(value, expected, where)

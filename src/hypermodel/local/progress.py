@@ -8,8 +8,14 @@ from typing import IO, Any
 from ..dsl.pipeline import Pipeline
 from .runner import CACHED, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, RunResult, TaskResult
 
-_STYLE = {SUCCEEDED: "green", CACHED: "cyan", FAILED: "bold red", SKIPPED: "yellow",
-          RUNNING: "blue", PENDING: "dim"}
+_STYLE = {
+    SUCCEEDED: "green",
+    CACHED: "cyan",
+    FAILED: "bold red",
+    SKIPPED: "yellow",
+    RUNNING: "blue",
+    PENDING: "dim",
+}
 _MARK = {SUCCEEDED: "✓", CACHED: "↺", FAILED: "✗", SKIPPED: "-", RUNNING: "…", PENDING: " "}
 
 
@@ -27,7 +33,7 @@ class ConsoleReporter:
         from rich.console import Console
 
         self.stream = stream or sys.stderr
-        self.console = Console(file=self.stream, highlight=False)
+        self.console = Console(file=self.stream, highlight=False, soft_wrap=True)
         self.live_enabled = self.console.is_terminal if live is None else live
         self._live: Any = None
         self._results: dict[str, TaskResult] = {}
@@ -40,8 +46,12 @@ class ConsoleReporter:
         for col in ("op", "status", "attempts", "duration"):
             table.add_column(col)
         for r in self._results.values():
-            table.add_row(r.name, f"[{_STYLE[r.status]}]{_MARK[r.status]} {r.status}[/]", str(r.attempts),
-                          f"{r.duration:.2f}s" if r.attempts else "")
+            table.add_row(
+                r.name,
+                f"[{_STYLE[r.status]}]{_MARK[r.status]} {r.status}[/]",
+                str(r.attempts),
+                f"{r.duration:.2f}s" if r.attempts else "",
+            )
         return table
 
     def run_started(self, run_id: str, pipeline: Pipeline, results: dict[str, TaskResult]) -> None:
@@ -49,12 +59,16 @@ class ConsoleReporter:
         self._title = f"{pipeline.name} · run {run_id}"
         for r in results.values():
             if r.notes:
-                self.console.print(f"[yellow]note[/]: op '{r.name}': not applied locally (applied on Kubeflow): "
-                                   + ", ".join(r.notes))
+                self.console.print(
+                    f"[yellow]note[/]: op '{r.name}': not applied locally (applied on Kubeflow): "
+                    + ", ".join(r.notes)
+                )
         if self.live_enabled:
             from rich.live import Live
 
-            self._live = Live(self._table(), console=self.console, refresh_per_second=8, transient=True)
+            self._live = Live(
+                self._table(), console=self.console, refresh_per_second=8, transient=True
+            )
             self._live.start()
         else:
             self.console.print(f"run {run_id}: {len(results)} op(s) of pipeline '{pipeline.name}'")
@@ -63,7 +77,11 @@ class ConsoleReporter:
         if self._live is not None:
             self._live.update(self._table())
         elif result.status != PENDING:
-            extra = f" attempt {result.attempts}" if result.status == RUNNING else f" {result.duration:.2f}s"
+            extra = (
+                f" attempt {result.attempts}"
+                if result.status == RUNNING
+                else f" {result.duration:.2f}s"
+            )
             self.console.print(f"{_MARK[result.status]} {result.name} {result.status}{extra}")
 
     def run_finished(self, result: RunResult) -> None:
@@ -78,12 +96,19 @@ def print_summary(result: RunResult, out: IO[str] | None = None) -> None:
     from rich.table import Table
 
     console = Console(file=out or sys.stdout, highlight=False, width=120)
-    table = Table(title=f"run {result.run_id} · {result.status} in {result.duration:.2f}s",
-                  title_justify="left")
+    table = Table(
+        title=f"run {result.run_id} · {result.status} in {result.duration:.2f}s",
+        title_justify="left",
+    )
     for col in ("op", "status", "duration", "attempts", "cache hit", "output"):
         table.add_column(col, overflow="fold")
     for r in result.tasks.values():
-        table.add_row(r.name, f"[{_STYLE[r.status]}]{r.status}[/]", f"{r.duration:.2f}s",
-                      str(r.attempts), "yes" if r.cache_hit else "no",
-                      short(r.output) if r.status in (SUCCEEDED, CACHED) else "")
+        table.add_row(
+            r.name,
+            f"[{_STYLE[r.status]}]{r.status}[/]",
+            f"{r.duration:.2f}s",
+            str(r.attempts),
+            "yes" if r.cache_hit else "no",
+            short(r.output) if r.status in (SUCCEEDED, CACHED) else "",
+        )
     console.print(table)

@@ -24,7 +24,13 @@ if TYPE_CHECKING:
     from ..app import HmlApp
 
 SUCCEEDED, FAILED, SKIPPED, CACHED, PENDING, RUNNING = (
-    "succeeded", "failed", "skipped", "cached", "pending", "running")
+    "succeeded",
+    "failed",
+    "skipped",
+    "cached",
+    "pending",
+    "running",
+)
 
 
 @dataclass
@@ -76,7 +82,9 @@ class RunResult:
 
 
 class Reporter(Protocol):
-    def run_started(self, run_id: str, pipeline: Pipeline, results: dict[str, TaskResult]) -> None: ...
+    def run_started(
+        self, run_id: str, pipeline: Pipeline, results: dict[str, TaskResult]
+    ) -> None: ...
     def task_changed(self, result: TaskResult) -> None: ...
     def run_finished(self, result: RunResult) -> None: ...
 
@@ -103,12 +111,18 @@ def resolve_params(pipeline: Pipeline, given: dict[str, Any]) -> dict[str, Any]:
     for key in given:
         if pipeline.param(key) is None:
             known = ", ".join(p.name for p in pipeline.params) or "none"
-            raise UsageError(f"pipeline '{pipeline.name}': unknown parameter '{key}' (parameters: {known})")
+            raise UsageError(
+                f"pipeline '{pipeline.name}': unknown parameter '{key}' (parameters: {known})"
+            )
     for p in pipeline.params:
         if p.name in given:
-            values[p.name] = check_value(given[p.name], p.type, f"pipeline '{pipeline.name}' parameter '{p.name}'")
+            values[p.name] = check_value(
+                given[p.name], p.type, f"pipeline '{pipeline.name}' parameter '{p.name}'"
+            )
         elif p.required:
-            raise UsageError(f"pipeline '{pipeline.name}': parameter '{p.name}' is required ({p.option})")
+            raise UsageError(
+                f"pipeline '{pipeline.name}': parameter '{p.name}' is required ({p.option})"
+            )
         else:
             values[p.name] = p.default
     return values
@@ -123,22 +137,31 @@ def bind(task: Task, params: dict[str, Any], outputs: dict[str, Any]) -> dict[st
         elif isinstance(value, PipelineParam):
             value = params[value.name]
         param = task.op.param(name)
-        args[name] = check_value(value, param.type if param else None, f"op '{task.name}' argument '{name}'")
+        args[name] = check_value(
+            value, param.type if param else None, f"op '{task.name}' argument '{name}'"
+        )
     return args
 
 
 def _workdir(app: HmlApp, run_id: str, task: str) -> Path:
     if app.settings.is_local:
         return app.settings.local_root / "work" / run_id / task
-    base = Path(os.environ.get("HML_WORKDIR", "/tmp/hml-work"))  # noqa: S108 - pod scratch space
+    base = Path(os.environ.get("HML_WORKDIR", "/tmp/hml-work"))
     return base / run_id / task
 
 
 class _Run:
     """State of one pipeline run in the parent process."""
 
-    def __init__(self, app: HmlApp, pipeline: Pipeline, params: dict[str, Any], run_id: str,
-                 use_cache: bool, force: bool) -> None:
+    def __init__(
+        self,
+        app: HmlApp,
+        pipeline: Pipeline,
+        params: dict[str, Any],
+        run_id: str,
+        use_cache: bool,
+        force: bool,
+    ) -> None:
         self.app = app
         self.pipeline = pipeline
         self.params = params
@@ -152,11 +175,18 @@ class _Run:
 
     def context(self, task: Task, attempt: int) -> OpContext:
         return OpContext(
-            app=self.app.name, pipeline=self.pipeline.name, task=task.name, op=task.op.name,
-            run_id=self.run_id, attempt=attempt, root=self.app.settings.root,
+            app=self.app.name,
+            pipeline=self.pipeline.name,
+            task=task.name,
+            op=task.op.name,
+            run_id=self.run_id,
+            attempt=attempt,
+            root=self.app.settings.root,
             workdir=_workdir(self.app, self.run_id, task.name),
-            output_key=f"runs/{self.run_id}/outputs/{task.name}.json", force=self.force,
-            kfp_run_id=os.environ.get("HML_KFP_RUN_ID") or None, params=dict(self.params),
+            output_key=f"runs/{self.run_id}/outputs/{task.name}.json",
+            force=self.force,
+            kfp_run_id=os.environ.get("HML_KFP_RUN_ID") or None,
+            params=dict(self.params),
         )
 
     def env(self, task: Task) -> dict[str, str]:
@@ -177,31 +207,65 @@ class _Run:
         result = self.results[task.name]
         result.status, result.output, result.cache_key = CACHED, hit["output"], key
         self.outputs[task.name] = hit["output"]
-        self.store.save(self.run_id, self.pipeline.name, task.name, hit["output"],
-                        {"cache_key": key, "cached_from": hit.get("run_id")})
+        self.store.save(
+            self.run_id,
+            self.pipeline.name,
+            task.name,
+            hit["output"],
+            {"cache_key": key, "cached_from": hit.get("run_id")},
+        )
         return True
 
     def succeeded(self, task: Task, attempt: Attempt) -> None:
         result = self.results[task.name]
-        result.status, result.output, result.duration = SUCCEEDED, attempt.output, result.duration + attempt.duration
+        result.status, result.output, result.duration = (
+            SUCCEEDED,
+            attempt.output,
+            result.duration + attempt.duration,
+        )
         key = self.keys.get(task.name, "")
         result.cache_key = key
         self.outputs[task.name] = attempt.output
-        self.store.save(self.run_id, self.pipeline.name, task.name, attempt.output,
-                        {"cache_key": key, "attempts": result.attempts})
+        self.store.save(
+            self.run_id,
+            self.pipeline.name,
+            task.name,
+            attempt.output,
+            {"cache_key": key, "attempts": result.attempts},
+        )
         if task.cache and key:
             self.store.put_cache(task.op.name, key, attempt.output, self.run_id)
 
     def record(self, started: float, finished: bool) -> None:
-        self.store.save_run(self.run_id, {
-            "app": self.app.name, "pipeline": self.pipeline.name, "run_id": self.run_id,
-            "params": self.params, "started": started, "finished": time.time() if finished else None,
-            "status": (SUCCEEDED if all(r.status in (SUCCEEDED, CACHED) for r in self.results.values())
-                       else FAILED) if finished else RUNNING,
-            "tasks": [{"name": r.name, "op": r.op, "status": r.status, "attempts": r.attempts,
-                       "duration": round(r.duration, 6), "cache_key": r.cache_key}
-                      for r in self.results.values()],
-        })
+        self.store.save_run(
+            self.run_id,
+            {
+                "app": self.app.name,
+                "pipeline": self.pipeline.name,
+                "run_id": self.run_id,
+                "params": self.params,
+                "started": started,
+                "finished": time.time() if finished else None,
+                "status": (
+                    SUCCEEDED
+                    if all(r.status in (SUCCEEDED, CACHED) for r in self.results.values())
+                    else FAILED
+                )
+                if finished
+                else RUNNING,
+                "tasks": [
+                    {
+                        "name": r.name,
+                        "op": r.op,
+                        "status": r.status,
+                        "attempts": r.attempts,
+                        "duration": round(r.duration, 6),
+                        "cache_key": r.cache_key,
+                    }
+                    for r in self.results.values()
+                ],
+            },
+        )
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -212,9 +276,17 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return pool
 
 
-def run_pipeline(app: HmlApp, pipeline: Pipeline, params: dict[str, Any], *, workers: int | None = None,
-                 cache: bool = True, force: bool = False, reporter: Reporter | None = None,
-                 run_id: str | None = None) -> RunResult:
+def run_pipeline(
+    app: HmlApp,
+    pipeline: Pipeline,
+    params: dict[str, Any],
+    *,
+    workers: int | None = None,
+    cache: bool = True,
+    force: bool = False,
+    reporter: Reporter | None = None,
+    run_id: str | None = None,
+) -> RunResult:
     """Every op in dependency order; independent ops run in parallel on ``workers`` processes.
 
     ``workers=0`` runs every op in this process (handy under a debugger).
@@ -228,7 +300,9 @@ def run_pipeline(app: HmlApp, pipeline: Pipeline, params: dict[str, Any], *, wor
     t0 = time.perf_counter()
     for task in pipeline:
         state.env(task)  # computes the 'not applied locally' notes up front
-    pool = _pool(workers) if workers > 0 and any(not t.op.runs_in_parent for t in pipeline) else None
+    pool = (
+        _pool(workers) if workers > 0 and any(not t.op.runs_in_parent for t in pipeline) else None
+    )
     report.run_started(state.run_id, pipeline, state.results)
     state.record(started, finished=False)
     try:
@@ -249,8 +323,11 @@ def _schedule(state: _Run, pool: ProcessPoolExecutor | None, report: Reporter) -
 
     def ready() -> list[Task]:
         done = {n for n, r in results.items() if r.status in (SUCCEEDED, CACHED)}
-        return [t for t in pipeline if results[t.name].status == PENDING
-                and all(d in done for d in t.dependencies())]
+        return [
+            t
+            for t in pipeline
+            if results[t.name].status == PENDING and all(d in done for d in t.dependencies())
+        ]
 
     def launch(task: Task, args: dict[str, Any]) -> None:
         result = results[task.name]
@@ -319,7 +396,9 @@ def stored_upstream(app: HmlApp, pipeline: Pipeline, task: Task, name: str) -> A
         ) from None
 
 
-def default_arguments(app: HmlApp, pipeline: Pipeline, task: Task, given: dict[str, Any]) -> dict[str, Any]:
+def default_arguments(
+    app: HmlApp, pipeline: Pipeline, task: Task, given: dict[str, Any]
+) -> dict[str, Any]:
     """Arguments for a single op run: given values, else the pipeline's binding, else op defaults."""
     args: dict[str, Any] = {}
     for p in task.op.params:
@@ -332,7 +411,9 @@ def default_arguments(app: HmlApp, pipeline: Pipeline, task: Task, given: dict[s
             args[p.name] = check_value(stored_upstream(app, pipeline, task, p.name), p.type, where)
         elif isinstance(bound, PipelineParam):
             if bound.default is NO_DEFAULT:
-                raise UsageError(f"{where} is required: pass {p.option} (pipeline parameter '{bound.name}' has no default)")
+                raise UsageError(
+                    f"{where} is required: pass {p.option} (pipeline parameter '{bound.name}' has no default)"
+                )
             args[p.name] = bound.default
         elif p.name in task.arguments or not p.required:
             args[p.name] = bound
@@ -341,9 +422,18 @@ def default_arguments(app: HmlApp, pipeline: Pipeline, task: Task, given: dict[s
     return args
 
 
-def run_single(app: HmlApp, pipeline: Pipeline, task_name: str, given: dict[str, Any], *,
-               run_id: str | None = None, cache: bool = True, force: bool = False,
-               retries: int | None = None, reporter: Reporter | None = None) -> TaskResult:
+def run_single(
+    app: HmlApp,
+    pipeline: Pipeline,
+    task_name: str,
+    given: dict[str, Any],
+    *,
+    run_id: str | None = None,
+    cache: bool = True,
+    force: bool = False,
+    retries: int | None = None,
+    reporter: Reporter | None = None,
+) -> TaskResult:
     """Run one op of a pipeline in this process (what a Kubeflow pod does), store its output."""
     task = pipeline.task(task_name)
     report = reporter or _Silent()

@@ -42,7 +42,9 @@ class OutputStore:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
-    def save(self, run_id: str, pipeline: str, task: str, output: Any, meta: dict[str, Any]) -> None:
+    def save(
+        self, run_id: str, pipeline: str, task: str, output: Any, meta: dict[str, Any]
+    ) -> None:
         record = dumps({"output": output, "run_id": run_id, "task": task, **meta})
         self.storage.write_bytes(f"runs/{run_id}/outputs/{task}.json", record)
         self.storage.write_bytes(f"pipelines/{pipeline}/latest/{task}.json", record)
@@ -58,7 +60,9 @@ class OutputStore:
             return None
 
     def put_cache(self, op: str, key: str, output: Any, run_id: str) -> None:
-        self.storage.write_bytes(f"cache/{op}/{key}.json", dumps({"output": output, "run_id": run_id}))
+        self.storage.write_bytes(
+            f"cache/{op}/{key}.json", dumps({"output": output, "run_id": run_id})
+        )
 
     def save_run(self, run_id: str, record: dict[str, Any]) -> None:
         self.storage.write_bytes(f"runs/{run_id}/run.json", dumps(record))

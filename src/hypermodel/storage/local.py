@@ -81,7 +81,7 @@ class LocalStorage(Storage):
 
     def open_read(self, key: str) -> IO[bytes]:
         try:
-            return open(self._path(key), "rb")  # noqa: SIM115 - caller closes
+            return open(self._path(key), "rb")
         except FileNotFoundError as exc:
             raise NotFoundError(f"{self.url}/{key} does not exist") from exc
 

@@ -1,0 +1,1 @@
+"""The hypermodel demo app: wine classification."""
