@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from tests.support import REPO
+
+
+def cli(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.unit.spine.cli_app", "--root", str(root), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_help_lists_pipelines_and_ops(tmp_path: Path) -> None:
+    out = cli("pipelines", "--help", root=tmp_path)
+    assert out.returncode == 0 and all(n in out.stdout for n in ("basic", "parallel", "failing"))
+    out = cli("pipelines", "basic", "--help", root=tmp_path)
+    assert all(n in out.stdout for n in ("run", "run-all", "show"))
+    out = cli("pipelines", "basic", "run", "--help", root=tmp_path)
+    assert all(n in out.stdout for n in ("load", "train", "train-2", "combine"))
+    out = cli("pipelines", "basic", "run", "train", "--help", root=tmp_path)
+    assert "--dataset" in out.stdout and "stored output of op 'load'" in out.stdout
+
+
+def test_run_one_op_then_downstream(tmp_path: Path) -> None:
+    out = cli("pipelines", "basic", "run", "load", "--rows", "10", root=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "data-10"
+    out = cli("pipelines", "basic", "run", "train", "--depth", "2", root=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert orjson.loads(out.stdout) == {
+        "attempt": 1,
+        "dataset": "data-10",
+        "depth": 2,
+        "task": "train",
+    }
+
+
+def test_output_file_for_kubeflow(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "data"
+    out = cli(
+        "pipelines",
+        "basic",
+        "run",
+        "load",
+        "--rows",
+        "3",
+        "--hml-output-file",
+        str(target),
+        root=tmp_path,
+    )
+    assert out.returncode == 0 and target.read_text() == "data-3"
+    cli("pipelines", "basic", "run", "train", "--hml-output-file", str(target), root=tmp_path)
+    assert orjson.loads(target.read_text())["dataset"] == "data-3"
+
+
+def _one_line_error(out: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert "Traceback" not in out.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    _one_line_error(
+        cli("pipelines", "basic", "run", "load", "--rows", "many", root=tmp_path),
+        "run load",
+        "--rows",
+        "'many' is not a valid integer",
+    )
+    _one_line_error(
+        cli("pipelines", "basic", "run", "load", "--colour", "red", root=tmp_path),
+        "run load",
+        "No such option",
+        "--colour",
+    )
+    _one_line_error(
+        cli("pipelines", "basic", "run", "train", root=tmp_path),
+        "op 'train' argument 'dataset' comes from op 'load'",
+        "--dataset",
+    )
+    _one_line_error(
+        cli("pipelines", "basic", "run-all", "--depth", "1.5", root=tmp_path), "run-all", "--depth"
+    )
+    _one_line_error(cli("pipelines", "nope", "run-all", root=tmp_path), "No such command 'nope'")
+
+
+def test_run_all_success_summary(tmp_path: Path) -> None:
+    out = cli("pipelines", "basic", "run-all", "--depth", "5", "--workers", "2", root=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for column in ("op", "status", "duration", "attempts", "cache hit"):
+        assert column in out.stdout
+    assert "combine: 6.0" in out.stdout  # the leaf output, in full
+    again = cli("pipelines", "basic", "run-all", "--depth", "5", "-q", root=tmp_path)
+    assert "cached" in again.stdout
+
+
+def test_run_all_failure_shows_traceback_once_and_exits_non_zero(tmp_path: Path) -> None:
+    out = cli("pipelines", "failing", "run-all", root=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.count("Traceback (most recent call last)") == 1
+    assert "ValueError: broken on purpose" in out.stderr
+    assert "skipped because of it: after_broken" in out.stderr
+    assert "not applied locally (applied on Kubeflow): cpu=2, memory=4Gi" in out.stderr
+
+
+def test_show_and_hml_version(tmp_path: Path) -> None:
+    out = cli("pipelines", "basic", "show", root=tmp_path)
+    assert "train-2 <- load [cache]" in out.stdout and "cron 0 0 2 * * *" in out.stdout
+    hml = Path(sys.executable).parent / "hml"
+    version = subprocess.run([str(hml), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("hypermodel ")
+
+
+def test_import_stays_light() -> None:
+    code = (
+        "import sys; import tests.unit.spine.cli_app as m; m.app.cli(); "
+        "heavy = [n for n in ('kfp','kubernetes','flask','numpy','sklearn','tensorflow','torch','rich','pandas') "
+        "if n in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""

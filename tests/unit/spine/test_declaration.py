@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import pytest
+
+from hypermodel import hml
+from hypermodel.errors import DeclarationError
+
+from . import apps
+
+
+def test_two_apps_keep_their_own_pipelines_and_commands() -> None:
+    one, two = apps.make_app("one"), hml.HmlApp(name="two")
+
+    @hml.pipeline(two.pipelines)
+    def only_two():
+        apps.load()
+
+    assert [p.name for p in one.pipelines] == ["basic", "parallel", "failing"]
+    assert [p.name for p in two.pipelines] == ["only_two"]
+    assert "only_two" not in one.cli().commands["pipelines"].commands  # type: ignore[attr-defined]
+    assert set(two.cli().commands["pipelines"].commands) == {"only_two"}  # type: ignore[attr-defined]
+
+
+def test_duplicate_pipeline_name_is_an_error_at_declaration() -> None:
+    app = apps.make_app()
+    with pytest.raises(DeclarationError, match="already has a pipeline named 'basic'"):
+
+        @hml.pipeline(app.pipelines)
+        def basic():
+            apps.load()
+
+
+def test_same_op_twice_gets_distinct_task_names() -> None:
+    pipeline = apps.make_app().pipelines["basic"]
+    assert pipeline.order() == ["load", "train", "train-2", "combine"]
+    assert pipeline.task("combine").dependencies() == ["train", "train-2"]
+
+
+def test_decorators_return_useful_objects() -> None:
+    app = hml.HmlApp(name="deco")
+    assert isinstance(apps.load, hml.Op)
+    assert apps.load(rows=3) == "data-3"  # outside a pipeline an op is a plain call
+
+    @hml.pipeline(app.pipelines)
+    def p():
+        apps.load()
+
+    assert isinstance(p, hml.Pipeline) and app.pipelines["p"] is p
+
+    @hml.deploy_op(app.pipelines)
+    def configure(op: hml.ContainerConfig) -> hml.ContainerConfig:
+        return op.with_env("A", 1)
+
+    @hml.inference(app.inference)
+    def init(inference_app: object) -> None:
+        pass
+
+    assert callable(configure) and callable(init)
+    assert app.pipelines.container_config(p, p.task("load")).env == {"A": "1"}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (lambda: apps.load(nope=1), "unknown argument 'nope'"),
+        (lambda: apps.train(depth=3), "required argument 'dataset' is not given"),
+        (lambda: apps.load(rows="many"), "argument 'rows': expected int, got str"),
+        (lambda: apps.after_broken(value=apps.load()), "expects int but op 'load' returns str"),
+    ],
+)
+def test_bad_pipeline_bodies_fail_at_declaration_naming_op_and_argument(body, message) -> None:  # type: ignore[no-untyped-def]
+    app = hml.HmlApp(name="bad")
+    with pytest.raises(DeclarationError, match=message):
+        app.pipelines.pipeline("p")(lambda: body())
+
+
+def test_cycle_is_reported() -> None:
+    app = hml.HmlApp(name="cyc")
+
+    def body():
+        a = apps.load(rows=1)
+        b = apps.load(rows=2)
+        a.after(b)
+        b.after(a)
+
+    with pytest.raises(DeclarationError, match="dependency cycle"):
+        app.pipelines.pipeline("p")(body)
+
+
+def test_unsupported_annotation_is_refused() -> None:
+    with pytest.raises(DeclarationError, match="type 'set' is not supported"):
+
+        @hml.op()
+        def bad(values: set) -> int:  # type: ignore[type-arg]
+            return 1
+
+
+def test_pipeline_params_type_checked_against_op_arguments() -> None:
+    app = hml.HmlApp(name="types")
+
+    def body(depth: str = "3"):
+        apps.train(dataset="d", depth=depth)
+
+    with pytest.raises(DeclarationError, match="expects int but pipeline parameter 'depth' is str"):
+        app.pipelines.pipeline("p")(body)
+
+
+def test_unsafe_names_refused() -> None:
+    with pytest.raises(Exception, match="not allowed"):
+        hml.HmlApp(name="../escape")
+
+
+def test_task_configuration_is_kept_apart_from_the_op() -> None:
+    app = hml.HmlApp(name="cfg", image_url="img:1")
+
+    @hml.pipeline(app.pipelines)
+    def p():
+        apps.load(rows=1).with_resources(cpu="3").with_env("X", "1").set_retry(4)
+        apps.load(rows=2)
+
+    first, second = p.task("load"), p.task("load-2")
+    assert first.retries == 4 and second.retries == 0
+    assert app.pipelines.container_config(p, first).cpu_request == "3"
+    assert app.pipelines.container_config(p, second).cpu_request is None
+    assert app.pipelines.container_config(p, second).image == "img:1"
