@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -9,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..dsl.pipeline import PipelineParam, Task
-from ..dsl.types import NO_DEFAULT
+from ..dsl.types import NO_DEFAULT, parse_text
+from ..errors import UsageError
 from .params import given, option_for
 
 if TYPE_CHECKING:
@@ -98,6 +100,10 @@ def run_op_command(app: HmlApp, pipeline: Pipeline, task: Task) -> click.Command
             type=click.Path(dir_okay=False, path_type=Path),
         ),
         click.Option(["--hml-retries", "retries"], default=None, type=int, hidden=True),
+        # Set by compiled Kubeflow components: the KFP task id, and NAME VALUE pairs for
+        # arguments a placeholder cannot express as an option (bool switches).
+        click.Option(["--hml-task-id", "kfp_task_id"], default=None, hidden=True),
+        click.Option(["--hml-arg", "hml_args"], nargs=2, multiple=True, hidden=True),
     ]
 
     def callback(
@@ -106,15 +112,26 @@ def run_op_command(app: HmlApp, pipeline: Pipeline, task: Task) -> click.Command
         run_id: str | None,
         output_file: Path | None,
         retries: int | None,
+        kfp_task_id: str | None,
+        hml_args: tuple[tuple[str, str], ...],
         **kwargs: Any,
     ) -> int:
         from ..local.runner import FAILED, run_single
 
+        values = given(kwargs, task.op.params)
+        for name, text in hml_args:
+            param = task.op.param(name)
+            if param is None:
+                raise UsageError(f"op '{task.name}' has no argument '{name}' (--hml-arg)")
+            values[name] = parse_text(text, param.type, f"op '{task.name}' argument '{name}'")
+        if kfp_task_id:  # inside a Kubeflow pod: lineage names the KFP run and task
+            os.environ["HML_KFP_RUN_ID"] = run_id or ""
+            os.environ["HML_KFP_TASK_ID"] = kfp_task_id
         result = run_single(
             app,
             pipeline,
             task.name,
-            given(kwargs, task.op.params),
+            values,
             run_id=run_id,
             cache=not no_cache,
             force=force,

@@ -186,6 +186,7 @@ class _Run:
             output_key=f"runs/{self.run_id}/outputs/{task.name}.json",
             force=self.force,
             kfp_run_id=os.environ.get("HML_KFP_RUN_ID") or None,
+            kfp_task_id=os.environ.get("HML_KFP_TASK_ID") or None,
             params=dict(self.params),
         )
 
