@@ -1,7 +1,10 @@
-"""``<app> inference ...``: serve the app's models and deploy the server (filled in by serving)."""
+"""``<app> inference ...``: serve the app's models (run-dev, run-prod), list routes, deploy."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import logging
 from typing import TYPE_CHECKING
 
 import click
@@ -9,6 +12,85 @@ import click
 if TYPE_CHECKING:
     from ..app import HmlApp
 
+_DEPLOY_MODULE = "hypermodel.cli.inference_deploy"
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
 
 def inference_group(app: HmlApp) -> click.Group:
-    return click.Group("inference", help=f"Serve {app.name}'s models and deploy the server.", no_args_is_help=True)
+    group = click.Group(
+        "inference", help=f"Serve {app.name}'s models and deploy the server.", no_args_is_help=True
+    )
+
+    @group.command("run-prod")
+    @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+    @click.option(
+        "--port", type=int, default=app.inference_port, show_default=True, help="Port to listen on."
+    )
+    @click.option(
+        "--threads",
+        type=click.IntRange(1, 256),
+        default=8,
+        show_default=True,
+        help="waitress worker threads.",
+    )
+    def run_prod(host: str, port: int, threads: int) -> None:
+        """Serve with waitress (production)."""
+        from ..serving.server import serve_prod
+
+        _logging()
+        serve_prod(app.inference, host, port, threads)
+
+    @group.command("run-dev")
+    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+    @click.option(
+        "--port", type=int, default=app.inference_port, show_default=True, help="Port to listen on."
+    )
+    @click.option(
+        "--reload/--no-reload", default=True, show_default=True, help="Restart when code changes."
+    )
+    def run_dev(host: str, port: int, reload: bool) -> None:
+        """Serve with Flask's development server (reloads on code changes)."""
+        from ..serving.server import serve_dev
+
+        _logging()
+        serve_dev(app.inference, host, port, reload)
+
+    @group.command("routes")
+    def routes() -> None:
+        """List the server's routes (runs the initialisers, so models load)."""
+        flask_app = app.inference.build()
+        declared = {r.endpoint: r for r in app.inference.routes.values()}
+        for rule in sorted(flask_app.url_map.iter_rules(), key=lambda r: r.rule):
+            if rule.endpoint == "static":
+                continue
+            methods = ",".join(
+                sorted(m for m in rule.methods or () if m not in ("HEAD", "OPTIONS"))
+            )
+            line = f"{methods:<8} {rule.rule:<24} {rule.endpoint}"
+            route = declared.get(rule.endpoint)
+            if route is not None:
+                d = route.describe()
+                line += f"  {d['input'] or '-'} -> {d['output'] or '-'}"
+                if route.models:
+                    line += f"  model={','.join(route.models)}"
+            click.echo(line)
+
+    @group.command("openapi")
+    def openapi() -> None:
+        """Print the OpenAPI document of the declared routes."""
+        import json
+
+        from ..serving.server import openapi_document
+
+        app.inference.build()
+        click.echo(json.dumps(openapi_document(app.inference), indent=2))
+
+    # `deploy` lives in its own module (it needs the kubernetes client); omitted when absent.
+    if importlib.util.find_spec(_DEPLOY_MODULE) is not None:
+        group.add_command(importlib.import_module(_DEPLOY_MODULE).deploy_command(app))
+    return group

@@ -1,21 +1,156 @@
-"""HmlInferenceApp: the inference side of one app. Flask is imported only when serving starts."""
+"""HmlInferenceApp: the inference side of one app. Flask is imported only when serving starts.
+
+::
+
+    @hml.inference(app.inference)
+    def init(inference_app: hml.HmlInferenceApp) -> None:
+        model = inference_app.load_model(ModelContainer("wine-classifier"))
+
+        @inference_app.route("/predict", input=Wine, output=Prediction)
+        def predict(wine: Wine) -> Prediction:
+            return Prediction(cultivar=int(model.predict([wine.features()])[0]))
+
+The seed's style still works: ``@inference_app.flask.route("/predict")`` on the Flask app.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..dsl.config import ContainerConfig
+from ..errors import DeclarationError, HypermodelError
+from .schema import check_schema, schema_name
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from ..app import HmlApp
+
+DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024  # 1 MiB: a prediction request, not an upload
+BUILTIN_PATHS = ("/", "/livez", "/readyz", "/metrics", "/openapi.json")
+
+
+@dataclass
+class HmlInferenceDeployment(ContainerConfig):
+    """How the inference server runs on Kubernetes (``@hml.deploy_inference`` configures it).
+
+    The container settings (env, secrets, volumes, resources, image...) come from
+    ContainerConfig; the fields below describe the Deployment, Service, Ingress and HPA.
+    """
+
+    namespace: str = "default"
+    replicas: int = 1
+    port: int = 8000
+    service_type: str = "ClusterIP"  # ClusterIP | NodePort | LoadBalancer
+    node_port: int | None = None
+    ingress_host: str | None = None
+    ingress_path: str = "/"
+    ingress_class: str | None = None
+    ingress_tls_secret: str | None = None
+    hpa_min_replicas: int | None = None
+    hpa_max_replicas: int | None = None
+    hpa_cpu_percent: int = 80
+    threads: int = 8
+
+    @property
+    def deployment_name(self) -> str:
+        return self.name or "inference"
+
+    def with_replicas(self, replicas: int) -> HmlInferenceDeployment:
+        self.replicas = int(replicas)
+        return self
+
+    def with_port(self, port: int) -> HmlInferenceDeployment:
+        self.port = int(port)
+        return self
+
+    def with_namespace(self, namespace: str) -> HmlInferenceDeployment:
+        self.namespace = namespace
+        return self
+
+    def with_service_type(
+        self, service_type: str, node_port: int | None = None
+    ) -> HmlInferenceDeployment:
+        if service_type not in ("ClusterIP", "NodePort", "LoadBalancer"):
+            raise DeclarationError(
+                f"service type {service_type!r} is not one of ClusterIP, NodePort, LoadBalancer"
+            )
+        self.service_type = service_type
+        self.node_port = node_port
+        return self
+
+    def with_ingress(
+        self,
+        host: str,
+        path: str = "/",
+        ingress_class: str | None = None,
+        tls_secret: str | None = None,
+    ) -> HmlInferenceDeployment:
+        self.ingress_host, self.ingress_path = host, path
+        self.ingress_class, self.ingress_tls_secret = ingress_class, tls_secret
+        return self
+
+    def with_hpa(
+        self, min_replicas: int, max_replicas: int, cpu_percent: int = 80
+    ) -> HmlInferenceDeployment:
+        if not 1 <= min_replicas <= max_replicas:
+            raise DeclarationError(
+                f"HPA needs 1 <= min_replicas <= max_replicas, got {min_replicas}..{max_replicas}"
+            )
+        self.hpa_min_replicas, self.hpa_max_replicas, self.hpa_cpu_percent = (
+            min_replicas,
+            max_replicas,
+            cpu_percent,
+        )
+        return self
+
+    def with_threads(self, threads: int) -> HmlInferenceDeployment:
+        self.threads = int(threads)
+        return self
+
+
+@dataclass
+class Route:
+    """A declared prediction route: validated input, checked output, the models it uses."""
+
+    path: str
+    handler: Callable[..., Any]
+    methods: tuple[str, ...] = ("POST",)
+    input: Any = None
+    output: Any = None
+    models: tuple[str, ...] = ()
+    endpoint: str = ""
+    summary: str = ""
+    takes_argument: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "methods": list(self.methods),
+            "endpoint": self.endpoint,
+            "input": schema_name(self.input) if self.input else None,
+            "output": schema_name(self.output) if self.output else None,
+            "models": list(self.models),
+        }
 
 
 class HmlInferenceApp:
+    """Initialisers, routes and deploy configurators of one app's inference server."""
+
     def __init__(self, app: HmlApp) -> None:
         self.app = app
         self._initialisers: list[Callable[[HmlInferenceApp], Any]] = []
         self._deploy_configurators: list[Callable[[ContainerConfig], Any]] = []
+        self.routes: dict[str, Route] = {}
+        self.max_content_length = DEFAULT_MAX_CONTENT_LENGTH
+        self.require_models = True  # /readyz says 503 until at least one model is loaded
+        self.initialised = False
+        self._flask: Flask | None = None
+        self._state: Any = None  # per-server metrics, set by server.create_flask_app
 
     def on_init(self, fn: Callable[[HmlInferenceApp], Any]) -> Callable[[HmlInferenceApp], Any]:
         self._initialisers.append(fn)
@@ -27,3 +162,150 @@ class HmlInferenceApp:
 
     def get_model(self, name: str) -> Any:
         return self.app.get_model(name)
+
+    # -- models --------------------------------------------------------------------------------
+    def load_model(self, model: Any, ref: Any = "latest", **options: Any) -> Any:
+        """Register a ModelContainer with the app (if new) and load ``ref`` from the app's bucket."""
+        if isinstance(model, str):
+            model = self.get_model(model)
+        elif model.name not in self.app.models:
+            self.app.register_model(model.name, model)
+        elif self.app.models[model.name] is not model:
+            raise DeclarationError(
+                f"app '{self.app.name}' already has another model named '{model.name}'"
+            )
+        if getattr(model, "app", None) is None:
+            model.app = self.app
+        return model.load(ref, **options)
+
+    def model_lineage(self, name: str) -> dict[str, str]:
+        model = self.get_model(name)
+        reference = getattr(model, "reference", None)
+        if reference is not None and callable(getattr(reference, "lineage_headers", None)):
+            return reference.lineage_headers()  # type: ignore[no-any-return]
+        headers = getattr(model, "lineage_headers", None)
+        return dict(headers()) if callable(headers) else {}
+
+    def not_ready_reasons(self) -> list[str]:
+        """Why ``/readyz`` says 503 (empty when ready)."""
+        reasons = []
+        if not self.initialised:
+            reasons.append("initialisers have not run")
+        if self.require_models and not self.app.models:
+            reasons.append("no model registered (app.register_model or inference_app.load_model)")
+        for name, model in self.app.models.items():
+            if not getattr(model, "is_loaded", model is not None):
+                reasons.append(f"model '{name}' is not loaded")
+        return reasons
+
+    # -- routes --------------------------------------------------------------------------------
+    def route(
+        self,
+        path: str,
+        *,
+        input: Any = None,
+        output: Any = None,
+        methods: Iterable[str] = ("POST",),
+        model: str | Iterable[str] | None = None,
+        name: str | None = None,
+        summary: str | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare a prediction route with a validated ``input`` and checked ``output`` schema.
+
+        The handler receives the parsed input (a schema instance, or the decoded JSON when no
+        input schema is declared) and returns a schema instance, a dict/list, or a Flask response.
+        """
+        if not path.startswith("/") or path in BUILTIN_PATHS:
+            raise DeclarationError(
+                f"route {path!r} must start with '/' and not be a built-in route "
+                f"({', '.join(BUILTIN_PATHS)})"
+            )
+        models = (model,) if isinstance(model, str) else tuple(model or ())
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            endpoint = name or fn.__name__
+            if path in self.routes or any(r.endpoint == endpoint for r in self.routes.values()):
+                raise DeclarationError(
+                    f"inference app '{self.app.name}' already has a route {path!r} "
+                    f"or an endpoint named '{endpoint}'"
+                )
+            route = Route(
+                path=path,
+                handler=fn,
+                methods=tuple(m.upper() for m in methods),
+                input=check_schema(input, f"route {path} input"),
+                output=check_schema(output, f"route {path} output"),
+                models=models,
+                endpoint=endpoint,
+                summary=summary or (inspect.getdoc(fn) or "").split("\n")[0],
+                takes_argument=_takes_argument(fn),
+            )
+            self.routes[path] = route
+            if self._flask is not None:
+                from .server import add_route
+
+                add_route(self, self._flask, route)
+            return fn
+
+        return decorate
+
+    # -- the server ----------------------------------------------------------------------------
+    @property
+    def flask(self) -> Flask:
+        """The Flask app (built-in routes included), created on first use."""
+        if self._flask is None:
+            from .server import create_flask_app
+
+            self._flask = create_flask_app(self)
+        return self._flask
+
+    def build(self) -> Flask:
+        """Create the Flask app and run the ``@hml.inference`` initialisers once."""
+        flask_app = self.flask
+        if not self.initialised:
+            for fn in self._initialisers:
+                try:
+                    fn(self)
+                except HypermodelError:
+                    raise
+                except Exception as exc:
+                    raise HypermodelError(
+                        f"inference initialiser '{getattr(fn, '__name__', fn)}' of app "
+                        f"'{self.app.name}' failed: {type(exc).__name__}: {exc}"
+                    ) from exc
+            self._check_route_models()
+            self.initialised = True
+        return flask_app
+
+    def _check_route_models(self) -> None:
+        for route in self.routes.values():
+            for name in route.models:
+                if name not in self.app.models:
+                    raise DeclarationError(
+                        f"route {route.path} uses model '{name}', which app "
+                        f"'{self.app.name}' does not have (models: {', '.join(self.app.models) or 'none'})"
+                    )
+
+    def deployment_config(self) -> HmlInferenceDeployment:
+        """The Deployment's settings: app env and image, then every ``@hml.deploy_inference``."""
+        cfg = HmlInferenceDeployment(
+            name=f"{self.app.name}-inference",
+            image=self.app.image_url,
+            env=dict(self.app.env),
+            namespace=self.app.k8s_namespace,
+            port=self.app.inference_port,
+        )
+        for configurator in self._deploy_configurators:
+            result = configurator(cfg)
+            cfg = result if isinstance(result, HmlInferenceDeployment) else cfg
+        return cfg
+
+
+def _takes_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+    )

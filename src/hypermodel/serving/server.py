@@ -1,0 +1,353 @@
+"""The Flask app factory and the two ways to serve it (waitress for prod, Flask's server for dev).
+
+Built-in routes: ``/livez``, ``/readyz``, ``/metrics`` (Prometheus, a registry per app), ``/``
+(app, models, lineage, routes) and ``/openapi.json``. Every response of a prediction route
+carries the lineage headers of the model(s) it uses. Errors are JSON: 4xx with the reason,
+500 as ``{"error": "internal error", "request_id": ...}`` with the traceback in the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .._lazy import require
+from .errors import RequestError
+from .schema import SchemaError, dump, json_schema, parse
+
+if TYPE_CHECKING:
+    from flask import Flask, Response
+
+    from .app import HmlInferenceApp, Route
+
+log = logging.getLogger("hypermodel.serving")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_BUILTIN_ENDPOINTS = frozenset(
+    {"hml_index", "hml_livez", "hml_readyz", "hml_metrics", "hml_openapi", "static"}
+)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class Metrics:
+    """Prometheus metrics of one server, in its own registry (two apps never share counters)."""
+
+    def __init__(self) -> None:
+        prom = require("prometheus_client", "serve", "the inference server's /metrics")
+        self.registry = prom.CollectorRegistry()
+        self.requests = prom.Counter(
+            "hml_http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.errors = prom.Counter(
+            "hml_http_errors",
+            "HTTP responses with status >= 400 by route",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = prom.Histogram(
+            "hml_http_request_duration_seconds",
+            "Request latency by route",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_info = prom.Gauge(
+            "hml_model_info",
+            "Loaded models and their lineage (value 1)",
+            ["model", "version", "long_name", "digest"],
+            registry=self.registry,
+        )
+        self._prom = prom
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+        if status >= 400:
+            self.errors.labels(route, str(status)).inc()
+
+    def render(self, inference_app: HmlInferenceApp) -> bytes:
+        self.model_info.clear()
+        for name, model in inference_app.app.models.items():
+            ref = getattr(model, "reference", None)
+            if ref is not None:
+                self.model_info.labels(name, ref.version, ref.long_name, ref.model_sha256).set(1)
+        return self._prom.generate_latest(self.registry)  # type: ignore[no-any-return]
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    from flask import Response
+
+    body = orjson.dumps(
+        data, default=_to_jsonable, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+    )
+    return Response(body, status=status, mimetype="application/json", headers=headers)
+
+
+def _to_jsonable(value: Any) -> Any:
+    for attr in ("tolist", "item", "to_dict"):
+        fn = getattr(value, attr, None)
+        if callable(fn):
+            return fn()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def create_flask_app(inference_app: HmlInferenceApp) -> Flask:
+    """A Flask app with the built-in routes, JSON errors, metrics and lineage headers."""
+    flask = require("flask", "serve", "the inference server")
+    app = flask.Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = inference_app.max_content_length
+    app.config["hml_inference_app"] = inference_app
+    metrics = Metrics()
+    inference_app._state = metrics
+    _add_builtin_routes(app, inference_app, metrics)
+    _add_hooks(app, inference_app, metrics)
+    for route in inference_app.routes.values():
+        add_route(inference_app, app, route)
+    return app
+
+
+def _add_builtin_routes(app: Flask, inference_app: HmlInferenceApp, metrics: Metrics) -> None:
+    from flask import Response
+
+    def livez() -> Response:
+        return json_response({"status": "ok"})
+
+    def readyz() -> Response:
+        reasons = inference_app.not_ready_reasons()
+        if reasons:
+            return json_response({"status": "not ready", "reasons": reasons}, 503)
+        return json_response({"status": "ready", "models": sorted(inference_app.app.models)})
+
+    def metrics_view() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(
+            metrics.render(inference_app), mimetype=None, content_type=CONTENT_TYPE_LATEST
+        )
+
+    def index() -> Response:
+        return json_response(describe(inference_app))
+
+    def openapi() -> Response:
+        return json_response(openapi_document(inference_app))
+
+    for path, endpoint, view in (
+        ("/livez", "hml_livez", livez),
+        ("/readyz", "hml_readyz", readyz),
+        ("/metrics", "hml_metrics", metrics_view),
+        ("/", "hml_index", index),
+        ("/openapi.json", "hml_openapi", openapi),
+    ):
+        app.add_url_rule(path, endpoint, view, methods=["GET"])
+
+
+def _add_hooks(app: Flask, inference_app: HmlInferenceApp, metrics: Metrics) -> None:
+    from flask import g, request
+    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+    @app.before_request
+    def start() -> None:
+        g.hml_t0 = time.perf_counter()
+        given = request.headers.get("x-request-id", "")
+        g.hml_request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        response.headers["x-request-id"] = g.get("hml_request_id", "")
+        endpoint = request.endpoint
+        if endpoint and endpoint not in _BUILTIN_ENDPOINTS:
+            for header, value in lineage_headers(inference_app, endpoint).items():
+                response.headers.setdefault(header, value)
+        rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        metrics.observe(
+            rule,
+            request.method,
+            response.status_code,
+            time.perf_counter() - g.get("hml_t0", time.perf_counter()),
+        )
+        return response
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> Response:
+        return json_response(
+            {"error": "request body too large", "limit_bytes": app.config["MAX_CONTENT_LENGTH"]},
+            413,
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        return json_response(
+            {"error": (exc.name or "error").lower(), "detail": exc.description}, exc.code or 500
+        )
+
+    @app.errorhandler(RequestError)
+    def request_error(exc: RequestError) -> Response:
+        return json_response(exc.body(), exc.status)
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception) -> Response:
+        request_id = g.get("hml_request_id", "")
+        # The traceback stays in the server log; the client only gets the id to quote.
+        log.error("request %s %s %s failed", request_id, request.method, request.path, exc_info=exc)
+        return json_response({"error": "internal error", "request_id": request_id}, 500)
+
+
+def lineage_headers(inference_app: HmlInferenceApp, endpoint: str) -> dict[str, str]:
+    """Headers naming the model(s) behind ``endpoint``: declared ones, or the app's only model."""
+    route = next((r for r in inference_app.routes.values() if r.endpoint == endpoint), None)
+    names = list(route.models) if route is not None and route.models else []
+    if not names and len(inference_app.app.models) == 1:
+        names = list(inference_app.app.models)
+    merged: dict[str, list[str]] = {}
+    for name in names:
+        for header, value in inference_app.model_lineage(name).items():
+            merged.setdefault(header, []).append(value)
+    return {header: ";".join(values) for header, values in merged.items()}
+
+
+def add_route(inference_app: HmlInferenceApp, app: Flask, route: Route) -> None:
+    from flask import Response, request
+
+    def view() -> Response:
+        payload = _read_payload(route, request)
+        if route.input is not None:
+            try:
+                argument = parse(route.input, payload)
+            except SchemaError as exc:
+                return json_response({"error": "invalid request", "problems": exc.problems}, 422)
+        else:
+            argument = payload
+        result = route.handler(argument) if route.takes_argument else route.handler()
+        if isinstance(result, Response):
+            return result
+        try:
+            data = dump(route.output, result)
+        except (
+            SchemaError
+        ) as exc:  # the handler broke its own contract: a server bug, not the client's
+            raise RuntimeError(
+                f"route {route.path} returned data that does not match "
+                f"{getattr(route.output, '__name__', route.output)}: {exc}"
+            ) from exc
+        return json_response(data)
+
+    view.__name__ = route.endpoint
+    app.add_url_rule(route.path, route.endpoint, view, methods=list(route.methods))
+
+
+def _read_payload(route: Route, request: Any) -> Any:
+    if request.method not in _BODY_METHODS:
+        return request.args.to_dict()
+    raw = request.get_data(cache=False)  # raises RequestEntityTooLarge over MAX_CONTENT_LENGTH
+    if not raw.strip():
+        if route.input is None:
+            return None
+        raise RequestError("request body is empty: send a JSON document", 400)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError("malformed JSON", 400, detail=str(exc)) from None
+
+
+def describe(inference_app: HmlInferenceApp) -> dict[str, Any]:
+    models = {}
+    for name, model in inference_app.app.models.items():
+        ref = getattr(model, "reference", None)
+        models[name] = {
+            "loaded": bool(getattr(model, "is_loaded", model is not None)),
+            **(ref.summary() if ref is not None else {}),
+        }
+    return {
+        "app": inference_app.app.name,
+        "ready": not inference_app.not_ready_reasons(),
+        "models": models,
+        "routes": [r.describe() for r in inference_app.routes.values()],
+        "builtin": ["/livez", "/readyz", "/metrics", "/openapi.json"],
+    }
+
+
+def openapi_document(inference_app: HmlInferenceApp) -> dict[str, Any]:
+    components: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "properties": {"error": {"type": "string"}, "problems": {"type": "array"}},
+            "required": ["error"],
+        }
+    }
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    paths: dict[str, Any] = {}
+    for route in inference_app.routes.values():
+        ok: dict[str, Any] = {"description": "prediction, with x-model-* lineage headers"}
+        if route.output is not None:
+            ok["content"] = {"application/json": {"schema": json_schema(route.output, components)}}
+        for method in route.methods:
+            op: dict[str, Any] = {
+                "operationId": route.endpoint,
+                "summary": route.summary,
+                "responses": {
+                    "200": ok,
+                    "400": {"description": "malformed JSON", **error},
+                    "413": {"description": "request body too large", **error},
+                    "422": {"description": "the body does not match the input schema", **error},
+                    "500": {"description": "internal error", **error},
+                },
+            }
+            if route.input is not None and method in _BODY_METHODS:
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": json_schema(route.input, components)}
+                    },
+                }
+            paths.setdefault(_openapi_path(route.path), {})[method.lower()] = op
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": f"{inference_app.app.name} inference", "version": "1"},
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+
+
+def _openapi_path(path: str) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", path)
+
+
+# -- serving --------------------------------------------------------------------------------------
+def serve_prod(inference_app: HmlInferenceApp, host: str, port: int, threads: int = 8) -> None:
+    """Serve with waitress (multi-threaded, production)."""
+    waitress = require("waitress", "serve", "inference run-prod")
+    flask_app = inference_app.build()
+    log.info(
+        "serving %s on http://%s:%d with waitress (%d threads)",
+        inference_app.app.name,
+        host,
+        port,
+        threads,
+    )
+    # waitress's own body limit sits above Flask's so that Flask answers 413 as JSON, yet a huge
+    # body is still refused before it is buffered whole.
+    waitress.serve(
+        flask_app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="hypermodel",
+        max_request_body_size=inference_app.max_content_length + 1024 * 1024,
+    )
+
+
+def serve_dev(inference_app: HmlInferenceApp, host: str, port: int, reload: bool = True) -> None:
+    """Serve with Flask's development server; ``reload`` restarts it when code changes."""
+    in_reloader_parent = reload and os.environ.get("WERKZEUG_RUN_MAIN") != "true"
+    # With the reloader, the parent only watches files: models load in the serving child.
+    flask_app = inference_app.flask if in_reloader_parent else inference_app.build()
+    flask_app.run(host=host, port=port, debug=False, use_reloader=reload, threaded=True)
