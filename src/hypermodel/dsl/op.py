@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import inspect
 from collections.abc import Callable
@@ -75,6 +74,8 @@ class Op:
     @functools.cached_property
     def code_fingerprint(self) -> str:
         """A digest of the op's source (falls back to bytecode), part of the cache key."""
+        import hashlib
+
         try:
             text = inspect.getsource(self.fn).encode()
         except (OSError, TypeError):

@@ -7,8 +7,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from ..errors import DeclarationError, UsageError
 
 # The types that travel between ops (as JSON) and across Kubeflow (as typed parameters).
@@ -117,6 +115,8 @@ def check_value(value: Any, expected: type | None, where: str) -> Any:
 
 def parse_text(text: str, expected: type | None, where: str) -> Any:
     """Parse a command-line value for a declared type (JSON for list and dict)."""
+    import orjson
+
     try:
         if expected is None or expected is str:
             return text
