@@ -1,0 +1,81 @@
+"""``<app> inference deploy``: create or patch the inference server's Kubernetes objects."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ..k8s.manifests import SERVICE_TYPES, DeployOptions, build_manifests, parse_hpa, to_yaml
+
+if TYPE_CHECKING:
+    from ..app import HmlApp
+
+
+def deploy_command(app: HmlApp) -> click.Command:
+    @click.command("deploy")
+    @click.option("--dry-run", is_flag=True, help="Print the manifests as YAML; send nothing.")
+    @click.option(
+        "--namespace",
+        "-n",
+        default=None,
+        help=f"Namespace to deploy into (default: the app's, '{app.k8s_namespace}').",
+    )
+    @click.option(
+        "--kubeconfig",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="kubeconfig file (default $KUBECONFIG or ~/.kube/config; in-cluster inside a pod).",
+    )
+    @click.option("--context", default=None, help="kubeconfig context (default: the current one).")
+    @click.option("--image", default=None, help="Container image (default: the app's image_url).")
+    @click.option(
+        "--service-type", type=click.Choice(SERVICE_TYPES), default=None, help="Service type."
+    )
+    @click.option("--replicas", type=click.IntRange(min=0), default=None, help="Pod replicas.")
+    @click.option("--ingress-host", default=None, help="Also route this host to the Service.")
+    @click.option(
+        "--hpa",
+        default=None,
+        metavar="MIN:MAX[:CPU%]",
+        help="Also autoscale between MIN and MAX replicas at a CPU target (default 80%).",
+    )
+    def deploy(
+        dry_run: bool,
+        namespace: str | None,
+        kubeconfig: str | None,
+        context: str | None,
+        image: str | None,
+        service_type: str | None,
+        replicas: int | None,
+        ingress_host: str | None,
+        hpa: str | None,
+    ) -> None:
+        """Create or patch the Deployment, Service (and Ingress, HPA) of the inference server.
+
+        Running it again patches what changed and reports the rest as unchanged.
+        """
+        options = DeployOptions(
+            namespace=namespace,
+            image=image,
+            replicas=replicas,
+            service_type=service_type,
+            ingress_host=ingress_host,
+            hpa=parse_hpa(hpa) if hpa else None,
+        )
+        manifests = build_manifests(app, options)
+        if dry_run:
+            click.echo(to_yaml(manifests), nl=False)
+            return
+        from ..k8s.apply import apply_manifests, connect, server_url
+
+        api = connect(kubeconfig, context)
+        try:
+            target = manifests[0]["metadata"]["namespace"]
+            click.echo(f"deploying {app.name} to {server_url(api)}, namespace {target}", err=True)
+            for outcome in apply_manifests(api, manifests):
+                click.echo(outcome.line())
+        finally:
+            api.close()
+
+    return deploy

@@ -1,0 +1,340 @@
+"""Plain-dict Kubernetes manifests for an app's inference server (no kubernetes import here).
+
+From the app and its ``@hml.deploy_inference`` configurators: an ``apps/v1`` Deployment, a
+Service, and optionally a ``networking.k8s.io/v1`` Ingress and an ``autoscaling/v2`` HPA. The
+same dicts are printed by ``--dry-run``, committed under ``k8s/`` and sent to the API server.
+Secrets appear by name only: a secret's value never passes through here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DeclarationError, UsageError
+
+if TYPE_CHECKING:
+    from ..app import HmlApp
+    from ..dsl.config import ContainerConfig
+    from ..serving.app import HmlInferenceDeployment
+
+Manifest = dict[str, Any]
+
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+CONTAINER_NAME = "inference"
+PORT_NAME = "http"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+_DNS_LABEL = re.compile(r"[^a-z0-9-]+")
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """Deploy-time overrides (CLI flags); they win over the app's configurators."""
+
+    namespace: str | None = None
+    image: str | None = None
+    replicas: int | None = None
+    service_type: str | None = None
+    ingress_host: str | None = None
+    hpa: tuple[int, int, int] | None = None  # min replicas, max replicas, target CPU %
+
+
+def parse_hpa(text: str) -> tuple[int, int, int]:
+    """``"2:10:75"`` -> (2, 10, 75); the CPU target may be left out (``"2:10"`` -> 80 %)."""
+    parts = text.split(":")
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) == 2:
+        numbers.append(80)
+    if len(numbers) != 3 or not 1 <= numbers[0] <= numbers[1] or not 1 <= numbers[2] <= 1000:
+        raise UsageError(
+            f"--hpa {text!r} is not MIN:MAX[:CPU%] with 1 <= MIN <= MAX and 1 <= CPU% <= 1000 "
+            "(e.g. --hpa 2:10:75)"
+        )
+    return numbers[0], numbers[1], numbers[2]
+
+
+def dns_label(text: str) -> str:
+    """A Kubernetes object/volume name from a hypermodel name (``My_App`` -> ``my-app``)."""
+    label = _DNS_LABEL.sub("-", text.lower()).strip("-")
+    return label[:63].rstrip("-")
+
+
+def deployment_config(app: HmlApp, options: DeployOptions | None = None) -> HmlInferenceDeployment:
+    """The app's deployment settings after its configurators and then the deploy-time options."""
+    options = options or DeployOptions()
+    cfg = app.inference.deployment_config()
+    if options.namespace:
+        cfg.namespace = options.namespace
+    if options.image:
+        cfg.with_image(options.image)
+    if options.replicas is not None:
+        cfg.with_replicas(options.replicas)
+    if options.service_type:
+        _check_service_type(options.service_type)
+        cfg.with_service_type(options.service_type)
+    if options.ingress_host:
+        cfg.with_ingress(options.ingress_host)
+    if options.hpa:
+        cfg.with_hpa(*options.hpa)
+    return cfg
+
+
+def build_manifests(app: HmlApp, options: DeployOptions | None = None) -> list[Manifest]:
+    """Deployment, Service, then the Ingress and HPA when asked for, in the order to apply them."""
+    cfg = deployment_config(app, options)
+    _check(app, cfg)
+    name = dns_label(cfg.deployment_name)
+    selector = {LABEL_NAME: dns_label(app.name), LABEL_COMPONENT: "inference"}
+    labels = {**selector, LABEL_MANAGED_BY: "hypermodel", **cfg.labels}
+    meta = {"name": name, "namespace": cfg.namespace, "labels": labels}
+    manifests = [
+        _deployment(app, cfg, meta, selector),
+        _service(cfg, meta, selector),
+    ]
+    if cfg.ingress_host:
+        manifests.append(_ingress(cfg, meta))
+    if cfg.hpa_min_replicas is not None:
+        manifests.append(_hpa(cfg, meta))
+    return manifests
+
+
+# -- checks that the API server cannot make for us ------------------------------------------------
+def _check_service_type(service_type: str) -> None:
+    if service_type not in SERVICE_TYPES:
+        raise UsageError(f"service type {service_type!r} is not one of {', '.join(SERVICE_TYPES)}")
+
+
+def _check(app: HmlApp, cfg: HmlInferenceDeployment) -> None:
+    if not cfg.image:
+        raise DeclarationError(
+            f"app '{app.name}' has no container image for its inference server: set "
+            "HmlApp(image_url=...), call deployment.with_image(...) in @hml.deploy_inference, "
+            "or pass --image"
+        )
+    _check_service_type(cfg.service_type)
+    if cfg.replicas < 0:
+        raise UsageError(f"replicas must be 0 or more, got {cfg.replicas}")
+    if cfg.hpa_min_replicas is not None and not cfg.cpu_request:
+        # Utilisation is a percentage of the request: without one the HPA never scales.
+        raise DeclarationError(
+            f"the HPA of app '{app.name}' targets CPU utilisation, which needs a CPU request: "
+            "call deployment.with_resources(cpu='250m', ...) in @hml.deploy_inference"
+        )
+    secret_names = {s.env for s in cfg.secret_env}
+    clash = sorted(secret_names & set(cfg.env))
+    if clash:
+        raise DeclarationError(
+            f"env var(s) {', '.join(clash)} of app '{app.name}' are set both as plain values and "
+            "from secrets; keep one"
+        )
+
+
+# -- the objects -----------------------------------------------------------------------------------
+def _deployment(
+    app: HmlApp, cfg: HmlInferenceDeployment, meta: dict[str, Any], selector: dict[str, str]
+) -> Manifest:
+    pod_labels = {**selector, LABEL_MANAGED_BY: "hypermodel", **cfg.labels}
+    annotations = {
+        # /metrics serves Prometheus text; these are the conventional scrape hints.
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(cfg.port),
+        "prometheus.io/path": "/metrics",
+        **cfg.annotations,
+    }
+    spec: dict[str, Any] = {"selector": {"matchLabels": dict(selector)}}
+    if cfg.hpa_min_replicas is None:
+        # With an HPA the autoscaler owns the replica count; setting it here would fight it.
+        spec["replicas"] = cfg.replicas
+    spec["template"] = {
+        "metadata": {"labels": pod_labels, "annotations": annotations},
+        "spec": _pod_spec(app, cfg),
+    }
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _copy(meta), "spec": spec}
+
+
+def _pod_spec(app: HmlApp, cfg: HmlInferenceDeployment) -> dict[str, Any]:
+    volumes, mounts = _volumes(cfg)
+    container: dict[str, Any] = {"name": CONTAINER_NAME, "image": cfg.image}
+    if cfg.command:
+        container["command"] = list(cfg.command)
+    container["args"] = _server_args(cfg)
+    container["ports"] = [{"name": PORT_NAME, "containerPort": cfg.port, "protocol": "TCP"}]
+    env = _env(app, cfg)
+    if env:
+        container["env"] = env
+    resources = _resources(cfg)
+    if resources:
+        container["resources"] = resources
+    if mounts:
+        container["volumeMounts"] = mounts
+    container["livenessProbe"] = _probe("/livez", initial_delay=10, period=10)
+    container["readinessProbe"] = _probe("/readyz", initial_delay=2, period=5)
+    pod: dict[str, Any] = {"containers": [container]}
+    if volumes:
+        pod["volumes"] = volumes
+    if cfg.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": s} for s in cfg.image_pull_secrets]
+    if cfg.service_account:
+        pod["serviceAccountName"] = cfg.service_account
+    if cfg.node_selector:
+        pod["nodeSelector"] = dict(cfg.node_selector)
+    if cfg.tolerations:
+        pod["tolerations"] = [dict(t) for t in cfg.tolerations]
+    return pod
+
+
+def _server_args(cfg: HmlInferenceDeployment) -> list[str]:
+    # The image's ENTRYPOINT is the app's console script (see the Dockerfile).
+    return [
+        "inference",
+        "run-prod",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(cfg.port),
+        "--threads",
+        str(cfg.threads),
+    ]
+
+
+def _probe(path: str, initial_delay: int, period: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": PORT_NAME},
+        "initialDelaySeconds": initial_delay,
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+    }
+
+
+def _env(app: HmlApp, cfg: HmlInferenceDeployment) -> list[dict[str, Any]]:
+    values = dict(cfg.env)
+    if not app.settings.is_local and "HML_ROOT" not in values:
+        # A bucket URL means the same thing inside the pod; a local path would not.
+        values["HML_ROOT"] = app.settings.root
+    env: list[dict[str, Any]] = [{"name": k, "value": values[k]} for k in sorted(values)]
+    for s in cfg.secret_env:
+        env.append({"name": s.env, "valueFrom": {"secretKeyRef": {"name": s.secret, "key": s.key}}})
+    return env
+
+
+def _resources(cfg: ContainerConfig) -> dict[str, Any]:
+    requests = {k: v for k, v in (("cpu", cfg.cpu_request), ("memory", cfg.memory_request)) if v}
+    limits: dict[str, Any] = {
+        k: v for k, v in (("cpu", cfg.cpu_limit), ("memory", cfg.memory_limit)) if v
+    }
+    if cfg.gpu_limit:
+        limits[cfg.gpu_vendor] = cfg.gpu_limit
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _volumes(cfg: ContainerConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: dict[str, dict[str, Any]] = {}
+    mounts: list[dict[str, Any]] = []
+
+    def add(name: str, source: dict[str, Any], mount_path: str, read_only: bool) -> None:
+        name = dns_label(name)
+        if name in volumes and volumes[name] != {"name": name, **source}:
+            raise DeclarationError(
+                f"two different volumes of the inference Deployment are both named '{name}'; "
+                "rename one of them"
+            )
+        volumes[name] = {"name": name, **source}
+        mount: dict[str, Any] = {"name": name, "mountPath": mount_path}
+        if read_only:
+            mount["readOnly"] = True
+        mounts.append(mount)
+
+    for sv in cfg.secret_volumes:
+        add(f"secret-{sv.secret}", {"secret": {"secretName": sv.secret}}, sv.mount_path, True)
+    for v in cfg.volumes:
+        if v.kind == "pvc":
+            add(
+                f"pvc-{v.name}",
+                {"persistentVolumeClaim": {"claimName": v.name}},
+                v.mount_path,
+                False,
+            )
+        else:
+            empty: dict[str, Any] = {}
+            if v.medium:
+                empty["medium"] = v.medium
+            if v.size_limit:
+                empty["sizeLimit"] = v.size_limit
+            add(v.name, {"emptyDir": empty}, v.mount_path, False)
+    return list(volumes.values()), mounts
+
+
+def _service(
+    cfg: HmlInferenceDeployment, meta: dict[str, Any], selector: dict[str, str]
+) -> Manifest:
+    # protocol is always set: a 1.20 API server rejects a port without it under server-side apply.
+    port: dict[str, Any] = {
+        "name": PORT_NAME,
+        "port": cfg.port,
+        "targetPort": PORT_NAME,
+        "protocol": "TCP",
+    }
+    if cfg.node_port is not None and cfg.service_type != "ClusterIP":
+        port["nodePort"] = cfg.node_port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _copy(meta),
+        "spec": {"type": cfg.service_type, "selector": dict(selector), "ports": [port]},
+    }
+
+
+def _ingress(cfg: HmlInferenceDeployment, meta: dict[str, Any]) -> Manifest:
+    backend = {"service": {"name": meta["name"], "port": {"name": PORT_NAME}}}
+    path = {"path": cfg.ingress_path or "/", "pathType": "Prefix", "backend": backend}
+    spec: dict[str, Any] = {}
+    if cfg.ingress_class:
+        spec["ingressClassName"] = cfg.ingress_class
+    if cfg.ingress_tls_secret:
+        spec["tls"] = [{"hosts": [cfg.ingress_host], "secretName": cfg.ingress_tls_secret}]
+    spec["rules"] = [{"host": cfg.ingress_host, "http": {"paths": [path]}}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _copy(meta),
+        "spec": spec,
+    }
+
+
+def _hpa(cfg: HmlInferenceDeployment, meta: dict[str, Any]) -> Manifest:
+    target = {"type": "Utilization", "averageUtilization": cfg.hpa_cpu_percent}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _copy(meta),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"]},
+            "minReplicas": cfg.hpa_min_replicas,
+            "maxReplicas": cfg.hpa_max_replicas,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}],
+        },
+    }
+
+
+def _copy(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in meta.items()}
+
+
+def to_yaml(manifests: list[Manifest]) -> str:
+    """Multi-document YAML in declaration order (what ``--dry-run`` prints and k8s/ holds)."""
+    from .._lazy import require
+
+    yaml = require("yaml", "k8s", "printing Kubernetes manifests")
+    return str(yaml.safe_dump_all(manifests, sort_keys=False, default_flow_style=False))
