@@ -221,6 +221,8 @@ class HmlInferenceApp:
                 f"({', '.join(BUILTIN_PATHS)})"
             )
         models = (model,) if isinstance(model, str) else tuple(model or ())
+        input_schema = check_schema(input, f"route {path} input")
+        output_schema = check_schema(output, f"route {path} output")
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             endpoint = name or fn.__name__
@@ -233,8 +235,8 @@ class HmlInferenceApp:
                 path=path,
                 handler=fn,
                 methods=tuple(m.upper() for m in methods),
-                input=check_schema(input, f"route {path} input"),
-                output=check_schema(output, f"route {path} output"),
+                input=input_schema,
+                output=output_schema,
                 models=models,
                 endpoint=endpoint,
                 summary=summary or (inspect.getdoc(fn) or "").split("\n")[0],

@@ -405,10 +405,10 @@ class ModelContainer:
     def versions(self, storage: Any = None) -> list[str]:
         """Published versions, oldest first."""
         store = self._storage(storage)
-        prefix = f"models/{self.name}/"
+        prefix = f"models/{self.name}"
         return sorted(
             {
-                k[len(prefix) :].split("/", 1)[0]
+                k[len(prefix) + 1 :].split("/", 1)[0]
                 for k in store.list(prefix)
                 if k.endswith(f"/{REFERENCE_FILE}")
             }

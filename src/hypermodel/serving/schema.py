@@ -8,6 +8,7 @@ failures become a list of ``{"loc": ..., "msg": ...}`` problems that the server 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import types
 import typing
 from typing import Any, Union
@@ -21,6 +22,7 @@ _JSON_TYPES: dict[Any, tuple[type, ...]] = {
     dict: (dict,),
     list: (list,),
 }
+_TEMPORAL_FORMATS = {dt.datetime: "date-time", dt.date: "date", dt.time: "time"}
 _OPENAPI_TYPES = {
     int: "integer",
     float: "number",
@@ -80,7 +82,7 @@ def parse(schema: Any, payload: Any) -> Any:
         raise SchemaError(problems)
     try:
         return schema.from_data(payload)
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+    except Exception as exc:  # from_data sees client data: whatever it rejects is the client's error
         raise SchemaError([{"loc": "body", "msg": f"{type(exc).__name__}: {exc}"}]) from exc
 
 
@@ -120,6 +122,9 @@ def field_types(schema: Any) -> dict[str, Any]:
         hints = dict(getattr(schema, "__annotations__", {}))
     if dataclasses.is_dataclass(schema):
         return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(schema) if f.init}
+    declared = getattr(schema, "_hml_fields", None)
+    if isinstance(declared, tuple) and declared:  # a hypermodel BaseData class: its own field list
+        return {name: hints.get(name, Any) for name in declared}
     return {
         k: v
         for k, v in hints.items()
@@ -128,6 +133,9 @@ def field_types(schema: Any) -> dict[str, Any]:
 
 
 def _required(schema: Any, name: str) -> bool:
+    defaults = getattr(schema, "_hml_defaults", None)
+    if isinstance(defaults, dict):  # a hypermodel BaseData class
+        return name not in defaults
     if dataclasses.is_dataclass(schema):
         for f in dataclasses.fields(schema):
             if f.name == name:
@@ -249,6 +257,8 @@ def _annotation_schema(annotation: Any, components: dict[str, Any]) -> dict[str,
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation in _OPENAPI_TYPES:
         return {"type": _OPENAPI_TYPES[annotation]}
+    if annotation in _TEMPORAL_FORMATS:
+        return {"type": "string", "format": _TEMPORAL_FORMATS[annotation]}
     if origin in (Union, types.UnionType):
         options = [_annotation_schema(a, components) for a in args if a is not type(None)]
         doc = options[0] if len(options) == 1 else {"anyOf": options}
