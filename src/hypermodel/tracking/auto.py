@@ -1,13 +1,140 @@
-"""Every op execution is a run: the runner wraps each execution in ``op_scope``."""
+"""Every op execution is a run: the runner wraps each op attempt in ``op_scope``.
+
+The run is named ``<pipeline run id>.<task>``: every attempt, and every process that works for
+the op (pool workers, chunk jobs, a Kubeflow pod), writes to the same run without conflicts.
+This is on the hot path of every op, so it does no git subprocess and no package scan: the
+commit is read from .git files, and the rest is written in one flush at the start and one at
+the end.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Iterator
+from typing import Any
+
+import orjson
 
 from ..context import OpContext
+from . import identity
+from .run import _CURRENT_RUN, WRITE, Run, _app_dir
+
+log = logging.getLogger("hypermodel.tracking")
+
+_MAX_OUTPUT_METRICS = 50
+_MAX_ERROR = 2000
+
+
+def op_run_id(ctx: OpContext) -> str:
+    return f"{ctx.run_id}.{ctx.task}"
 
 
 @contextlib.contextmanager
-def op_scope(ctx: OpContext) -> Iterator[None]:
-    yield
+def op_scope(ctx: OpContext) -> Iterator[Run | None]:
+    run = _start(ctx)
+    token = _CURRENT_RUN.set(run) if run is not None else None
+    t0 = time.perf_counter()
+    try:
+        yield run
+    except BaseException as exc:
+        _finish(run, ctx, time.perf_counter() - t0, exc)
+        raise
+    else:
+        _finish(run, ctx, time.perf_counter() - t0, None)
+    finally:
+        if token is not None:
+            _CURRENT_RUN.reset(token)
+
+
+def _start(ctx: OpContext) -> Run | None:
+    """Create (or, on a retry or in another process, attach to) the op's run. Never raises."""
+    try:
+        extra = {
+            "kind": "op", "app": ctx.app, "pipeline": ctx.pipeline, "task": ctx.task, "op": ctx.op,
+            "pipeline_run_id": ctx.run_id, "kfp_run_id": ctx.kfp_run_id, "kfp_task_id": ctx.kfp_task_id,
+            "pipeline_params": dict(ctx.params), "git": identity.git_state(_app_dir()),
+        }
+        run = Run._create(op_run_id(ctx), ctx.app, _storage(ctx), extra, owned=True)
+        if run.mode != WRITE:
+            return run
+        run._record("state", state="running", attempt=ctx.attempt)
+        run._record("params", params=dict(ctx.arguments))
+        if ctx.input_datasets:
+            run._record("lineage", inputs=_datasets(ctx, ctx.input_datasets), outputs=[])
+        run.flush()  # "running" is visible while the op runs
+        return run
+    except Exception as exc:  # tracking never fails an op
+        log.warning("tracking: op '%s' is not tracked: %s: %s", ctx.task, type(exc).__name__, exc)
+        return None
+
+
+def _storage(ctx: OpContext) -> Any:
+    try:
+        return ctx.storage
+    except Exception as exc:  # unreachable or misconfigured bucket: the run goes dry
+        return exc
+
+
+def _finish(run: Run | None, ctx: OpContext, duration: float, exc: BaseException | None) -> None:
+    if run is None:
+        return
+    try:
+        if run.mode == WRITE:
+            if ctx.input_datasets or ctx.output_datasets:
+                run._record("lineage", inputs=_datasets(ctx, ctx.input_datasets),
+                            outputs=_datasets(ctx, ctx.output_datasets))
+            if exc is None:
+                _record_output(run, ctx.output)
+                run._record("state", state="completed", attempt=ctx.attempt, duration=round(duration, 6))
+            else:
+                # the type and message only: a traceback's locals and paths stay in the runner's log
+                error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+                run._record("state", state="failed", error=error, attempt=ctx.attempt, duration=round(duration, 6))
+        run.close()
+    except Exception as err:
+        log.warning("tracking: op '%s': could not finish its run: %s", ctx.task, err)
+
+
+def _record_output(run: Run, output: Any) -> None:
+    """The output as an event (and artifact) and its numeric leaves as metrics: no wiring needed."""
+    if output is None:
+        return
+    data = orjson.dumps(output, option=orjson.OPT_SORT_KEYS)
+    w = run._w
+    if w is not None:
+        w.files.append((f"{run.prefix}/artifacts/output.json", data))
+        w.events.append({"type": "artifact", "t": time.time(), "writer": w.writer_id, "name": "output.json",
+                         "step": None, "key": f"{run.prefix}/artifacts/output.json", "size": len(data),
+                         "kind": "file"})
+        w.events.append({"type": "output", "t": time.time(), "writer": w.writer_id,
+                         "value": output if len(data) <= 65536 else {"truncated": True, "size": len(data)}})
+        now = time.time()
+        for key, value in _numeric_leaves(output, "output")[:_MAX_OUTPUT_METRICS]:
+            w.metrics.append((key, value, None, now))
+
+
+def _numeric_leaves(value: Any, path: str, depth: int = 0) -> list[tuple[str, float]]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [(path, float(value))]
+    if isinstance(value, dict) and depth < 3:
+        out: list[tuple[str, float]] = []
+        for key, item in value.items():
+            out.extend(_numeric_leaves(item, f"{path}/{key}", depth + 1))
+        return out
+    return []
+
+
+def _datasets(ctx: OpContext, checksums: list[str]) -> list[dict[str, Any]]:
+    records: dict[str, dict[str, Any]] = getattr(ctx, "dataset_records", None) or {}
+    out = []
+    for checksum in checksums:
+        record = records.get(checksum) or {}
+        entry = {"kind": "dataset", "checksum": checksum, "name": record.get("name") or checksum[:12]}
+        if record.get("project"):
+            entry["project"] = record["project"]
+        out.append(entry)
+    return out

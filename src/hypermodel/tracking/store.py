@@ -1,0 +1,226 @@
+"""Reading tracked runs back from the bucket (the CLI and the report use this; no writes).
+
+Layout under the app's root:
+  tracking/runs/<run_id>/run.json                        created once, by the run's author
+  tracking/runs/<run_id>/events/<writer>-<seq>.jsonl     states, params, config, tags, notes, ...
+  tracking/runs/<run_id>/metrics/<writer>-<seq>.json     {"writer", "seq", "rows": [[key, value, step, time]]}
+  tracking/runs/<run_id>/logs/<writer>-<seq>.log         captured log lines
+  tracking/runs/<run_id>/artifacts[/step-<n>]/<name>     artifact files
+  tracking/projects/<project>/artifacts/<name>           shared artifacts
+  tracking/projects/<project>/{models,datasets}/<name>/<version>.json
+  tracking/blobs/<sha256>                                content-addressed model/dataset files
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..errors import NotFoundError, UnsafeNameError, UsageError
+from ..storage import Storage
+
+RUNS = "tracking/runs"
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+
+STATES = ("pending", "running", "training", "completed", "failed", "stopped")
+
+
+def check_run_id(value: str) -> str:
+    if not isinstance(value, str) or not _RUN_ID.match(value) or ".." in value:
+        raise UnsafeNameError(
+            f"run name {value!r} is not allowed: use letters, digits, '_', '-' and '.', "
+            "start with a letter or digit, at most 255 characters, no '/' and no '..'"
+        )
+    return value
+
+
+def run_prefix(run_id: str) -> str:
+    return f"{RUNS}/{check_run_id(run_id)}"
+
+
+@dataclass
+class RunRecord:
+    """Everything recorded about one run, merged from all its writers."""
+
+    run_id: str
+    meta: dict[str, Any]
+    state: str = "unknown"
+    error: str | None = None
+    states: list[dict[str, Any]] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    metas: dict[str, Any] = field(default_factory=dict)
+    tags: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, list[tuple[int | None, float, float]]] = field(default_factory=dict)
+    git: dict[str, dict[str, Any]] = field(default_factory=dict)
+    packages: dict[str, str] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    output: Any = None
+    duration: float | None = None
+    writers: set[str] = field(default_factory=set)
+
+    @property
+    def started(self) -> float | None:
+        value = self.meta.get("created")
+        return float(value) if value is not None else None
+
+    def last_metrics(self) -> dict[str, float]:
+        out = {}
+        for key, points in self.metrics.items():
+            if points:
+                out[key] = max(points, key=lambda p: ((p[0] if p[0] is not None else -1), p[2]))[1]
+        return out
+
+    @property
+    def label(self) -> str:
+        task = self.meta.get("task")
+        return f"{self.meta.get('pipeline')}/{task}" if task else self.run_id
+
+
+class RunStore:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    # -- listing --------------------------------------------------------------------------------
+    def run_ids(self) -> list[str]:
+        ids = set()
+        for key in self.storage.list(RUNS):
+            parts = key.split("/")
+            if len(parts) >= 4 and parts[3] == "run.json":
+                ids.add(parts[2])
+        return sorted(ids)
+
+    def meta(self, run_id: str) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = orjson.loads(self.storage.read_bytes(f"{run_prefix(run_id)}/run.json"))
+        except NotFoundError:
+            raise NotFoundError(f"no tracked run '{run_id}' under {self.storage.url} (see `hml runs list`)") from None
+        return data
+
+    def resolve(self, names: list[str]) -> list[str]:
+        """Run ids from exact ids, pipeline run ids (all their op runs) or unique prefixes."""
+        known = self.run_ids()
+        out: list[str] = []
+        for name in names:
+            if name in known:
+                found = [name]
+            else:
+                found = [r for r in known if r.startswith(name + ".")] or [r for r in known if r.startswith(name)]
+            if not found:
+                raise UsageError(f"no tracked run matches '{name}' under {self.storage.url} (see `hml runs list`)")
+            out.extend(r for r in found if r not in out)
+        return out
+
+    # -- loading --------------------------------------------------------------------------------
+    def load(self, run_id: str, *, metrics: bool = True) -> RunRecord:
+        record = RunRecord(run_id, self.meta(run_id))
+        prefix = run_prefix(run_id)
+        events: list[dict[str, Any]] = []
+        for key in self.storage.list(f"{prefix}/events"):
+            events.extend(_jsonl(self.storage.read_bytes(key)))
+            record.writers.add(_writer_of(key))
+        for event in sorted(events, key=lambda e: e.get("t", 0.0)):
+            _apply(record, event)
+        if metrics:
+            for key in self.storage.list(f"{prefix}/metrics"):
+                record.writers.add(_writer_of(key))
+                for key_, value, step, t in _metric_rows(self.storage.read_bytes(key)):
+                    record.metrics.setdefault(key_, []).append((step, value, t))
+            for points in record.metrics.values():
+                points.sort(key=lambda p: (p[0] if p[0] is not None else -1, p[2]))
+        return record
+
+    def logs(self, run_id: str) -> str:
+        chunks = []
+        for key in self.storage.list(f"{run_prefix(run_id)}/logs"):
+            chunks.append(self.storage.read_bytes(key).decode("utf-8", "replace"))
+        return "".join(chunks)
+
+    def artifact_bytes(self, record: RunRecord, name: str) -> bytes:
+        info = record.artifacts.get(name)
+        if info is None:
+            raise NotFoundError(f"run '{record.run_id}' has no artifact '{name}'")
+        return self.storage.read_bytes(info["key"])
+
+
+def _writer_of(key: str) -> str:
+    return key.rsplit("/", 1)[-1].rsplit("-", 1)[0]
+
+
+def _jsonl(data: bytes) -> list[dict[str, Any]]:
+    out = []
+    for line in data.splitlines():
+        if line.strip():
+            try:
+                out.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue  # a torn line from a crashed writer is skipped, not fatal
+    return out
+
+
+def _metric_rows(data: bytes) -> list[tuple[str, Any, Any, float]]:
+    try:
+        rows = orjson.loads(data).get("rows") or []
+    except (orjson.JSONDecodeError, AttributeError):
+        return []  # a torn object from a crashed writer is skipped, not fatal
+    out = []
+    for row in rows:
+        if isinstance(row, list) and len(row) == 4 and isinstance(row[1], (int, float)) and not isinstance(row[1], bool):
+            out.append((str(row[0]), float(row[1]), row[2], float(row[3] or 0.0)))
+    return out
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _apply(record: RunRecord, event: dict[str, Any]) -> None:
+    kind = event.get("type")
+    if kind == "state":
+        record.states.append(event)
+        record.state = str(event.get("state"))
+        record.error = event.get("error")
+        if event.get("duration") is not None:
+            record.duration = float(event["duration"])
+    elif kind == "params":
+        record.params.update(event.get("params") or {})
+    elif kind == "config":
+        record.config = _merge(record.config, event.get("config") or {})
+    elif kind == "meta":
+        record.metas[str(event.get("key"))] = event.get("value")
+    elif kind == "tag":
+        if all(t.get("name") != event.get("name") for t in record.tags):
+            record.tags.append({k: event.get(k) for k in ("name", "description", "color")})
+    elif kind == "note":
+        record.notes.append(str(event.get("text")))
+    elif kind == "artifact":
+        name = str(event.get("name"))
+        step = event.get("step")
+        record.artifacts[name if step is None else f"{name}@{step}"] = event
+    elif kind == "git":
+        record.git[str(event.get("name"))] = event.get("state") or {}
+    elif kind == "packages":
+        record.packages.update(event.get("packages") or {})
+        record.machine.update(event.get("machine") or {})
+    elif kind == "lineage":
+        for entry in event.get("inputs") or []:
+            if entry not in record.inputs:
+                record.inputs.append(entry)
+        for entry in event.get("outputs") or []:
+            if entry not in record.outputs:
+                record.outputs.append(entry)
+    elif kind == "output":
+        record.output = event.get("value")

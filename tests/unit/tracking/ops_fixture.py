@@ -1,0 +1,37 @@
+"""A small app for the runner-integration tests (ops are pickled by reference, so they live here)."""
+
+from __future__ import annotations
+
+from hypermodel import hml
+
+app = hml.HmlApp(name="trackdemo")
+
+
+@hml.op()
+def make(n: int = 3) -> list:
+    run = hml.current_run()
+    for step in range(n):
+        run.add_metrics("make/value", step * 2.0, step)
+    return list(range(n))
+
+
+@hml.op()
+def total(values: list, scale: float = 1.0) -> dict:
+    hml.current_run().add_config(hml.Config(scale=scale, nested=hml.Config(depth=2)))
+    return {"total": sum(values) * scale, "count": len(values)}
+
+
+@hml.op()
+def boom(values: list) -> int:
+    raise ValueError(f"boom on {len(values)} values")
+
+
+@hml.pipeline(app.pipelines)
+def ok_pipe(scale: float = 2.0):
+    values = make(n=4)
+    total(values=values, scale=scale)
+
+
+@hml.pipeline(app.pipelines)
+def bad_pipe():
+    boom(values=make(n=2))
