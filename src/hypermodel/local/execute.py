@@ -29,11 +29,13 @@ def execute(op: Op, arguments: dict[str, Any], ctx: OpContext, env: dict[str, st
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
+    ctx.arguments = dict(arguments)
     token = _CURRENT.set(ctx)
     try:
         with op_scope(ctx):
             value = op.execute(arguments)
             output = to_json_value(value, f"op '{ctx.task}'")
+            ctx.output = output
         return Attempt(True, output, "", time.perf_counter() - start)
     except Exception:
         return Attempt(False, None, traceback.format_exc(), time.perf_counter() - start)
