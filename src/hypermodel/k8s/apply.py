@@ -275,8 +275,9 @@ def _request(
             return None
         raise _rejected(exc, manifest, method, api) from None
     except HTTPError as exc:
+        cause = getattr(exc, "reason", None) or exc  # MaxRetryError wraps the real one
         raise ClusterUnreachableError(
-            f"cannot reach the Kubernetes API server at {server_url(api)}: {exc}. "
+            f"cannot reach the Kubernetes API server at {server_url(api)}: {cause}. "
             "Check --kubeconfig/--context (or KUBECONFIG) and that the cluster is running"
         ) from None
 
