@@ -50,5 +50,9 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH)
 
+## Regenerate the golden Kubeflow YAML of the demo (tests/golden/wines.yaml); review the diff.
+golden: $(STAMP)
+	$(BIN)/python tests/golden/regenerate.py
+
 clean:
 	rm -rf $(VENV) .hml .pytest_cache .mypy_cache .ruff_cache
