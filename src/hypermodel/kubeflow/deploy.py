@@ -137,7 +137,7 @@ def describe(plan: Plan, target: Target, prod: bool) -> list[str]:
     if prod:
         body.update(
             trigger={"cron_schedule": {"cron": plan.cron}},
-            max_concurrency="1",
+            max_concurrency=1,
             mode="ENABLE",
             no_catchup=True,
         )

@@ -62,7 +62,7 @@ def test_cli_deploy_prod_dry_run_sends_nothing_and_shows_the_schedule(tmp_path: 
     )
     assert result.exit_code == 0, result.output
     assert "dry run: nothing is sent to http://127.0.0.1:9" in result.output
-    assert '"cron": "0 30 2 * * *"' in result.output and '"max_concurrency": "1"' in result.output
+    assert '"cron": "0 30 2 * * *"' in result.output and '"max_concurrency": 1' in result.output
     assert '"parameters": {"count": 7}' in result.output
     assert "five fields" in result.output  # the conversion note
     assert "tok-123" not in result.output

@@ -1,0 +1,355 @@
+"""deploy-dev / deploy-prod through the real kfp.Client against a local HTTP server that answers
+the Kubeflow Pipelines v2beta1 API (pytest-httpserver); every request is recorded and checked."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from hypermodel.kubeflow.deploy import KubeflowError, Target, deploy
+from tests.support import REPO, free_port
+from tests.unit.kubeflow.apps import make_app
+
+API = "/apis/v2beta1"
+TOKEN = "tok-never-printed-123"
+
+
+@dataclass
+class Sent:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    auth: str
+
+
+@dataclass
+class FakeKfp:
+    """Just enough of the v2beta1 API, with state, so that repeated deploys can be observed."""
+
+    sent: list[Sent] = field(default_factory=list)
+    pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recurring: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    uploads: list[str] = field(default_factory=list)
+    fail_on: str | None = None
+    counter: int = 0
+
+    def next_id(self, kind: str) -> str:
+        self.counter += 1
+        return f"{kind}-{self.counter}"
+
+    def handle(self, request: Request) -> Response:
+        query = {k: v[0] for k, v in parse_qs(request.query_string.decode()).items()}
+        body: Any = None
+        if request.files:
+            self.uploads.append(request.files["uploadfile"].read().decode())
+            body = "<multipart uploadfile>"
+        elif request.data:
+            body = json.loads(request.data)
+        sent = Sent(
+            request.method, request.path, query, body, request.headers.get("Authorization", "")
+        )
+        self.sent.append(sent)
+        if self.fail_on and re.search(self.fail_on, f"{request.method} {request.path}"):
+            return Response(
+                json.dumps({"error": "boom", "message": "database is down"}),
+                500,
+                content_type="application/json",
+            )
+        payload = self.route(sent)
+        return Response(json.dumps(payload), 200, content_type="application/json")
+
+    def route(self, s: Sent) -> dict[str, Any]:
+        m, p = s.method, s.path.removeprefix(API)
+        if p == "/healthz":
+            return {"multi_user": False}
+        if m == "GET" and p == "/pipelines":
+            name = json.loads(s.query["filter"])["predicates"][0]["stringValue"]
+            return {"pipelines": [x for x in self.pipelines.values() if x["display_name"] == name]}
+        if m == "POST" and p == "/pipelines/upload":
+            pid = self.next_id("pipeline")
+            self.pipelines[pid] = {"pipeline_id": pid, "display_name": s.query["name"]}
+            self.versions[pid] = [
+                {
+                    "pipeline_id": pid,
+                    "pipeline_version_id": self.next_id("version"),
+                    "display_name": s.query["name"],
+                }
+            ]
+            return self.pipelines[pid]
+        if m == "POST" and p == "/pipelines/upload_version":
+            pid = s.query["pipelineid"]
+            version = {
+                "pipeline_id": pid,
+                "pipeline_version_id": self.next_id("version"),
+                "display_name": s.query["name"],
+            }
+            self.versions[pid].append(version)
+            return version
+        if m == "GET" and (match := re.fullmatch(r"/pipelines/([^/]+)/versions", p)):
+            return {
+                "pipeline_versions": list(reversed(self.versions[match.group(1)]))[
+                    : int(s.query.get("page_size", 10))
+                ]
+            }
+        if m == "GET" and p == "/experiments":
+            name = json.loads(s.query["filter"])["predicates"][0]["stringValue"]
+            return {
+                "experiments": [e for e in self.experiments.values() if e["display_name"] == name]
+            }
+        if m == "POST" and p == "/experiments":
+            eid = self.next_id("experiment")
+            self.experiments[eid] = {"experiment_id": eid, "display_name": s.body["display_name"]}
+            return self.experiments[eid]
+        if m == "POST" and p == "/runs":
+            rid = self.next_id("run")
+            self.runs[rid] = {**s.body, "run_id": rid}
+            return self.runs[rid]
+        if m == "GET" and p == "/recurringruns":
+            found = [
+                r
+                for r in self.recurring.values()
+                if r["experiment_id"] == s.query.get("experiment_id")
+            ]
+            return {
+                "recurringRuns": found,
+                "total_size": len(found),
+            }  # the wire name, as the real server
+        if m == "POST" and p == "/recurringruns":
+            rid = self.next_id("recurring")
+            self.recurring[rid] = {**s.body, "recurring_run_id": rid}
+            return self.recurring[rid]
+        if m == "DELETE" and (match := re.fullmatch(r"/recurringruns/([^/]+)", p)):
+            self.recurring.pop(match.group(1))
+            return {}
+        raise AssertionError(f"unexpected request {m} {s.path}")
+
+    def calls(self) -> list[str]:
+        return [f"{s.method} {s.path}" for s in self.sent]
+
+
+@pytest.fixture
+def kfp(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeKfp:
+    monkeypatch.setenv(
+        "HOME", str(tmp_path / "home")
+    )  # kfp.Client reads ~/.config/kfp/context.json
+    fake = FakeKfp()
+    httpserver.expect_request(re.compile(r"^/apis/.*")).respond_with_handler(fake.handle)
+    return fake
+
+
+def target(httpserver: HTTPServer) -> Target:
+    return Target(host=httpserver.url_for("").rstrip("/"), token=TOKEN)
+
+
+def test_deploy_dev_uploads_the_pipeline_and_starts_one_run(
+    kfp: FakeKfp, httpserver: HTTPServer
+) -> None:
+    app = make_app()
+    result = deploy(
+        app, app.pipelines["scoring"], target(httpserver), prod=False, params={"count": 5}
+    )
+    assert kfp.calls() == [
+        f"GET {API}/healthz",
+        f"GET {API}/pipelines",
+        f"POST {API}/pipelines/upload",
+        f"GET {API}/pipelines/pipeline-1/versions",
+        f"GET {API}/experiments",
+        f"POST {API}/experiments",
+        f"POST {API}/runs",
+    ]
+    assert all(s.auth == f"Bearer {TOKEN}" for s in kfp.sent)
+    upload = kfp.sent[2]
+    assert upload.query["name"] == "kfpapp-scoring"
+    assert "comp-score" in kfp.uploads[0] and "# Name: scoring" in kfp.uploads[0]
+    assert kfp.sent[5].body["display_name"] == "kfp-tests-dev"
+    run = kfp.sent[6].body
+    assert run["experiment_id"] == "experiment-3"
+    assert run["pipeline_version_reference"] == {
+        "pipeline_id": "pipeline-1",
+        "pipeline_version_id": "version-2",
+    }
+    assert run["runtime_config"]["parameters"] == {"count": 5}
+    assert run["display_name"].startswith("scoring-dev-")
+    assert (result.run_id, result.version_id) == ("run-4", "version-2")
+    assert result.link == f"{target(httpserver).host}/#/runs/details/run-4"
+
+
+def test_deploy_dev_again_adds_a_version_and_keeps_the_pipeline(
+    kfp: FakeKfp, httpserver: HTTPServer
+) -> None:
+    app = make_app()
+    deploy(app, app.pipelines["scoring"], target(httpserver), prod=False)
+    kfp.sent.clear()
+    result = deploy(app, app.pipelines["scoring"], target(httpserver), prod=False)
+    assert kfp.calls() == [
+        f"GET {API}/healthz",
+        f"GET {API}/pipelines",
+        f"POST {API}/pipelines/upload_version",
+        f"GET {API}/experiments",
+        f"POST {API}/runs",
+    ]
+    version = kfp.sent[2].query
+    assert version["pipelineid"] == "pipeline-1" and version["name"].startswith("scoring-")
+    assert not any(s.method == "DELETE" for s in kfp.sent)
+    assert len(kfp.pipelines) == 1 and len(kfp.versions["pipeline-1"]) == 2
+    assert (
+        kfp.sent[-1].body["pipeline_version_reference"]["pipeline_version_id"] == result.version_id
+    )
+
+
+def test_deploy_prod_creates_one_schedule_and_replaces_it_on_redeploy(
+    kfp: FakeKfp, httpserver: HTTPServer
+) -> None:
+    app = make_app()
+    pipeline = app.pipelines["scoring"]
+    first = deploy(app, pipeline, target(httpserver), prod=True)
+    create = next(s for s in kfp.sent if s.method == "POST" and s.path == f"{API}/recurringruns")
+    body = create.body
+    assert body["trigger"] == {"cron_schedule": {"cron": "0 30 2 * * *"}}  # 5 fields converted
+    assert int(body["max_concurrency"]) == 1
+    assert body["mode"] == "ENABLE" and body["no_catchup"] is True
+    assert body["display_name"] == "scoring-prod"
+    assert body["experiment_id"] == first.experiment_id
+    assert body["pipeline_version_reference"] == {
+        "pipeline_id": first.pipeline_id,
+        "pipeline_version_id": first.version_id,
+    }
+    assert any("five fields" in n for n in first.notes)
+    assert list(kfp.recurring) == [first.recurring_run_id]
+
+    kfp.sent.clear()
+    second = deploy(app, pipeline, target(httpserver), prod=True)
+    assert kfp.calls() == [
+        f"GET {API}/healthz",
+        f"GET {API}/pipelines",
+        f"POST {API}/pipelines/upload_version",
+        f"GET {API}/experiments",
+        f"GET {API}/recurringruns",
+        f"POST {API}/recurringruns",
+        f"DELETE {API}/recurringruns/{first.recurring_run_id}",
+    ]
+    listed = kfp.sent[4].query
+    assert listed["experiment_id"] == first.experiment_id
+    assert json.loads(listed["filter"])["predicates"][0]["stringValue"] == "scoring-prod"
+    assert second.replaced == [first.recurring_run_id]
+    assert list(kfp.recurring) == [second.recurring_run_id]  # exactly one schedule left
+    assert (
+        kfp.recurring[second.recurring_run_id]["pipeline_version_reference"]["pipeline_version_id"]
+        == second.version_id
+    )
+    assert second.version_id != first.version_id and len(kfp.pipelines) == 1
+
+
+def test_deploy_prod_cron_override_and_refusal(kfp: FakeKfp, httpserver: HTTPServer) -> None:
+    from hypermodel.errors import UsageError
+
+    app = make_app()
+    deploy(app, app.pipelines["scoring"], target(httpserver), prod=True, cron="0 0 */6 * * *")
+    assert (
+        kfp.recurring[next(iter(kfp.recurring))]["trigger"]["cron_schedule"]["cron"]
+        == "0 0 */6 * * *"
+    )
+    kfp.sent.clear()
+    with pytest.raises(UsageError, match="not a valid Kubeflow schedule"):
+        deploy(app, app.pipelines["scoring"], target(httpserver), prod=True, cron="every day")
+    assert kfp.sent == []  # refused before any request
+
+
+def test_http_500_is_one_clear_line(kfp: FakeKfp, httpserver: HTTPServer) -> None:
+    kfp.fail_on = r"POST .*/experiments$"
+    app = make_app()
+    with pytest.raises(KubeflowError) as info:
+        deploy(app, app.pipelines["scoring"], target(httpserver), prod=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert (
+        "answered 500" in message
+        and "'ensure experiment'" in message
+        and "database is down" in message
+    )
+    assert TOKEN not in message
+
+
+def test_unreachable_host_is_one_clear_line() -> None:
+    app = make_app()
+    with pytest.raises(KubeflowError) as info:
+        deploy(
+            app,
+            app.pipelines["scoring"],
+            Target(host=f"http://127.0.0.1:{free_port()}", token=TOKEN),
+            prod=False,
+        )
+    message = str(info.value)
+    assert (
+        "\n" not in message
+        and "cannot reach Kubeflow at http://127.0.0.1:" in message
+        and "--host" in message
+    )
+    assert TOKEN not in message
+
+
+def _cli(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    code = "import sys\nfrom tests.unit.kubeflow.apps import app\napp.start(sys.argv[1:])\n"
+    full = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), **env}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_deploy_prod_prints_ids_and_link_never_the_token(
+    kfp: FakeKfp, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    host = target(httpserver).host
+    env = {"HML_KFP_HOST": host, "HML_KFP_TOKEN": TOKEN, "HML_ROOT": "gs://hml-test-bucket/kfp"}
+    proc = _cli(["pipelines", "scoring", "deploy-prod"], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "recurring run recurring-" in proc.stdout
+        and f"{host}/#/recurringrun/details/" in proc.stdout
+    )
+    assert TOKEN not in proc.stdout + proc.stderr
+    assert all(s.auth == f"Bearer {TOKEN}" for s in kfp.sent)
+
+
+def test_cli_errors_exit_non_zero_with_one_line(
+    kfp: FakeKfp, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    kfp.fail_on = r"POST .*/runs$"
+    env = {"HML_KFP_TOKEN": TOKEN, "HML_ROOT": "gs://hml-test-bucket/kfp"}
+    proc = _cli(
+        ["pipelines", "scoring", "deploy-dev", "--host", target(httpserver).host], env, tmp_path
+    )
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "answered 500" in errors[0] and "'start run'" in errors[0]
+    assert "Traceback" not in proc.stderr and TOKEN not in proc.stderr
+    down = _cli(
+        ["pipelines", "scoring", "deploy-dev", "--host", f"http://127.0.0.1:{free_port()}"],
+        env,
+        tmp_path,
+    )
+    assert (
+        down.returncode == 1
+        and "error: cannot reach Kubeflow" in down.stderr
+        and "Traceback" not in down.stderr
+    )
