@@ -1,0 +1,154 @@
+"""``hml runs``: list, show and compare tracked runs; write a self-contained HTML report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _store(ctx: click.Context) -> Any:
+    from ..storage import open_storage
+    from ..tracking.store import RunStore
+
+    return RunStore(open_storage((ctx.obj or {}).get("root", ".hml")))
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) if ts else "-"
+
+
+def runs_group() -> click.Group:
+    group = click.Group("runs", help="List, show and compare tracked runs; write HTML reports.", no_args_is_help=True)
+
+    @group.command("list")
+    @click.option("--pipeline", default=None, help="Only op runs of this pipeline.")
+    @click.option("--state", default=None, help="Only runs in this state (running, completed, failed, ...).")
+    @click.option("--project", default=None, help="Only runs of this project (app).")
+    @click.pass_context
+    def list_cmd(ctx: click.Context, pipeline: str | None, state: str | None, project: str | None) -> None:
+        """Tracked runs, oldest first."""
+        store = _store(ctx)
+        rows = []
+        for run_id in store.run_ids():
+            meta = store.meta(run_id)
+            if pipeline and meta.get("pipeline") != pipeline:
+                continue
+            if project and meta.get("project") != project:
+                continue
+            record = store.load(run_id, metrics=False)
+            if state and record.state != state:
+                continue
+            duration = f"{record.duration:.2f}s" if record.duration is not None else "-"
+            rows.append((run_id, record.state, record.label if meta.get("task") else "-", str(meta.get("author", "")),
+                         _when(record.started), duration))
+        if not rows:
+            click.echo(f"no tracked runs under {store.storage.url}" + (" matching the filters" if pipeline or state or project else ""))
+            return
+        rows.sort(key=lambda r: r[4])
+        _table(("RUN", "STATE", "PIPELINE/OP", "AUTHOR", "STARTED (UTC)", "DURATION"), rows)
+
+    @group.command("show")
+    @click.argument("run")
+    @click.pass_context
+    def show_cmd(ctx: click.Context, run: str) -> None:
+        """Params, last metrics, artifacts and lineage of one run."""
+        store = _store(ctx)
+        for run_id in store.resolve([run]):
+            _show(store, store.load(run_id))
+
+    @group.command("compare")
+    @click.argument("runs", nargs=-1, required=True)
+    @click.pass_context
+    def compare_cmd(ctx: click.Context, runs: tuple[str, ...]) -> None:
+        """Params and last metrics side by side; rows that differ are marked with '*'."""
+        from ..tracking.report import _params_of, fmt
+
+        store = _store(ctx)
+        records = [store.load(r) for r in store.resolve(list(runs))]
+        flats = [_params_of(r) for r in records]
+        lasts = [r.last_metrics() for r in records]
+        header = ("", *(r.run_id for r in records))
+        rows = [("state", *(r.state for r in records))]
+        for key in sorted({k for f in flats for k in f}):
+            rows.append((key, *(fmt(f.get(key)) for f in flats)))
+        for key in sorted({k for m in lasts for k in m}):
+            rows.append((f"metric {key}", *(fmt(m.get(key)) for m in lasts)))
+        marked = [(("* " if len(set(r[1:])) > 1 else "  ") + r[0], *r[1:]) for r in rows]
+        _table(header, marked)
+
+    @group.command("report")
+    @click.argument("runs", nargs=-1, required=True)
+    @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+                  show_default=True, help="The HTML file to write.")
+    @click.option("--title", default=None, help="Page title.")
+    @click.pass_context
+    def report_cmd(ctx: click.Context, runs: tuple[str, ...], output: Path, title: str | None) -> None:
+        """A self-contained HTML page: metric plots, params side by side, artifacts, lineage.
+
+        RUN is a run id, a unique prefix, or a pipeline run id (all its op runs)."""
+        from ..tracking.report import render
+
+        store = _store(ctx)
+        run_ids = store.resolve(list(runs))
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(render(store, run_ids, title), encoding="utf-8")
+        click.echo(f"wrote {output} ({len(run_ids)} run(s))")
+
+    return group
+
+
+def _show(store: Any, r: Any) -> None:
+    from ..tracking.report import fmt
+
+    echo = click.echo
+    echo(f"run       {r.run_id}")
+    echo(f"state     {r.state}" + (f"  ({r.error})" if r.error else ""))
+    for key in ("project", "pipeline", "task", "pipeline_run_id", "kfp_run_id", "author", "host"):
+        if r.meta.get(key):
+            echo(f"{key:<9} {r.meta[key]}")
+    echo(f"started   {_when(r.started)} UTC" + (f", {r.duration:.3f}s" if r.duration is not None else ""))
+    git = r.git.get("app") or r.meta.get("git") or {}
+    if git.get("commit"):
+        echo(f"commit    {git['commit']}" + (f" ({git['branch']})" if git.get("branch") else "") + (" dirty" if git.get("dirty") else ""))
+    if r.tags:
+        echo("tags      " + ", ".join(str(t.get("name")) for t in r.tags))
+    for note in r.notes:
+        echo(f"note      {note}")
+    sections: list[tuple[str, dict[str, Any]]] = [
+        ("params", r.params), ("config", r.config), ("meta", r.metas),
+        ("last metrics", r.last_metrics()),
+    ]
+    for title, values in sections:
+        if values:
+            echo(f"\n{title}:")
+            for key, value in sorted(values.items()):
+                echo(f"  {key} = {fmt(value)}")
+    if r.artifacts:
+        echo("\nartifacts:")
+        for label, info in sorted(r.artifacts.items()):
+            echo(f"  {label}  {int(info.get('size') or 0):,} B  {info.get('key')}")
+    if r.inputs or r.outputs:
+        echo("\nlineage:")
+        for entry in r.inputs:
+            echo(f"  <- {_entry(entry)}")
+        for entry in r.outputs:
+            echo(f"  -> {_entry(entry)}")
+    echo("")
+
+
+def _entry(entry: dict[str, Any]) -> str:
+    text = f"{entry.get('kind', 'dataset')} {entry.get('name', '')}"
+    if entry.get("version"):
+        text += f" v{entry['version']}"
+    if entry.get("checksum"):
+        text += f" ({str(entry['checksum'])[:12]})"
+    return text
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
