@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Union
 
 # JSON types accepted for an annotation (bool is not an int here: JSON true is not 1).
@@ -73,27 +74,58 @@ def schema_name(schema: Any) -> str:
 
 
 # -- validation ----------------------------------------------------------------------------------
-def parse(schema: Any, payload: Any) -> Any:
+FieldList = list[tuple[str, Any, bool]]  # (name, annotation, required)
+
+
+def describe_fields(schema: Any) -> FieldList:
+    return [
+        (n, a, _required(schema, n) and not _optional(a)) for n, a in field_types(schema).items()
+    ]
+
+
+class Validator:
+    """parse/dump for one route's schema; data-model field lists are resolved once, not per request."""
+
+    def __init__(self, schema: Any) -> None:
+        self.schema = schema
+        self._fields: dict[Any, FieldList] = {}
+
+    def fields(self, cls: Any) -> FieldList:
+        found = self._fields.get(cls)
+        if found is None:  # a race here only computes the same list twice
+            found = self._fields[cls] = describe_fields(cls)
+        return found
+
+    def parse(self, payload: Any) -> Any:
+        return parse(self.schema, payload, self.fields)
+
+    def dump(self, value: Any) -> Any:
+        return dump(self.schema, value, self.fields)
+
+
+def parse(schema: Any, payload: Any, fields: Callable[[Any], FieldList] = describe_fields) -> Any:
     """``payload`` (decoded JSON) -> an instance of ``schema``; raise SchemaError with reasons."""
     if is_pydantic(schema):
         return _parse_pydantic(schema, payload)
-    problems = check_fields(schema, payload)
+    problems = check_fields(schema, payload, "", fields)
     if problems:
         raise SchemaError(problems)
     try:
         return schema.from_data(payload)
-    except Exception as exc:  # from_data sees client data: whatever it rejects is the client's error
+    except (
+        Exception
+    ) as exc:  # from_data sees client data: whatever it rejects is the client's error
         raise SchemaError([{"loc": "body", "msg": f"{type(exc).__name__}: {exc}"}]) from exc
 
 
-def dump(schema: Any, value: Any) -> Any:
+def dump(schema: Any, value: Any, fields: Callable[[Any], FieldList] = describe_fields) -> Any:
     """A handler's result -> JSON-able data, checked against ``schema`` when one is declared."""
     if schema is None:
         return value
     if is_pydantic(schema):
         obj = value if isinstance(value, schema) else _parse_pydantic(schema, value)
         return obj.model_dump(mode="json")
-    obj = value if isinstance(value, schema) else parse(schema, value)
+    obj = value if isinstance(value, schema) else parse(schema, value, fields)
     return obj.to_data()
 
 
@@ -143,22 +175,26 @@ def _required(schema: Any, name: str) -> bool:
     return not hasattr(schema, name)
 
 
-def check_fields(schema: Any, payload: Any, loc: str = "") -> list[dict[str, Any]]:
+def check_fields(
+    schema: Any, payload: Any, loc: str = "", fields: Callable[[Any], FieldList] = describe_fields
+) -> list[dict[str, Any]]:
     """Missing fields and JSON type mismatches of ``payload`` against a data model's annotations."""
     if not isinstance(payload, dict):
         return [{"loc": loc or "body", "msg": f"expected a JSON object, got {_json_kind(payload)}"}]
     problems = []
-    for name, annotation in field_types(schema).items():
+    for name, annotation, required in fields(schema):
         where = f"{loc}.{name}" if loc else name
         if name not in payload:
-            if _required(schema, name) and not _optional(annotation):
+            if required:
                 problems.append({"loc": where, "msg": "field required"})
             continue
-        problems += _check_value(annotation, payload[name], where)
+        problems += _check_value(annotation, payload[name], where, fields)
     return problems
 
 
-def _check_value(annotation: Any, value: Any, loc: str) -> list[dict[str, Any]]:
+def _check_value(
+    annotation: Any, value: Any, loc: str, fields: Callable[[Any], FieldList]
+) -> list[dict[str, Any]]:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation is Any or annotation is typing.Any:
         return []
@@ -166,14 +202,18 @@ def _check_value(annotation: Any, value: Any, loc: str) -> list[dict[str, Any]]:
         if value is None and type(None) in args:
             return []
         for arg in (a for a in args if a is not type(None)):
-            if not _check_value(arg, value, loc):
+            if not _check_value(arg, value, loc, fields):
                 return []
         return [{"loc": loc, "msg": f"expected {_describe(annotation)}, got {_json_kind(value)}"}]
     if origin in (list, tuple, set, frozenset) or annotation in (list, tuple):
         if not isinstance(value, list):
             return [{"loc": loc, "msg": f"expected an array, got {_json_kind(value)}"}]
         inner = args[0] if args else Any
-        return [p for i, item in enumerate(value) for p in _check_value(inner, item, f"{loc}.{i}")]
+        return [
+            p
+            for i, item in enumerate(value)
+            for p in _check_value(inner, item, f"{loc}.{i}", fields)
+        ]
     if origin is dict or annotation is dict:
         return (
             []
@@ -190,7 +230,7 @@ def _check_value(annotation: Any, value: Any, loc: str) -> list[dict[str, Any]]:
             else [{"loc": loc, "msg": f"expected {_describe(annotation)}, got {_json_kind(value)}"}]
         )
     if is_data_model(annotation):
-        return check_fields(annotation, value, loc)
+        return check_fields(annotation, value, loc, fields)
     return []  # an annotation we cannot check: from_data decides
 
 

@@ -19,7 +19,7 @@ import orjson
 
 from .._lazy import require
 from .errors import RequestError
-from .schema import SchemaError, dump, json_schema, parse
+from .schema import SchemaError, Validator, json_schema
 
 if TYPE_CHECKING:
     from flask import Flask, Response
@@ -217,11 +217,13 @@ def lineage_headers(inference_app: HmlInferenceApp, endpoint: str) -> dict[str, 
 def add_route(inference_app: HmlInferenceApp, app: Flask, route: Route) -> None:
     from flask import Response, request
 
+    inputs, outputs = Validator(route.input), Validator(route.output)
+
     def view() -> Response:
         payload = _read_payload(route, request)
         if route.input is not None:
             try:
-                argument = parse(route.input, payload)
+                argument = inputs.parse(payload)
             except SchemaError as exc:
                 return json_response({"error": "invalid request", "problems": exc.problems}, 422)
         else:
@@ -230,7 +232,7 @@ def add_route(inference_app: HmlInferenceApp, app: Flask, route: Route) -> None:
         if isinstance(result, Response):
             return result
         try:
-            data = dump(route.output, result)
+            data = outputs.dump(result)
         except (
             SchemaError
         ) as exc:  # the handler broke its own contract: a server bug, not the client's

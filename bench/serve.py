@@ -1,0 +1,452 @@
+"""bench serve: wrk against `<app> inference run-prod` vs the same handler in bare Flask+waitress
+and vs `mlflow models serve` on the same model; `--soak N` adds an N-second full-load soak.
+
+    python bench/serve.py                       # 3 interleaved rounds of 10 s per server
+    python bench/serve.py --soak 60             # plus a 60 s soak of run-prod (errors, RSS)
+    python bench/serve.py --model tree          # only the depth-3 tree
+
+Two models: the demo's (RandomForest, 100 trees, depth 4, on sklearn's wine data), where
+prediction time dominates, and a depth-3 tree, where the server's own overhead dominates. wrk shares the machine's cores with the server: read the ratios.
+MLflow runs from its own venv (bench/.venv-mlflow, created on first use with the same
+scikit-learn/numpy as ours); when it cannot be installed the MLflow line says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import PYTHON, REPO, line, ratio  # bench/ is on sys.path when run as a script
+
+BENCH = "serve"
+MLFLOW_VENV = REPO / "bench" / ".venv-mlflow"
+ROW = [13.2, 1.78, 2.14, 11.2, 100.0, 2.65, 2.76, 0.26, 1.28, 4.38, 1.05, 3.4, 1050.0]
+
+OURS = textwrap.dedent(
+    """
+    from hypermodel import hml
+    from hypermodel.data.model import BaseData
+    from hypermodel.serving.model import ModelContainer
+
+    app = hml.HmlApp("bench", package_entrypoint="bench")
+
+
+    class Wine(BaseData):
+        features: list[float]
+
+
+    class Prediction(BaseData):
+        cultivar: int
+
+
+    @hml.inference(app.inference)
+    def init(inference_app):
+        import numpy as np
+
+        model = inference_app.load_model(ModelContainer("bench-clf"))
+
+        @inference_app.route("/predict", input=Wine, output=Prediction)
+        def predict(wine):
+            return Prediction(cultivar=int(model.predict(np.asarray([wine.features]))[0]))
+
+
+    if __name__ == "__main__":
+        app.start()
+    """
+)
+
+BARE = textwrap.dedent(
+    """
+    import sys
+
+    import joblib
+    import numpy as np
+    import waitress
+    from flask import Flask, jsonify, request
+
+    model = joblib.load(sys.argv[1])
+    app = Flask(__name__)
+
+
+    @app.route("/predict", methods=["POST"])
+    def predict():
+        features = request.get_json()["features"]
+        return jsonify({"cultivar": int(model.predict(np.asarray([features]))[0])})
+
+
+    waitress.serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=8)
+    """
+)
+
+MLFLOW_SAVE = "import joblib, mlflow.sklearn, sys; mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[2])"
+
+
+def train(kind: str, work: Path) -> Path:
+    import joblib
+    from sklearn.datasets import load_wine
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    data = load_wine()
+    if kind == "demo":
+        model: Any = RandomForestClassifier(n_estimators=100, max_depth=4, random_state=7)
+    else:
+        model = DecisionTreeClassifier(max_depth=3, random_state=7)
+    model.fit(data.data, data.target)
+    path = work / "model.joblib"
+    joblib.dump(model, path)
+    return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 180.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode}): {log.read_text()[-1500:]}")
+        try:
+            body = json.dumps(payload_for(url)).encode()
+            req = urllib.request.Request(
+                url, data=body, headers={"content-type": "application/json"}
+            )
+            with urllib.request.urlopen(req, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout}s: {log.read_text()[-1500:]}")
+
+
+def payload_for(url: str) -> dict[str, Any]:
+    return {"inputs": [ROW]} if url.endswith("/invocations") else {"features": ROW}
+
+
+def start(
+    name: str, cmd: list[str], url: str, work: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    log = work / f"{name}.log"
+    proc = subprocess.Popen(
+        cmd,
+        cwd=work,
+        env={**os.environ, **(env or {})},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_ready(url, proc, log)
+    return proc
+
+
+def start_ours(model_path: Path, work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    import joblib
+
+    from hypermodel import hml
+    from hypermodel.serving.model import ModelContainer
+
+    root = work / "bucket"
+    mc = ModelContainer("bench-clf")
+    mc.model = joblib.load(model_path)
+    mc.publish(hml.HmlApp("bench", root=str(root)))
+    (work / "ours_app.py").write_text(OURS)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/predict"
+    cmd = [
+        PYTHON,
+        "ours_app.py",
+        "inference",
+        "run-prod",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--threads",
+        "8",
+    ]
+    return start("ours", cmd, url, work, {"HML_ROOT": str(root)}), url
+
+
+def start_bare(model_path: Path, work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    (work / "bare_app.py").write_text(BARE)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/predict"
+    return start("bare", [PYTHON, "bare_app.py", str(model_path), str(port)], url, work), url
+
+
+def mlflow_python() -> tuple[Path | None, str]:
+    """The MLflow venv's python, creating it on first use; (None, reason) when impossible."""
+    python = MLFLOW_VENV / "bin" / "python"
+    if not (MLFLOW_VENV / "bin" / "mlflow").exists():
+        import numpy
+        import scipy
+        import sklearn
+
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True, capture_output=True
+            )
+            subprocess.run(
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "mlflow",
+                    f"scikit-learn=={sklearn.__version__}",
+                    f"numpy=={numpy.__version__}",
+                    f"scipy=={scipy.__version__}",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=900,
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+            detail = getattr(exc, "stderr", b"") or b""
+            return (
+                None,
+                f"pip install mlflow failed: {detail.decode(errors='replace')[-300:] or exc}",
+            )
+    return python, ""
+
+
+def start_mlflow(model_path: Path, work: Path) -> tuple[subprocess.Popen[bytes] | None, str]:
+    python, reason = mlflow_python()
+    if python is None:
+        return None, reason
+    saved = work / "mlflow-model"
+    subprocess.run(
+        [str(python), "-c", MLFLOW_SAVE, str(model_path), str(saved)],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/invocations"
+    cmd = [
+        str(python.parent / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        str(saved),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--env-manager",
+        "local",
+    ]
+    env = {
+        "PATH": f"{python.parent}:{os.environ.get('PATH', '')}",
+        "MLFLOW_TRACKING_URI": f"file://{work}/mlruns",
+    }
+    return start("mlflow", cmd, url, work, env), url
+
+
+def wrk(url: str, seconds: int, work: Path, connections: int = 16) -> dict[str, float]:
+    script = work / "post.lua"
+    body = json.dumps(payload_for(url)).replace("\\", "\\\\").replace("'", "\\'")
+    script.write_text(
+        f"wrk.method = 'POST'\nwrk.body = '{body}'\nwrk.headers['Content-Type'] = 'application/json'\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    def latency(pct: str) -> float:
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            raise ValueError(f"no {pct}% latency in wrk output:\n{out}")
+        return float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[m.group(2)]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    errors = int(non2xx.group(1)) if non2xx else 0
+    errors += sum(int(g) for g in sockets.groups()) if sockets else 0
+    return {
+        "rps": rps,
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "requests": requests,
+        "errors": errors,
+    }
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and its children (mlflow/uvicorn fork workers)."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        status = Path(f"/proc/{p}/status")
+        if status.exists():
+            m = re.search(r"VmRSS:\s+(\d+) kB", status.read_text())
+            total += int(m.group(1)) * 1024 if m else 0
+    return total
+
+
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def report(name: str, runs: list[dict[str, float]]) -> dict[str, float]:
+    med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+    errors = sum(r["errors"] for r in runs)
+    line(BENCH, f"{name} req/s", med["rps"], unit=" req/s", runs=len(runs))
+    line(BENCH, f"{name} p50 latency", med["p50"], runs=len(runs))
+    line(BENCH, f"{name} p99 latency", med["p99"], runs=len(runs))
+    if errors:
+        print(f"{BENCH}: {name} had {errors} non-2xx/socket errors", flush=True)
+    return med
+
+
+def soak(url: str, proc: subprocess.Popen[bytes], seconds: int, work: Path) -> None:
+    """Full load for ``seconds``: every response must be 2xx; RSS sampled after warm-up and at the end."""
+    wrk(url, 5, work)  # warm: caches, allocator arenas, thread pool all populated
+    before = rss_bytes(proc.pid)
+    result = wrk(url, seconds, work)
+    after = rss_bytes(proc.pid)
+    print(
+        f"{BENCH}: soak {seconds}s run-prod: {int(result['requests'])} requests, {int(result['errors'])} errors, "
+        f"{result['rps']:.0f} req/s, p50 {result['p50'] * 1000:.2f}ms, p99 {result['p99'] * 1000:.2f}ms",
+        flush=True,
+    )
+    print(
+        f"{BENCH}: soak RSS start {before / 2**20:.1f} MiB, end {after / 2**20:.1f} MiB "
+        f"(growth {(after - before) / 2**20:+.1f} MiB)",
+        flush=True,
+    )
+
+
+def measure(kind: str, args: argparse.Namespace, work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the three servers on model ``kind``, run interleaved rounds, print lines; keep ours up."""
+    model_path = train(kind, work)
+    tag = f"[{kind}]"
+    procs: dict[str, subprocess.Popen[bytes] | None] = {}
+    urls: dict[str, str] = {}
+    try:
+        procs["hypermodel run-prod"], urls["hypermodel run-prod"] = start_ours(model_path, work)
+        procs["bare flask+waitress"], urls["bare flask+waitress"] = start_bare(model_path, work)
+        if args.no_mlflow:
+            print(f"{BENCH}: {tag} mlflow skipped: --no-mlflow")
+        else:
+            proc, url_or_reason = start_mlflow(model_path, work)
+            if proc is None:
+                print(f"{BENCH}: {tag} mlflow skipped: {url_or_reason}")
+            else:
+                procs["mlflow models serve"], urls["mlflow models serve"] = proc, url_or_reason
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
+        for url in urls.values():
+            wrk(url, 2, work)  # warm-up, not measured
+        for _ in range(args.rounds):  # interleaved, so drift on the shared machine hits all alike
+            for name, url in urls.items():
+                runs[name].append(wrk(url, args.duration, work))
+        med = {name: report(f"{tag} {name}", r) for name, r in runs.items()}
+        ours = med["hypermodel run-prod"]["rps"]
+        ratio(
+            BENCH,
+            f"{tag} hypermodel run-prod",
+            "bare flask+waitress",
+            ours / med["bare flask+waitress"]["rps"],
+            ">= 0.9x",
+        )
+        if "mlflow models serve" in med:
+            ratio(
+                BENCH,
+                f"{tag} hypermodel run-prod",
+                "mlflow models serve",
+                ours / med["mlflow models serve"]["rps"],
+                ">= 1.5x",
+            )
+        ours_proc = procs.pop("hypermodel run-prod")
+        assert ours_proc is not None
+        return ours_proc, urls["hypermodel run-prod"]
+    finally:
+        for proc in procs.values():
+            stop(proc)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--duration", type=int, default=10, help="seconds of load per round and server"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--model",
+        choices=("demo", "tree", "both"),
+        default="both",
+        help="demo: the demo's 100-tree forest (the model dominates); tree: a depth-3 "
+        "tree (the server dominates); both (default)",
+    )
+    parser.add_argument(
+        "--soak",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="then soak run-prod (on the last model) this long at full load",
+    )
+    parser.add_argument("--no-mlflow", action="store_true")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print(f"{BENCH}: skipped: wrk is not installed (apt-get install wrk, or `make test-infra`)")
+        return 0
+    kinds = ["demo", "tree"] if args.model == "both" else [args.model]
+    print(
+        f"{BENCH}: wrk -t2 -c16, {args.rounds} x {args.duration}s per server, interleaved; "
+        f"{os.cpu_count()} cores shared by wrk and the server",
+        flush=True,
+    )
+    for i, kind in enumerate(kinds):
+        work = Path(tempfile.mkdtemp(prefix=f"hml-bench-serve-{kind}-"))
+        proc = None
+        try:
+            proc, url = measure(kind, args, work)
+            if args.soak and i == len(kinds) - 1:
+                soak(url, proc, args.soak, work)
+        finally:
+            stop(proc)
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
