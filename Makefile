@@ -54,5 +54,9 @@ bench: $(STAMP)
 golden: $(STAMP)
 	$(BIN)/python tests/golden/regenerate.py
 
+## Regenerate the demo's Kubernetes manifests (k8s/wines-inference.yaml); a test compares them.
+manifests: $(STAMP)
+	env -u WINES_IMAGE HML_ROOT=.hml $(BIN)/wines inference deploy --dry-run > k8s/wines-inference.yaml
+
 clean:
 	rm -rf $(VENV) .hml .pytest_cache .mypy_cache .ruff_cache

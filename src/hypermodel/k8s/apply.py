@@ -158,7 +158,8 @@ def _patch_body(desired: Manifest, live: Manifest) -> Manifest:
         items = _get(patch, path)
         if kind == "Service" and path == ("spec", "ports") and items is not None:
             items = _keep_node_ports(items, live)
-        _set(patch, path, [*(items or []), {"$patch": "replace"}])
+        # An empty list is deleted outright: a lone replace directive would leave `[{}]` behind.
+        _set(patch, path, [*items, {"$patch": "replace"}] if items else None)
     return patch
 
 

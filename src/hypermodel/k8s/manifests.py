@@ -147,10 +147,11 @@ def _deployment(
         "prometheus.io/path": "/metrics",
         **cfg.annotations,
     }
-    spec: dict[str, Any] = {"selector": {"matchLabels": dict(selector)}}
+    spec: dict[str, Any] = {}
     if cfg.hpa_min_replicas is None:
         # With an HPA the autoscaler owns the replica count; setting it here would fight it.
         spec["replicas"] = cfg.replicas
+    spec["selector"] = {"matchLabels": dict(selector)}
     spec["template"] = {
         "metadata": {"labels": pod_labels, "annotations": annotations},
         "spec": _pod_spec(app, cfg),

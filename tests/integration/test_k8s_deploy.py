@@ -1,0 +1,177 @@
+"""`<app> inference deploy` against a real kube-apiserver + etcd (or the cluster of $KUBECONFIG)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from hypermodel.cli.errors import run_cli
+from tests.integration.k8s_server import Cluster, k8s_cluster, k8s_namespace
+from tests.unit.k8s.apps import make_app
+
+__all__ = ["k8s_cluster", "k8s_namespace"]  # fixtures used below, imported from k8s_server
+
+pytestmark = pytest.mark.integration
+
+DEPLOYMENTS = "/apis/apps/v1/namespaces/{ns}/deployments/shop-inference"
+SERVICES = "/api/v1/namespaces/{ns}/services/shop-inference"
+INGRESSES = "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses/shop-inference"
+
+
+class Deployer:
+    def __init__(self, cluster: Cluster, namespace: str, capsys: pytest.CaptureFixture[str]):
+        self.cluster, self.namespace, self.capsys = cluster, namespace, capsys
+
+    def __call__(self, app: Any, *args: str) -> tuple[int, str, str]:
+        argv = ["inference", "deploy", "--kubeconfig", str(self.cluster.kubeconfig)]
+        argv += ["--namespace", self.namespace, *args]
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(app.cli(), argv, prog_name="shop")
+        out, err = self.capsys.readouterr()
+        return int(exit_info.value.code or 0), out, err
+
+    def get(self, template: str) -> Any:
+        return self.cluster.get(template.format(ns=self.namespace))
+
+
+@pytest.fixture
+def deployer(
+    k8s_cluster: Cluster, k8s_namespace: str, capsys: pytest.CaptureFixture[str]
+) -> Deployer:
+    return Deployer(k8s_cluster, k8s_namespace, capsys)
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_create_then_patch_then_unchanged(deployer: Deployer) -> None:
+    app = make_app(env={"MODEL_NAME": "wine", "THRESHOLD": "0.5"})
+    code, out, err = deployer(app, "--ingress-host", "shop.example.com")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "deployment/shop-inference created",
+        "service/shop-inference created",
+        "ingress/shop-inference created",
+    ]
+    deployment = deployer.get(DEPLOYMENTS)
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert env_of(deployment)["THRESHOLD"] == "0.5"
+    service = deployer.get(SERVICES)
+    assert service["spec"]["clusterIP"].startswith("10.0.0.")
+    assert service["spec"]["ports"][0]["protocol"] == "TCP"
+    assert deployer.get(INGRESSES)["spec"]["rules"][0]["host"] == "shop.example.com"
+
+    # Second deploy: one env var changed -> the Deployment is patched, the rest untouched.
+    app = make_app(env={"MODEL_NAME": "wine", "THRESHOLD": "0.9"})
+    code, out, err = deployer(app, "--ingress-host", "shop.example.com")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "deployment/shop-inference patched",
+        "service/shop-inference unchanged",
+        "ingress/shop-inference unchanged",
+    ]
+    patched = deployer.get(DEPLOYMENTS)
+    assert env_of(patched)["THRESHOLD"] == "0.9"
+    assert patched["metadata"]["generation"] == deployment["metadata"]["generation"] + 1
+    assert deployer.get(SERVICES)["spec"]["clusterIP"] == service["spec"]["clusterIP"]
+
+    # Third deploy: nothing to do, nothing written.
+    code, out, err = deployer(app, "--ingress-host", "shop.example.com")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "deployment/shop-inference unchanged",
+        "service/shop-inference unchanged",
+        "ingress/shop-inference unchanged",
+    ]
+    again = deployer.get(DEPLOYMENTS)
+    assert again["metadata"]["resourceVersion"] == patched["metadata"]["resourceVersion"]
+
+
+def test_what_a_deploy_stops_declaring_is_removed(deployer: Deployer) -> None:
+    def extra(d: Any) -> Any:
+        return d.with_env("DEBUG", "1").with_empty_dir("cache", "/cache").with_annotation("x", "y")
+
+    assert deployer(make_app(configure=extra))[0] == 0
+    code, out, err = deployer(make_app())
+    assert code == 0, err
+    assert "deployment/shop-inference patched" in out.splitlines()
+    deployment = deployer.get(DEPLOYMENTS)
+    assert "DEBUG" not in env_of(deployment)
+    pod = deployment["spec"]["template"]
+    assert {v["name"] for v in pod["spec"]["volumes"]} == {"secret-shop-sa", "scratch"}
+    assert "x" not in pod["metadata"]["annotations"]
+
+
+def test_secrets_are_referenced_by_name_only(deployer: Deployer) -> None:
+    secret = {
+        "metadata": {"name": "shop-db"},
+        "stringData": {"password": "correct-horse-battery"},
+    }
+    deployer.cluster.post(f"/api/v1/namespaces/{deployer.namespace}/secrets", secret)
+    code, out, err = deployer(make_app())
+    assert code == 0, err
+    deployment = deployer.get(DEPLOYMENTS)
+    assert env_of(deployment)["DB_PASSWORD"] == {
+        "secretKeyRef": {"name": "shop-db", "key": "password"}
+    }
+    assert "correct-horse-battery" not in yaml.safe_dump(deployment) + out + err
+
+
+def test_rejected_object_gives_the_servers_message(deployer: Deployer) -> None:
+    # A request above its limit passes schema validation; only the API server refuses it.
+    def too_much(d: Any) -> Any:
+        return d.with_resources(cpu="2", limit_cpu="1")
+
+    code, _, err = deployer(make_app(configure=too_much))
+    assert code == 1
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith("error: the Kubernetes API server at ")
+    assert "creating Deployment 'shop-inference'" in err
+    assert "422 Invalid" in err
+    assert "must be less than or equal to cpu limit" in err
+    assert deployer.get(DEPLOYMENTS) is None
+    assert deployer.get(SERVICES) is None  # stopped at the first refusal
+
+    code, _, err = deployer(make_app(configure=lambda d: d.with_port(70000)))
+    assert code == 1
+    assert "containerPort" in err and "between 1 and 65535" in err
+
+
+def test_missing_namespace_says_how_to_create_it(deployer: Deployer) -> None:
+    code, _, err = deployer(make_app(), "--namespace", "no-such-namespace")
+    assert code == 1
+    assert "404" in err and "kubectl create namespace no-such-namespace" in err
+
+
+def test_dry_run_sends_nothing(deployer: Deployer) -> None:
+    code, out, err = deployer(make_app(), "--dry-run")
+    assert code == 0, err
+    assert [d["kind"] for d in yaml.safe_load_all(out)] == ["Deployment", "Service"]
+    assert deployer.get(DEPLOYMENTS) is None
+    assert deployer.get(SERVICES) is None
+
+
+def test_node_port_and_hpa(deployer: Deployer) -> None:
+    args = ("--service-type", "NodePort", "--hpa", "1:4:70")
+    code, out, err = deployer(make_app(), *args)
+    assert code == 0, err
+    assert "horizontalpodautoscaler/shop-inference created" in out.splitlines()
+    node_port = deployer.get(SERVICES)["spec"]["ports"][0]["nodePort"]
+    group = deployer.cluster.get("/apis/autoscaling")
+    version = "v2" if any(v["version"] == "v2" for v in group["versions"]) else "v2beta2"
+    path = f"/apis/autoscaling/{version}/namespaces/{{ns}}/horizontalpodautoscalers/shop-inference"
+    hpa = deployer.get(path)
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
+
+    # A change elsewhere keeps the allocated node port; the HPA is left alone.
+    code, out, err = deployer(make_app(env={"MODEL_NAME": "red"}), *args)
+    assert code == 0, err
+    assert out.splitlines()[0] == "deployment/shop-inference patched"
+    assert "horizontalpodautoscaler/shop-inference unchanged" in out.splitlines()
+    assert deployer.get(SERVICES)["spec"]["ports"][0]["nodePort"] == node_port
