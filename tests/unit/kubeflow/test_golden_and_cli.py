@@ -101,3 +101,33 @@ def test_help_does_not_import_kfp() -> None:
     )
     assert "deploy-prod" in proc.stdout and "compile" in proc.stdout
     assert "KFP_ABSENT" in proc.stderr, proc.stderr
+
+
+def test_hml_arg_parses_typed_values_and_rejects_unknown_names(tmp_path: Path) -> None:
+    app = make_app(root=str(tmp_path / "bucket"))
+    cli = app.cli()
+    ok = CliRunner().invoke(
+        cli,
+        [
+            "pipelines",
+            "scoring",
+            "run",
+            "passed",
+            "--value",
+            "-1.5",
+            "--hml-arg",
+            "strict",
+            "false",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.strip().splitlines()[-1] == "true"  # strict=false parsed as a real bool
+    bad = CliRunner().invoke(
+        cli,
+        ["pipelines", "scoring", "run", "passed", "--value", "1", "--hml-arg", "strict", "maybe"],
+    )
+    assert bad.exit_code != 0 and "'maybe' is not a valid bool" in str(bad.exception)
+    unknown = CliRunner().invoke(
+        cli, ["pipelines", "scoring", "run", "passed", "--value", "1", "--hml-arg", "nope", "1"]
+    )
+    assert unknown.exit_code != 0 and "has no argument 'nope'" in str(unknown.exception)

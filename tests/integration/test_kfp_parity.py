@@ -1,0 +1,134 @@
+"""The compiled pipeline and `run-all` agree: every compiled container command is executed
+locally, in dependency order, with the command, args and env the pod would get (placeholders
+replaced as Kubeflow's launcher would), and the outputs and stored data equal run-all's."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hypermodel.kubeflow import compile_pipeline
+from tests.support import REPO, unavailable
+from tests.unit.kubeflow.apps import make_app
+from tests.unit.kubeflow.replay import Replayed, replay
+
+KFP_RUN = "kfp-run-0001"
+
+
+def hml_task(replayed: Replayed, kfp_task: str) -> str:
+    argv = replayed.commands[kfp_task]
+    return argv[argv.index("run") + 1]
+
+
+def stored(root: Path, run_id: str, task: str) -> Any:
+    return json.loads((root / "runs" / run_id / "outputs" / f"{task}.json").read_text())["output"]
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
+
+
+def test_demo_compiled_commands_reproduce_run_all(tmp_path: Path) -> None:
+    wines = shutil.which("wines", path=str(Path(sys.executable).parent))
+    if wines is None:
+        unavailable("the demo's console script `wines` is not installed (run `make venv`)")
+    local_root, pod_root = tmp_path / "run-all", tmp_path / "pods"
+
+    def cli(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [wines, "--root", str(root), *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+
+    ran = cli("pipelines", "wines", "run-all", "--quiet", root=local_root)
+    assert ran.returncode == 0, ran.stderr
+    (run_id,) = [p.name for p in (local_root / "runs").iterdir()]
+    compiled = cli(
+        "pipelines", "wines", "compile", "-o", str(tmp_path / "wines.yaml"), root=pod_root
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    assert (
+        "pods will not share it" in compiled.stderr
+    )  # a local root is only shared here, by the test
+
+    # The image has the console script on PATH; here it lives in the virtualenv's bin folder.
+    path = f"{Path(wines).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    out = replay(
+        tmp_path / "wines.yaml",
+        tmp_path,
+        run_id=KFP_RUN,
+        timeout=240,
+        extra_env={"HML_ROOT": str(pod_root), "PATH": path},
+    )
+    assert out.commands["train"][0] == "wines"
+    assert {hml_task(out, t) for t in out.outputs} == {
+        "load",
+        "profile",
+        "split",
+        "train",
+        "evaluate",
+    }
+    for kfp_task, value in out.outputs.items():
+        task = hml_task(out, kfp_task)
+        expected = json.dumps(stored(local_root, run_id, task), sort_keys=True).replace(
+            run_id, "<run>"
+        )
+        got = json.dumps(value, sort_keys=True).replace(KFP_RUN, "<run>")
+        assert got == expected, f"op {task}: compiled pipeline gave {got}, run-all gave {expected}"
+        assert stored(pod_root, KFP_RUN, task) == value  # the pod stored what it published
+    # The data the ops wrote (frames, the model) are byte for byte the same.
+    local_data, pod_data = (
+        checksums(local_root / "demo" / run_id),
+        checksums(pod_root / "demo" / KFP_RUN),
+    )
+    assert set(local_data) >= {"wines.json", "train.json", "test.json", "model.joblib"}
+    assert pod_data == local_data
+
+
+@pytest.mark.parametrize("params", [{}, {"count": 4, "weight": 2.0, "strict": False}])
+def test_typed_values_cross_the_command_line_like_run_all(
+    tmp_path: Path, params: dict[str, Any]
+) -> None:
+    """bool switches, lists, dicts and floats survive the trip through placeholders and files."""
+    root = tmp_path / "bucket"
+    app = make_app(root=str(root))
+    path = tmp_path / "scoring.yaml"
+    compile_pipeline(app, "scoring", path)
+    out = replay(
+        path,
+        tmp_path,
+        params=params,
+        run_id=KFP_RUN,
+        extra_env={"HML_ROOT": str(root)},
+        entrypoint=[sys.executable, "-m", "tests.unit.kubeflow.apps"],
+    )
+    # python -m needs the repository on the path, as the installed console script would be
+    assert all(
+        c[:3] == [sys.executable, "-m", "tests.unit.kubeflow.apps"] for c in out.commands.values()
+    )
+    local = app.pipelines.run_all("scoring", params, workers=0, cache=False).raise_for_failure()
+    by_task = {hml_task(out, t): v for t, v in out.outputs.items()}
+    assert by_task["score"].pop("kfp_task") == "task-score"  # the pod knows its Kubeflow task id
+    assert local.outputs["score"].pop("kfp_task") is None
+    assert by_task == local.outputs
+    assert by_task["passed"] is True and by_task["cleanup"] == "clean"
+
+
+def test_repo_root_is_the_working_directory_for_module_commands() -> None:
+    assert (REPO / "tests" / "unit" / "kubeflow" / "apps.py").exists()
