@@ -35,3 +35,31 @@ def ok_pipe(scale: float = 2.0):
 @hml.pipeline(app.pipelines)
 def bad_pipe():
     boom(values=make(n=2))
+
+
+@hml.op(retries=1)
+def flaky_once(marker: str) -> str:
+    """Fails on the first attempt, succeeds on the retry."""
+    import os
+
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("first attempt fails")
+    return "ok"
+
+
+@hml.pipeline(app.pipelines)
+def retry_pipe(marker: str):
+    flaky_once(marker=marker)
+
+
+@hml.op()
+def noop(i: int) -> int:
+    return i + 1
+
+
+@hml.pipeline(app.pipelines)
+def chain():
+    prev = noop(i=0)
+    for _ in range(19):
+        prev = noop(i=prev)

@@ -1,0 +1,90 @@
+"""The runner makes every op execution a tracked run, with no wiring in the op."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from hypermodel.storage.local import LocalStorage
+from hypermodel.tracking.store import RunStore
+
+from .ops_fixture import app
+
+
+@pytest.fixture
+def configured(hml_root: Path) -> LocalStorage:
+    app.configure(root=str(hml_root))
+    return LocalStorage(hml_root)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_each_op_is_a_tracked_run(configured: LocalStorage, workers: int) -> None:
+    result = app.pipelines.run_all("ok_pipe", {"scale": 3.0}, workers=workers)
+    assert result.ok
+    store = RunStore(configured)
+    ids = store.run_ids()
+    assert ids == [f"{result.run_id}.make", f"{result.run_id}.total"]
+    make, total = (store.load(i) for i in ids)
+    for r in (make, total):
+        assert r.state == "completed"
+        assert [s["state"] for s in r.states] == ["running", "completed"]
+        assert r.meta["pipeline"] == "ok_pipe" and r.meta["pipeline_run_id"] == result.run_id
+        assert r.meta["pipeline_params"] == {"scale": 3.0}
+        assert r.duration is not None and r.duration >= 0
+        assert "output.json" in r.artifacts
+    assert make.params == {"n": 4}
+    assert [p[1] for p in make.metrics["make/value"]] == [0.0, 2.0, 4.0, 6.0]  # via hml.current_run()
+    assert total.params == {"values": [0, 1, 2, 3], "scale": 3.0}
+    assert total.config == {"scale": 3.0, "nested": {"depth": 2}}
+    assert total.last_metrics() == {"output/total": 18.0, "output/count": 4.0}  # from the output, no wiring
+    assert total.output == {"total": 18.0, "count": 4}
+
+
+def test_failed_op_records_the_exception(configured: LocalStorage) -> None:
+    result = app.pipelines.run_all("bad_pipe", workers=0)
+    assert not result.ok
+    r = RunStore(configured).load(f"{result.run_id}.boom")
+    assert r.state == "failed"
+    assert r.error == "ValueError: boom on 2 values"
+    assert "Traceback" not in (r.error or "")
+
+
+def test_retries_are_attempts_of_one_run(configured: LocalStorage, tmp_path: Path) -> None:
+    result = app.pipelines.run_all("retry_pipe", {"marker": str(tmp_path / "m")}, workers=0)
+    assert result.ok
+    r = RunStore(configured).load(f"{result.run_id}.flaky_once")
+    assert [(s["state"], s["attempt"]) for s in r.states] == [
+        ("running", 1), ("failed", 1), ("running", 2), ("completed", 2)]
+    assert r.state == "completed"
+
+
+def test_run_single_is_tracked_too(configured: LocalStorage) -> None:
+    result = app.pipelines.run_op("ok_pipe", "make", {"n": 2}, run_id="single-run")
+    assert result.status == "succeeded"
+    r = RunStore(configured).load("single-run.make")
+    assert r.state == "completed" and r.params == {"n": 2}
+
+
+def test_tracking_adds_little_to_twenty_noop_ops(configured: LocalStorage) -> None:
+    app.pipelines.run_all("chain", workers=0)  # warm imports
+    t0 = time.perf_counter()
+    result = app.pipelines.run_all("chain", workers=0)
+    elapsed = time.perf_counter() - t0
+    assert result.ok
+    assert len(RunStore(configured).resolve([result.run_id])) == 20
+    assert elapsed < 1.0, f"20 no-op ops took {elapsed:.3f}s"
+
+
+def test_unreachable_bucket_never_fails_an_op(configured: LocalStorage, monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    import hypermodel.tracking.auto as auto
+
+    def broken(ctx: object) -> object:
+        return ConnectionError("bucket unreachable")
+
+    monkeypatch.setattr(auto, "_storage", broken)
+    result = app.pipelines.run_all("ok_pipe", workers=0)
+    assert result.ok
+    assert any("dry mode" in r.getMessage() for r in caplog.records)
