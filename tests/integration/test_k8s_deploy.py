@@ -9,6 +9,7 @@ import yaml
 
 from hypermodel.cli.errors import run_cli
 from tests.integration.k8s_server import Cluster, k8s_cluster, k8s_namespace
+from tests.support import REPO
 from tests.unit.k8s.apps import make_app
 
 __all__ = ["k8s_cluster", "k8s_namespace"]  # fixtures used below, imported from k8s_server
@@ -175,3 +176,30 @@ def test_node_port_and_hpa(deployer: Deployer) -> None:
     assert out.splitlines()[0] == "deployment/shop-inference patched"
     assert "horizontalpodautoscaler/shop-inference unchanged" in out.splitlines()
     assert deployer.get(SERVICES)["spec"]["ports"][0]["nodePort"] == node_port
+
+
+def test_context_option_picks_the_kubeconfig_context(deployer: Deployer) -> None:
+    current = yaml.safe_load(deployer.cluster.kubeconfig.read_text())["current-context"]
+    code, out, err = deployer(make_app(), "--context", current)
+    assert code == 0, err
+    assert "deployment/shop-inference created" in out.splitlines()
+    code, _, err = deployer(make_app(), "--context", "no-such-context")
+    assert code == 1
+    assert "context 'no-such-context'" in err and "Traceback" not in err
+
+
+def test_committed_demo_manifests_are_accepted_by_the_server(deployer: Deployer) -> None:
+    # k8s/wines-inference.yaml as `kubectl apply -f` would send it, into the test namespace.
+    from hypermodel.k8s.apply import apply_manifests, connect
+
+    docs = list(yaml.safe_load_all((REPO / "k8s" / "wines-inference.yaml").read_text()))
+    for doc in docs:
+        doc["metadata"]["namespace"] = deployer.namespace
+    api = connect(str(deployer.cluster.kubeconfig))
+    try:
+        first = [o.action for o in apply_manifests(api, docs)]
+        second = [o.action for o in apply_manifests(api, docs)]
+    finally:
+        api.close()
+    assert first == ["created"] * len(docs)
+    assert second == ["unchanged"] * len(docs)
