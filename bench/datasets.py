@@ -1,0 +1,244 @@
+"""bench datasets: 200,000 objects (int id, str, float, datetime) into 16 chunks and back.
+
+Ours vs Hypergol 0.2.1 on the same objects, same machine, one run each (``--runs N`` for
+medians). Also checks that Hypergol reads what we wrote. Hypergol is optional: without it only
+our lines are printed. Install it with ``pip install --no-deps hypergol==0.2.1`` plus
+``Jinja2 fire tqdm pydantic GitPython 'setuptools<81'``.
+
+    python bench/datasets.py [--objects 200000] [--runs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import line, ratio
+
+from hypermodel.data import BaseData, Dataset
+
+BENCH = "datasets"
+START = dt.datetime(2026, 1, 1, 12, 0, 0)
+
+
+class Record(BaseData, id="recordId"):
+    recordId: int
+    name: str
+    score: float
+    created: dt.datetime
+
+
+def make_objects(n: int) -> list[Record]:
+    return [
+        Record(
+            i,
+            f"record number {i}",
+            i * 0.731,
+            START + dt.timedelta(seconds=i, microseconds=i % 997),
+        )
+        for i in range(n)
+    ]
+
+
+def timed(fn: Any) -> tuple[float, Any]:
+    # CPU time of this process: both sides are single-threaded, and on a shared machine the
+    # wall clock mostly measures the neighbours
+    t0 = time.process_time()
+    out = fn()
+    return time.process_time() - t0, out
+
+
+def ours(root: Path, objects: list[Record], name: str) -> tuple[float, float, Dataset]:
+    ds = Dataset(
+        Record,
+        str(root),
+        "bench",
+        "main",
+        name,
+        chunkCount=16,
+        repoData={
+            "branchName": "bench",
+            "commitHash": "0" * 40,
+            "commitMessage": "bench",
+            "comitterName": "bench",
+            "comitterEmail": "bench@example.com",
+        },
+    )
+
+    def write() -> None:
+        with ds.open("w") as writer:
+            for obj in objects:
+                writer.append(obj)
+
+    t_write, _ = timed(write)
+    t_read, back = timed(lambda: list(ds.open("r")))
+    assert len(back) == len(objects), "we lost objects"
+    return t_write, t_read, ds
+
+
+def load_hypergol() -> Any:
+    if "-m" not in sys.argv:
+        sys.argv.append("-m")  # hypergol imports TensorFlow and torch unless '-m' is in argv
+    _pkg_resources_shim()
+    try:
+        import hypergol
+    except Exception as exc:  # not installed, or a dependency missing
+        print(f"{BENCH}: hypergol not available ({type(exc).__name__}: {exc}); peer lines skipped")
+        return None
+    return hypergol
+
+
+def _pkg_resources_shim() -> None:
+    """hypergol's __init__ reads its version with pkg_resources, gone from setuptools >= 81."""
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        import importlib.metadata
+        import types
+
+        shim = types.ModuleType("pkg_resources")
+
+        class DistributionNotFound(Exception):
+            pass
+
+        def get_distribution(name: str) -> Any:
+            return types.SimpleNamespace(version=importlib.metadata.version(name))
+
+        shim.DistributionNotFound = DistributionNotFound  # type: ignore[attr-defined]
+        shim.get_distribution = get_distribution  # type: ignore[attr-defined]
+        sys.modules["pkg_resources"] = shim
+
+
+def hypergol_types(hypergol: Any) -> tuple[type, Any]:
+    class HRecord(hypergol.BaseData):  # the shape `create_data_model` generates
+        def __init__(self, recordId: int, name: str, score: float, created: dt.datetime):
+            self.recordId = recordId
+            self.name = name
+            self.score = score
+            self.created = created
+
+        def get_id(self) -> tuple[int]:
+            return (self.recordId,)
+
+        def to_data(self) -> dict[str, Any]:
+            data = self.__dict__.copy()
+            data["created"] = data["created"].isoformat()
+            return data
+
+        @classmethod
+        def from_data(cls, data: dict[str, Any]) -> HRecord:
+            data["created"] = dt.datetime.fromisoformat(data["created"])
+            return cls(**data)
+
+    HRecord.__name__ = HRecord.__qualname__ = "Record"  # same dataType in the .def files
+    repo = hypergol.RepoData(
+        branchName="bench",
+        commitHash="0" * 40,
+        commitMessage="bench",
+        comitterName="bench",
+        comitterEmail="bench@example.com",
+    )
+    return HRecord, repo
+
+
+def peer(hypergol: Any, root: Path, objects: list[Record], name: str) -> tuple[float, float]:
+    HRecord, repo = hypergol_types(hypergol)
+    theirs = [HRecord(o.recordId, o.name, o.score, o.created) for o in objects]
+    ds = hypergol.Dataset(
+        dataType=HRecord,
+        location=str(root),
+        project="bench",
+        branch="main",
+        name=name,
+        repoData=repo,
+        chunkCount=16,
+    )
+
+    def write() -> None:
+        with ds.open("w") as writer:
+            for obj in theirs:
+                writer.append(obj)
+
+    t_write, _ = timed(write)
+    t_read, back = timed(lambda: list(ds.open("r")))
+    assert len(back) == len(objects)
+    return t_write, t_read
+
+
+def hypergol_reads_ours(hypergol: Any, root: Path, ds: Dataset, n: int) -> bool:
+    HRecord, _repo = hypergol_types(hypergol)
+    theirs = hypergol.Dataset(
+        dataType=HRecord,
+        location=str(root),
+        project="bench",
+        branch="main",
+        name=ds.name,
+        chunkCount=16,
+        repoData=_repo,
+    )
+    read = list(theirs.open("r"))
+    return len(read) == n and theirs.chkFile.check_chk_file() is True
+
+
+def size_of(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*.jsonl.gz"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--objects", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=1)
+    args, _ = parser.parse_known_args()
+    objects = make_objects(args.objects)
+    hypergol = load_hypergol()
+    root = Path(tempfile.mkdtemp(prefix="hml-bench-datasets-"))
+    try:
+        w_ours, r_ours, w_peer, r_peer = [], [], [], []
+        for run in range(args.runs):
+            w, r, ds = ours(root, objects, f"ours{run}")
+            w_ours.append(w)
+            r_ours.append(r)
+            if hypergol is not None:
+                w, r = peer(hypergol, root, objects, f"peer{run}")
+                w_peer.append(w)
+                r_peer.append(r)
+        med = sorted(w_ours)[len(w_ours) // 2], sorted(r_ours)[len(r_ours) // 2]
+        n = args.objects
+        line(BENCH, f"hypermodel write {n} objects, 16 chunks", med[0], runs=args.runs)
+        line(BENCH, f"hypermodel read {n} objects into objects", med[1], runs=args.runs)
+        print(
+            f"{BENCH}: hypermodel {n / med[0]:,.0f} objects/s write, {n / med[1]:,.0f} objects/s read, "
+            f"{size_of(root / 'bench/main/ours0') / 1e6:.1f} MB gz",
+            flush=True,
+        )
+        if hypergol is None:
+            return 0
+        peer_med = sorted(w_peer)[len(w_peer) // 2], sorted(r_peer)[len(r_peer) // 2]
+        line(BENCH, f"hypergol 0.2.1 write {n} objects, 16 chunks", peer_med[0], runs=args.runs)
+        line(BENCH, f"hypergol 0.2.1 read {n} objects into objects", peer_med[1], runs=args.runs)
+        print(
+            f"{BENCH}: hypergol {n / peer_med[0]:,.0f} objects/s write, {n / peer_med[1]:,.0f} objects/s read, "
+            f"{size_of(root / 'bench/main/peer0') / 1e6:.1f} MB gz",
+            flush=True,
+        )
+        ratio(BENCH, "hypermodel write", "hypergol write", peer_med[0] / med[0], ">= 10x")
+        ratio(BENCH, "hypermodel read", "hypergol read", peer_med[1] / med[1], ">= 4x")
+        compatible = hypergol_reads_ours(hypergol, root, ds, n)
+        print(
+            f"{BENCH}: hypergol 0.2.1 reads and verifies our files: {'yes' if compatible else 'NO'}",
+            flush=True,
+        )
+        return 0 if compatible else 1
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

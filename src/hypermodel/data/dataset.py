@@ -1,0 +1,814 @@
+"""Datasets: chunked, gzipped JSON lines with SHA1 checksums and lineage, in any storage.
+
+Files and checksums follow Hypergol 0.2.1 exactly (see ``format``). What differs is how they
+are written and read:
+
+- Publishing is atomic. Chunks are written under temporary names (local disk) and the
+  ``.def`` then the ``.chk`` are written last; a dataset exists only once its ``.chk`` does.
+  A writer that raises, is interrupted or killed publishes nothing, and the same write can
+  simply be run again.
+- Readers verify each chunk's SHA1 while decompressing it and raise DatasetCorruptError
+  naming the file on a mismatch, a truncated or missing chunk.
+- Writers buffer lines per chunk in memory and spill compressed gzip members, one file open
+  at a time, so 4096 chunks need neither 4096 open files nor 4096 compressor states.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import hashlib
+import json
+import os
+import uuid
+import zlib
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
+
+import orjson
+
+from ..context import OpContext, maybe_context
+from ..errors import NotFoundError
+from ..storage import Storage, open_storage
+from . import format as fmt
+from .errors import (
+    DatasetCorruptError,
+    DatasetError,
+    DatasetExistsError,
+    DatasetNotClosedError,
+    DatasetNotFoundError,
+    DatasetUsageError,
+)
+from .lineage import check_clean_for_pipeline, repo_state
+
+if TYPE_CHECKING:
+    from .model import BaseData
+
+# Uncompressed bytes a writer buffers before spilling every chunk (a ChunkWriter: its chunk).
+BUFFER_BYTES = 64 << 20
+CHUNK_FLUSH_BYTES = 8 << 20
+_READ_BLOCK = 1 << 18
+
+
+class Dataset:
+    """A dataset of ``dataType`` objects at ``<location>/<project>/<branch>/<name>/``.
+
+    ``location`` is a local path, a storage URL (``gs://b/p``, ``s3://b/p``) or a Storage; left
+    out, it is the running op's bucket root (or ``$HML_ROOT``, default ``.hml``).
+    """
+
+    def __init__(
+        self,
+        dataType: type[BaseData],
+        location: str | os.PathLike[str] | Storage | None = None,
+        project: str = "default",
+        branch: str = "main",
+        name: str | None = None,
+        repoData: dict[str, Any] | Any | None = None,
+        chunkCount: int = 16,
+        *,
+        storage: Storage | None = None,
+        compresslevel: int = fmt.GZIP_LEVEL,
+    ) -> None:
+        from .model import BaseData
+
+        if not (isinstance(dataType, type) and issubclass(dataType, BaseData)):
+            raise DatasetUsageError(f"dataType must be a BaseData subclass, not {dataType!r}")
+        self.dataType = dataType
+        self.project = fmt.check_dataset_name(project, "project")
+        self.branch = fmt.check_dataset_name(branch, "branch")
+        self.name = fmt.check_dataset_name(name or "", "dataset")
+        self.chunkCount = fmt.check_chunk_count(chunkCount)
+        self.repoData = repoData
+        self.compresslevel = compresslevel
+        self._location = storage if storage is not None else location
+        self._storage: Storage | None = None
+        self._dependencies: list[Dataset] = []
+
+    # -- where --------------------------------------------------------------------------------
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            self._storage = _resolve_storage(self._location)
+        return self._storage
+
+    @property
+    def directory(self) -> str:
+        """The dataset's key prefix in its storage."""
+        return f"{self.project}/{self.branch}/{self.name}"
+
+    def key(self, file_name: str) -> str:
+        return f"{self.directory}/{file_name}"
+
+    @property
+    def def_key(self) -> str:
+        return self.key(fmt.def_file_name(self.name))
+
+    @property
+    def chk_key(self) -> str:
+        return self.key(fmt.chk_file_name(self.name))
+
+    def chunk_key(self, chunk_id: str) -> str:
+        return self.key(fmt.chunk_file_name(self.name, chunk_id))
+
+    def chunk_ids(self) -> list[str]:
+        return fmt.chunk_ids(self.chunkCount)
+
+    def chunk_id_of(self, obj: BaseData) -> str:
+        return fmt.chunk_id_of(obj.get_hash_id(), self.chunkCount)
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.dataType.__name__}, {self.storage.url}/{self.directory})"
+
+    # -- state --------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """True once published (its .chk is in place)."""
+        return self.storage.exists(self.chk_key)
+
+    def chk_text(self) -> str:
+        try:
+            return self.storage.read_text(self.chk_key)
+        except NotFoundError as exc:
+            if self._has_leftovers():
+                raise DatasetNotClosedError(
+                    f"dataset {self.storage.url}/{self.directory} was never closed (it has no "
+                    f"{fmt.chk_file_name(self.name)}): its writer raised, was killed or did not "
+                    "call close(). Run the write again; it replaces the leftovers"
+                ) from exc
+            raise DatasetNotFoundError(
+                f"dataset {self.storage.url}/{self.directory} does not exist"
+            ) from exc
+
+    @property
+    def checksum(self) -> str:
+        """SHA1 of the .chk text: one hash for the content and the whole lineage."""
+        return fmt.sha1_text(self.chk_text())
+
+    def read_chk(self) -> dict[str, str]:
+        text = self.chk_text()
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise DatasetCorruptError(f"{self._where(self.chk_key)} is not valid JSON") from exc
+        if not isinstance(data, dict):
+            raise DatasetCorruptError(f"{self._where(self.chk_key)} is not a JSON object")
+        return data
+
+    def read_def(self) -> dict[str, Any]:
+        """The .def of the published dataset (checked against the .chk)."""
+        chk = self.read_chk()
+        text = self._read_def_text(chk)
+        return json.loads(text)  # type: ignore[no-any-return]
+
+    def _read_def_text(self, chk: dict[str, str]) -> str:
+        try:
+            text = self.storage.read_text(self.def_key)
+        except NotFoundError as exc:
+            raise DatasetCorruptError(f"{self._where(self.def_key)} is missing") from exc
+        if chk.get(fmt.def_file_name(self.name)) != fmt.sha1_text(text):
+            raise DatasetCorruptError(
+                f"{self._where(self.def_key)} does not match its checksum in the .chk"
+            )
+        return text
+
+    def dependency_record(self) -> dict[str, Any]:
+        """What a dataset made from this one embeds: this .def plus ``chkFileChecksum``."""
+        chk_text = self.chk_text()
+        record = json.loads(self._read_def_text(json.loads(chk_text)))
+        record["chkFileChecksum"] = fmt.sha1_text(chk_text)
+        return record  # type: ignore[no-any-return]
+
+    def add_dependency(self, dataset: Dataset) -> None:
+        """Record ``dataset`` (published) in this one's lineage when it is written."""
+        if not isinstance(dataset, Dataset):
+            raise DatasetUsageError(f"add_dependency expects a Dataset, not {dataset!r}")
+        if not dataset.exists():
+            raise DatasetUsageError(
+                f"cannot depend on {dataset!r}: it is not published (write and close it first)"
+            )
+        self._dependencies.append(dataset)
+
+    def delete(self) -> None:
+        """Remove the dataset's files (the .chk first, so it stops existing at once)."""
+        self.storage.delete(self.chk_key)
+        self.storage.delete_prefix(self.directory)
+        self._remove_local_leftovers(all_files=True)
+
+    # -- open -----------------------------------------------------------------------------------
+    def open(self, mode: str = "r", **options: Any) -> DatasetReader | DatasetWriter:
+        if mode == "w":
+            return DatasetWriter(self, **options)
+        if mode == "r":
+            return DatasetReader(self, **options)
+        raise DatasetUsageError(f"invalid mode {mode!r} for {self!r}: use 'r' or 'w'")
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(DatasetReader(self))
+
+    def read_chunk(self, chunk_id: str) -> Iterator[Any]:
+        """The objects of one chunk, verified (for one job per chunk)."""
+        return DatasetReader(self).read_chunk(chunk_id)
+
+    def stream(self, **options: Any) -> Any:
+        """A training stream (shuffle, shards, resume, prefetch): see ``hypermodel.data.stream``."""
+        from .stream import stream
+
+        return stream(self, **options)
+
+    def chunk_writer(self, chunk_id: str, token: str, **options: Any) -> ChunkWriter:
+        """A writer of one chunk (one job per chunk); publish all chunks with ``publish``."""
+        return ChunkWriter(self, chunk_id, token, **options)
+
+    def publish(
+        self, checksums: dict[str, str], token: str, creation_time: str | None = None
+    ) -> str:
+        """Publish chunks written by ``chunk_writer(..., token)``: ``checksums`` maps every chunk
+        id to the SHA1 its ChunkWriter returned. Returns the dataset checksum."""
+        return _Publisher(self, token, creation_time).publish(checksums)
+
+    def verify(self) -> dict[str, int]:
+        """Read every chunk and check every checksum; the object count per chunk."""
+        reader = DatasetReader(self, record_input=False)
+        return {cid: reader.count_chunk(cid) for cid in self.chunk_ids()}
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _where(self, key: str) -> str:
+        return f"{self.storage.url}/{key}"
+
+    def _local_dir(self) -> str | None:
+        path = self.storage.local_path(self.def_key)
+        return os.path.dirname(path) if path else None
+
+    def _has_leftovers(self) -> bool:
+        local = self._local_dir()
+        if local is not None:
+            return os.path.isdir(local) and bool(os.listdir(local))
+        return any(True for _ in self.storage.list(self.directory))
+
+    def _remove_local_leftovers(self, all_files: bool = False) -> None:
+        """Remove temporary files left by writers that died (local disk only)."""
+        local = self._local_dir()
+        if local is None or not os.path.isdir(local):
+            return
+        prefix = f".{self.name}_"
+        for entry in os.listdir(local):
+            if all_files or (entry.startswith(prefix) and entry.endswith(".tmp")):
+                try:
+                    os.unlink(os.path.join(local, entry))
+                except FileNotFoundError:
+                    pass
+        if all_files:
+            try:
+                os.rmdir(local)
+            except OSError:
+                pass
+
+
+def _resolve_storage(location: Any) -> Storage:
+    if isinstance(location, Storage):
+        return location
+    if location is None:
+        ctx = maybe_context()
+        if ctx is not None:
+            return ctx.storage
+        location = os.environ.get("HML_ROOT", ".hml")
+    return open_storage(os.fspath(location))
+
+
+# -- writing ------------------------------------------------------------------------------------
+class _ChunkSpill:
+    """Lines of one chunk: buffered, hashed, and spilled as gzip members (one open file at a time)."""
+
+    __slots__ = ("hasher", "lines", "members", "path", "size", "spill")
+
+    def __init__(self, path: str | None) -> None:
+        self.lines: list[str] = []
+        self.size = 0
+        self.hasher = hashlib.sha1()
+        self.path = path  # the staged file on local disk, else None (spill to a temp file)
+        self.spill: str | None = None
+        self.members = 0
+
+    def flush(self, level: int, temp_dir: Any) -> None:
+        data = "".join(self.lines).encode("utf-8")
+        self.lines = []
+        self.size = 0
+        self.hasher.update(data)
+        member = _gzip_member(data, level)
+        self.members += 1
+        target = self.path
+        if target is None:
+            if self.spill is None:
+                self.spill = os.path.join(temp_dir(), f"{id(self):x}.gz")
+            target = self.spill
+        with open(target, "ab") as fh:
+            fh.write(member)
+
+    def finish(self, level: int, temp_dir: Any) -> tuple[str, bytes | None]:
+        """Flush what is left; the SHA1 and, when not on local disk, the whole compressed file."""
+        if self.path is not None:
+            if self.lines or self.members == 0:
+                self.flush(level, temp_dir)
+            return self.hasher.hexdigest(), None
+        data = "".join(self.lines).encode("utf-8")
+        self.lines = []
+        self.hasher.update(data)
+        body = b""
+        if self.spill is not None:
+            with open(self.spill, "rb") as fh:
+                body = fh.read()
+            os.unlink(self.spill)
+        if data or not body:
+            body += _gzip_member(data, level)
+        return self.hasher.hexdigest(), body
+
+
+def _gzip_member(data: bytes, level: int) -> bytes:
+    comp = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: gzip header and trailer
+    return comp.compress(data) + comp.flush()
+
+
+class _Staging:
+    """Where a writer puts chunks before publishing: temp names beside the final ones on local
+    disk (renamed at publish), or the final names in a bucket (an object PUT is atomic and
+    there is no rename; the .chk, written last, is what makes them a dataset)."""
+
+    def __init__(self, dataset: Dataset, token: str) -> None:
+        self.dataset = dataset
+        self.token = token
+        self.local_dir = dataset._local_dir()
+        self._temp: str | None = None
+
+    def staged_path(self, chunk_id: str) -> str | None:
+        if self.local_dir is None:
+            return None
+        os.makedirs(self.local_dir, exist_ok=True)
+        name = fmt.chunk_file_name(self.dataset.name, chunk_id)
+        return os.path.join(self.local_dir, f".{name}.{self.token}.tmp")
+
+    def temp_dir(self) -> str:
+        if self._temp is None:
+            import tempfile
+
+            self._temp = tempfile.mkdtemp(prefix="hml-dataset-")
+        return self._temp
+
+    def store(self, chunk_id: str, body: bytes | None) -> None:
+        if body is not None:
+            self.dataset.storage.write_bytes(self.dataset.chunk_key(chunk_id), body)
+
+    def promote(self, chunk_id: str) -> None:
+        staged = self.staged_path(chunk_id)
+        if staged is None:
+            return
+        final = self.dataset.storage.local_path(self.dataset.chunk_key(chunk_id))
+        try:
+            os.replace(staged, final)  # type: ignore[arg-type]
+        except FileNotFoundError as exc:
+            raise DatasetError(
+                f"chunk {chunk_id} of {self.dataset!r} was not written under token {self.token!r}"
+            ) from exc
+
+    def discard(self, chunk_ids: list[str]) -> None:
+        for cid in chunk_ids:
+            staged = (
+                self.staged_path(cid) if self.local_dir and os.path.isdir(self.local_dir) else None
+            )
+            if staged and os.path.exists(staged):
+                os.unlink(staged)
+        if self.local_dir is not None:
+            try:
+                os.rmdir(self.local_dir)  # only when empty: leave nothing behind an abort
+            except OSError:
+                pass
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        if self._temp is not None:
+            import shutil
+
+            shutil.rmtree(self._temp, ignore_errors=True)
+            self._temp = None
+
+
+class _Publisher:
+    """Writes the .def then the .chk (last, create-if-absent): the commit point of a dataset."""
+
+    def __init__(self, dataset: Dataset, token: str, creation_time: str | None) -> None:
+        self.dataset = dataset
+        self.token = token
+        self.creation_time = creation_time or dt.datetime.now().isoformat()
+        self.ctx = maybe_context()
+        self.repo = _repo_record(dataset, self.ctx)
+
+    def publish(self, checksums: dict[str, str]) -> str:
+        ds = self.dataset
+        missing = [cid for cid in ds.chunk_ids() if cid not in checksums]
+        if missing:
+            raise DatasetUsageError(
+                f"cannot publish {ds!r}: no checksum for chunk(s) {', '.join(missing[:5])}"
+            )
+        if ds.exists():
+            raise _exists_error(ds)
+        staging = _Staging(ds, self.token)
+        for cid in ds.chunk_ids():
+            staging.promote(cid)
+        def_text = fmt.dump_def(self._definition())
+        chk = {fmt.chunk_file_name(ds.name, cid): checksums[cid] for cid in ds.chunk_ids()}
+        chk[fmt.def_file_name(ds.name)] = fmt.sha1_text(def_text)
+        chk_text = fmt.dump_chk(chk)
+        ds.storage.write_text(ds.def_key, def_text)
+        if not ds.storage.put_if_absent(ds.chk_key, chk_text.encode("utf-8")):
+            raise _exists_error(ds)
+        ds._remove_local_leftovers()
+        checksum = fmt.sha1_text(chk_text)
+        if self.ctx is not None and checksum not in self.ctx.output_datasets:
+            self.ctx.output_datasets.append(checksum)
+        return checksum
+
+    def _definition(self) -> dict[str, Any]:
+        ds = self.dataset
+        deps = [d.dependency_record() for d in ds._dependencies]
+        seen = {d["chkFileChecksum"] for d in deps}
+        for record in _context_inputs(self.ctx):
+            if record["chkFileChecksum"] not in seen:
+                seen.add(record["chkFileChecksum"])
+                deps.append(record)
+        return {
+            "branch": ds.branch,
+            "chunkCount": ds.chunkCount,
+            "creationTime": self.creation_time,
+            "dataType": ds.dataType.__name__,
+            "dependencies": deps,
+            "name": ds.name,
+            "project": ds.project,
+            "repo": self.repo,
+        }
+
+
+def _exists_error(ds: Dataset) -> DatasetExistsError:
+    return DatasetExistsError(
+        f"dataset {ds.storage.url}/{ds.directory} already exists; datasets are immutable: "
+        "delete it first (Dataset.delete()) or write under another name or branch"
+    )
+
+
+def _repo_record(ds: Dataset, ctx: OpContext | None) -> dict[str, Any]:
+    if ds.repoData is not None:
+        data = ds.repoData.to_data() if hasattr(ds.repoData, "to_data") else dict(ds.repoData)
+        return dict(data)
+    state = repo_state()
+    if ctx is not None:
+        state = check_clean_for_pipeline(state, ds.directory, ctx.force)
+    return state
+
+
+def _context_inputs(ctx: OpContext | None) -> list[dict[str, Any]]:
+    """Dependency records of every dataset the running op read."""
+    if ctx is None:
+        return []
+    records: dict[str, dict[str, Any]] = getattr(ctx, "dataset_records", {})
+    return [records[c] for c in ctx.input_datasets if c in records]
+
+
+class DatasetWriter:
+    """Appends objects to their chunks; ``close()`` publishes, an exception publishes nothing."""
+
+    def __init__(self, dataset: Dataset, buffer_bytes: int = BUFFER_BYTES) -> None:
+        self.dataset = dataset
+        if dataset.exists():
+            raise _exists_error(dataset)
+        self.token = uuid.uuid4().hex[:16]
+        # lineage is taken (and a dirty repository refused) now, before anything is written
+        self._publisher = _Publisher(dataset, self.token, None)
+        self._staging = _Staging(dataset, self.token)
+        self._ids = dataset.chunk_ids()
+        self._chunks = [_ChunkSpill(self._staging.staged_path(cid)) for cid in self._ids]
+        self._lines: list[list[str]] = [[] for _ in self._ids]
+        self._type = dataset.dataType
+        self._buffer_bytes = buffer_bytes
+        self._closed = False
+        self.count = 0
+        self.checksum: str | None = None
+        self.append = self._make_append()
+
+    def _make_append(self) -> Any:
+        """The append function: a closure over the writer's state, because it runs once per
+        object and attribute lookups are most of its cost."""
+        from .model import placer_for
+
+        typ = self._type
+        chunk_count = self.dataset.chunkCount
+        generic_line = fmt.line_encoder(typ)
+        index_of = fmt.chunk_indexer(typ, chunk_count)
+        place = placer_for(typ, chunk_count)
+        if place is None:
+
+            def place(obj: Any, lines: list[list[str]]) -> int:
+                line = generic_line(obj)
+                lines[index_of(obj)].append(line)
+                return len(line)
+
+        lines = self._lines
+        budget = self._buffer_bytes
+        buffered = 0
+        writer = self
+
+        def append(obj: BaseData) -> None:
+            """Add ``obj`` to its chunk (raises at once for a wrong type or id)."""
+            nonlocal buffered
+            if writer._closed:
+                raise DatasetUsageError(f"append to {writer.dataset!r} after its writer was closed")
+            try:
+                if obj.__class__ is typ:
+                    size = place(obj, lines)
+                    if size < 0:  # an id value of the wrong type: the checked path says why
+                        fmt.chunk_index(obj.get_hash_id(), chunk_count)
+                        size = place(obj, lines)  # pragma: no cover - the line above raised
+                else:
+                    writer._check_type(obj)
+                    line = json.dumps(obj.to_data(), sort_keys=True) + "\n"
+                    lines[fmt.chunk_index(obj.get_hash_id(), chunk_count)].append(line)
+                    size = len(line)
+            except DatasetError:
+                raise
+            except Exception as exc:
+                raise DatasetUsageError(
+                    f"cannot store {obj!r} in {writer.dataset!r}: {type(exc).__name__}: {exc}"
+                ) from exc
+            buffered += size
+            if buffered >= budget:
+                buffered = 0
+                writer._spill_all()
+
+        return append
+
+    def _check_type(self, obj: Any) -> None:
+        if not isinstance(obj, self._type):
+            raise DatasetUsageError(
+                f"cannot append a {type(obj).__name__} to {self.dataset!r}, which holds "
+                f"{self._type.__name__} objects"
+            )
+
+    def _spill_all(self) -> None:
+        # one chunk file open at a time, whatever the chunk count
+        level = self.dataset.compresslevel
+        for chunk, lines in zip(self._chunks, self._lines):
+            if lines:
+                chunk.lines = lines
+                self.count += len(lines)
+                chunk.flush(level, self._staging.temp_dir)
+        for i in range(len(self._lines)):
+            self._lines[i] = []
+
+    def close(self) -> str:
+        """Write the remaining chunks and publish; returns the dataset checksum."""
+        if self._closed:
+            if self.checksum is None:
+                raise DatasetUsageError(f"the writer of {self.dataset!r} was aborted")
+            return self.checksum
+        self._closed = True
+        try:
+            checksums = {}
+            level = self.dataset.compresslevel
+            for chunk, lines in zip(self._chunks, self._lines):
+                chunk.lines = lines
+                self.count += len(lines)
+            for cid, chunk in zip(self._ids, self._chunks):
+                checksums[cid], body = chunk.finish(level, self._staging.temp_dir)
+                self._staging.store(cid, body)
+            self._chunks = []
+            self.checksum = self._publisher.publish(checksums)
+        except BaseException:
+            self._staging.discard(self._ids)
+            raise
+        self._staging.cleanup()
+        return self.checksum
+
+    def abort(self) -> None:
+        """Drop everything written so far; nothing is published."""
+        self._closed = True
+        self._chunks = []
+        self._lines.clear()
+        self._staging.discard(self._ids)
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class ChunkWriter:
+    """Writes one chunk of a dataset under a token; ``Dataset.publish`` makes them a dataset."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        chunk_id: str,
+        token: str,
+        check_chunk: bool = True,
+        chunk_flush_bytes: int = CHUNK_FLUSH_BYTES,
+    ) -> None:
+        if chunk_id not in dataset.chunk_ids():
+            raise DatasetUsageError(f"{chunk_id!r} is not a chunk id of {dataset!r}")
+        fmt.check_dataset_name(token, "writer token")
+        self.dataset = dataset
+        self.chunk_id = chunk_id
+        self.check_chunk = check_chunk
+        self._staging = _Staging(dataset, token)
+        self._chunk = _ChunkSpill(self._staging.staged_path(chunk_id))
+        self._encode = fmt.line_encoder(dataset.dataType)
+        self._flush = chunk_flush_bytes
+        self.count = 0
+
+    def append(self, obj: BaseData) -> None:
+        if not isinstance(obj, self.dataset.dataType):
+            raise DatasetUsageError(
+                f"cannot append a {type(obj).__name__} to {self.dataset!r}, which holds "
+                f"{self.dataset.dataType.__name__} objects"
+            )
+        if self.check_chunk and self.dataset.chunk_id_of(obj) != self.chunk_id:
+            raise DatasetUsageError(
+                f"{obj!r} belongs to chunk {self.dataset.chunk_id_of(obj)}, not {self.chunk_id}"
+            )
+        self.write_line(self._encode(obj))
+
+    def write_line(self, line: str) -> None:
+        """Append an already encoded line (ending with a newline)."""
+        self._chunk.lines.append(line)
+        self._chunk.size += len(line)
+        self.count += 1
+        if self._chunk.size >= self._flush:
+            self._chunk.flush(self.dataset.compresslevel, self._staging.temp_dir)
+
+    def close(self) -> str:
+        """Store the chunk (not yet visible) and return its SHA1 for ``Dataset.publish``."""
+        try:
+            sha, body = self._chunk.finish(self.dataset.compresslevel, self._staging.temp_dir)
+            self._staging.store(self.chunk_id, body)
+        finally:
+            self._staging.cleanup()
+        return sha
+
+    def abort(self) -> None:
+        self._staging.discard([self.chunk_id])
+
+    def __enter__(self) -> ChunkWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+# -- reading ------------------------------------------------------------------------------------
+class DatasetReader:
+    """Iterates a published dataset chunk by chunk, verifying every chunk's SHA1 as it goes."""
+
+    def __init__(self, dataset: Dataset, record_input: bool = True) -> None:
+        self.dataset = dataset
+        chk_text = dataset.chk_text()
+        try:
+            self.chk = json.loads(chk_text)
+        except ValueError as exc:
+            raise DatasetCorruptError(
+                f"{dataset._where(dataset.chk_key)} is not valid JSON"
+            ) from exc
+        definition = json.loads(dataset._read_def_text(self.chk))
+        _check_definition(dataset, definition)
+        self.definition = definition
+        self.checksum = fmt.sha1_text(chk_text)
+        from .model import batch_decoder_for
+
+        self._decode_all = batch_decoder_for(dataset.dataType)
+        ctx = maybe_context()
+        if record_input and ctx is not None:
+            _record_input(ctx, self.checksum, definition)
+
+    def __enter__(self) -> DatasetReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __iter__(self) -> Iterator[Any]:
+        for cid in self.dataset.chunk_ids():
+            yield from self.read_chunk(cid)
+
+    def read_chunk(self, chunk_id: str) -> Iterator[Any]:
+        decode_all = self._decode_all
+        where = self._name(chunk_id)
+        for block in self._blocks(chunk_id):
+            rows = _parse_block(block, where)
+            # the decoded objects hold no cycles: the collector would only re-scan every
+            # object built so far, again and again (2-4x the decoding time)
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                objects = decode_all(rows)
+            finally:
+                if collecting:
+                    gc.enable()
+            yield from objects
+
+    def count_chunk(self, chunk_id: str) -> int:
+        return sum(
+            block.count(b"\n") + (not block.endswith(b"\n"))
+            for block in self._blocks(chunk_id)
+            if block
+        )
+
+    def _name(self, chunk_id: str) -> str:
+        return self.dataset._where(self.dataset.chunk_key(chunk_id))
+
+    def _blocks(self, chunk_id: str) -> Iterator[bytes]:
+        """Complete lines of the chunk in blocks; the SHA1 is checked after the last one."""
+        ds = self.dataset
+        file_name = fmt.chunk_file_name(ds.name, chunk_id)
+        expected = self.chk.get(file_name)
+        where = self._name(chunk_id)
+        if expected is None:
+            raise DatasetCorruptError(f"{where} is not listed in the dataset's .chk")
+        try:
+            stream = ds.storage.open_read(ds.chunk_key(chunk_id))
+        except NotFoundError as exc:
+            raise DatasetCorruptError(f"chunk {where} is missing") from exc
+        hasher = hashlib.sha1()
+        carry = b""
+        with stream:
+            for out in _inflate(stream, where):
+                hasher.update(out)
+                buf = carry + out if carry else out
+                cut = buf.rfind(b"\n")
+                if cut < 0:
+                    carry = buf
+                    continue
+                carry = buf[cut + 1 :]
+                yield buf[: cut + 1]
+        if carry:
+            yield carry
+        if hasher.hexdigest() != expected:
+            raise DatasetCorruptError(
+                f"chunk {where} does not match its checksum in the .chk "
+                f"(expected {expected}, read {hasher.hexdigest()}): it was altered"
+            )
+
+
+def _inflate(stream: IO[bytes], where: str) -> Iterator[bytes]:
+    """Decompress a (possibly multi-member) gzip stream, refusing truncation and corruption."""
+    d = zlib.decompressobj(31)
+    in_member = False
+    members = 0
+    try:
+        while raw := stream.read(_READ_BLOCK):
+            while raw:
+                in_member = True
+                out = d.decompress(raw)
+                if out:
+                    yield out
+                if not d.eof:
+                    break
+                members += 1
+                in_member = False
+                raw = d.unused_data
+                d = zlib.decompressobj(31)
+    except zlib.error as exc:
+        raise DatasetCorruptError(f"chunk {where} is not valid gzip ({exc})") from exc
+    if in_member or members == 0:
+        raise DatasetCorruptError(f"chunk {where} is truncated (its gzip stream ends early)")
+
+
+def _parse_block(block: bytes, where: str) -> list[Any]:
+    try:
+        # one parse per block: lines never contain a raw newline (JSON escapes it)
+        return orjson.loads(b"[" + block.rstrip(b"\n").replace(b"\n", b",") + b"]")  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError:
+        pass
+    try:  # NaN, Infinity, huge ints, blank lines: what json.dumps writes and orjson refuses
+        return [json.loads(line) for line in block.split(b"\n") if line.strip()]
+    except ValueError as exc:
+        raise DatasetCorruptError(f"chunk {where} has a line that is not JSON: {exc}") from exc
+
+
+def _check_definition(ds: Dataset, definition: dict[str, Any]) -> None:
+    expected = {"dataType": ds.dataType.__name__, "name": ds.name, "chunkCount": ds.chunkCount}
+    wrong = {k: definition.get(k) for k, v in expected.items() if definition.get(k) != v}
+    if wrong:
+        raise DatasetUsageError(
+            f"{ds!r} does not match its .def: "
+            + ", ".join(f"{k} is {v!r} there, not {expected[k]!r}" for k, v in wrong.items())
+        )
+
+
+def _record_input(ctx: OpContext, checksum: str, definition: dict[str, Any]) -> None:
+    if checksum not in ctx.input_datasets:
+        ctx.input_datasets.append(checksum)
+    records = getattr(ctx, "dataset_records", None)
+    if records is not None:
+        records[checksum] = {**definition, "chkFileChecksum": checksum}

@@ -1,0 +1,306 @@
+"""The machinery under tasks: completion records, chunk staging, routing, the job pool, progress.
+
+Layout in the output dataset's directory while a task runs (removed once it publishes)::
+
+    .hml-task/<token>/plan.json                 creation time fixed by the first attempt
+    .hml-task/<token>/done/<chunk>.json         a finished chunk job: {"sha1", "count"}
+    .hml-task/<token>/parts/<source>.json       a finished one-to-many source job: its parts
+    .hml-task/<token>/parts/<target>/<source>.gz  gzip members routed to a target chunk
+
+``token`` is a digest of the task and the checksums of its inputs: a re-run of the same task on
+the same inputs finds the records of the last attempt and skips what completed; other inputs
+mean another token and a fresh start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NotFoundError
+from . import format as fmt
+from .errors import DatasetError
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
+
+PARTS_FLUSH_BYTES = 16 << 20  # a one-to-many job spills its routed lines beyond this
+_COPY_BLOCK = 1 << 20
+
+
+class TaskFailedError(DatasetError):
+    """A chunk job of a task raised; nothing was published (completed chunks are kept)."""
+
+
+class TaskJobError(Exception):
+    """Raised inside a worker: one string, so it pickles back to the parent intact."""
+
+
+def task_token(parts: Iterable[Any]) -> str:
+    text = json.dumps(list(parts), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+class Records:
+    """Completion records of one task run, in the output dataset's storage."""
+
+    def __init__(self, dataset: Dataset, token: str) -> None:
+        self.dataset = dataset
+        self.token = token
+        self.prefix = dataset.key(f".hml-task/{token}")
+
+    def creation_time(self, given: str | None) -> str:
+        """The .def creation time: the first attempt's, so a resumed run publishes the same
+        checksum as an uninterrupted one."""
+        key = f"{self.prefix}/plan.json"
+        proposed = json.dumps({"creationTime": given or dt.datetime.now().isoformat()})
+        self.dataset.storage.put_if_absent(key, proposed.encode())
+        return str(json.loads(self.dataset.storage.read_text(key))["creationTime"])
+
+    def done(self, chunk_id: str) -> dict[str, Any] | None:
+        return self._read(f"{self.prefix}/done/{chunk_id}.json")
+
+    def mark_done(self, chunk_id: str, record: dict[str, Any]) -> None:
+        self.dataset.storage.write_text(f"{self.prefix}/done/{chunk_id}.json", json.dumps(record))
+
+    def parts(self, source: str) -> dict[str, Any] | None:
+        return self._read(f"{self.prefix}/parts/{source}.json")
+
+    def mark_parts(self, source: str, record: dict[str, Any]) -> None:
+        self.dataset.storage.write_text(f"{self.prefix}/parts/{source}.json", json.dumps(record))
+
+    def part_key(self, target: str, source: str) -> str:
+        return f"{self.prefix}/parts/{target}/{source}.gz"
+
+    def clear(self) -> None:
+        self.dataset.storage.delete_prefix(self.prefix)  # a token directory: no sibling shares it
+        local = self.dataset.storage.local_path(self.prefix)
+        if local:
+            shutil.rmtree(os.path.dirname(local), ignore_errors=True)
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.dataset.storage.read_text(key))  # type: ignore[no-any-return]
+        except NotFoundError:
+            return None
+
+
+# -- chunks staged for Dataset.publish ------------------------------------------------------------
+def _staging(dataset: Dataset, token: str) -> Any:
+    from .dataset import (
+        _Staging,  # the datasets layer's staging: temp names on disk, keys in buckets
+    )
+
+    return _Staging(dataset, token)
+
+
+def chunk_present(dataset: Dataset, chunk_id: str, token: str) -> bool:
+    """Is the chunk written under ``token`` still where ``Dataset.publish`` will look for it?"""
+    staged = _staging(dataset, token).staged_path(chunk_id)
+    if staged is not None:
+        return os.path.exists(staged)
+    return dataset.storage.exists(dataset.chunk_key(chunk_id))
+
+
+def store_chunk_members(
+    dataset: Dataset, chunk_id: str, token: str, members: Iterable[bytes]
+) -> None:
+    """Write a chunk file made of already compressed gzip members, for ``Dataset.publish``."""
+    staging = _staging(dataset, token)
+    staged = staging.staged_path(chunk_id)
+    if staged is None:
+        staging.store(chunk_id, b"".join(members))
+        return
+    tmp = f"{staged}.part"
+    with open(tmp, "wb") as fh:
+        for member in members:
+            fh.write(member)
+    os.replace(tmp, staged)
+
+
+def gzip_member(data: bytes, level: int) -> bytes:
+    comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return comp.compress(data) + comp.flush()
+
+
+def inflate(data: bytes) -> Iterator[bytes]:
+    """Uncompressed content of concatenated gzip members."""
+    while data:
+        d = zlib.decompressobj(31)
+        yield d.decompress(data)
+        if not d.eof:
+            raise DatasetError("a routed part is truncated")
+        data = d.unused_data
+
+
+# -- one-to-many routing ----------------------------------------------------------------------------
+class Router:
+    """``self.output`` of a one-to-many job: routes appended objects to their target chunks.
+
+    Lines are buffered per target and spilled as gzip members to one local file per target
+    once ``flush_bytes`` are buffered, so memory stays bounded whatever the job emits.
+    """
+
+    def __init__(self, dataset: Dataset, flush_bytes: int = PARTS_FLUSH_BYTES) -> None:
+        self.dataset = dataset
+        self.type = dataset.dataType
+        self.encode = fmt.line_encoder(dataset.dataType)
+        self.count = dataset.chunkCount
+        self.ids = dataset.chunk_ids()
+        self.lines: dict[int, list[str]] = {}
+        self.counts: dict[int, int] = {}
+        self.buffered = 0
+        self.flush_bytes = flush_bytes
+        self.dir = tempfile.mkdtemp(prefix="hml-route-")
+        self.appended = 0
+
+    def append(self, obj: Any) -> None:
+        if not isinstance(obj, self.type):
+            raise TypeError(
+                f"cannot append a {type(obj).__name__} to {self.dataset!r}, which holds "
+                f"{self.type.__name__} objects"
+            )
+        target = fmt.chunk_index(obj.get_hash_id(), self.count)
+        line = self.encode(obj)
+        self.lines.setdefault(target, []).append(line)
+        self.counts[target] = self.counts.get(target, 0) + 1
+        self.buffered += len(line)
+        self.appended += 1
+        if self.buffered >= self.flush_bytes:
+            self.spill()
+
+    def spill(self) -> None:
+        level = self.dataset.compresslevel
+        for target, lines in self.lines.items():
+            with open(os.path.join(self.dir, self.ids[target]), "ab") as fh:
+                fh.write(gzip_member("".join(lines).encode("utf-8"), level))
+        self.lines = {}
+        self.buffered = 0
+
+    def finish(self, records: Records, source: str) -> dict[str, int]:
+        """Store this job's parts in the bucket; {target chunk id: object count}."""
+        self.spill()
+        try:
+            for target in sorted(self.counts):
+                cid = self.ids[target]
+                with open(os.path.join(self.dir, cid), "rb") as fh:
+                    records.dataset.storage.write_bytes(records.part_key(cid, source), fh.read())
+        finally:
+            self.discard()
+        return {self.ids[t]: n for t, n in sorted(self.counts.items())}
+
+    def discard(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def merge_parts(records: Records, target: str, sources: list[tuple[str, int]]) -> dict[str, Any]:
+    """Target chunk = its parts' gzip members concatenated in source order (no recompression);
+    the SHA1 of the chunk text is computed by inflating them once."""
+    ds = records.dataset
+    hasher = hashlib.sha1()
+    bodies: list[bytes] = []
+    count = 0
+    for source, n in sources:
+        body = ds.storage.read_bytes(records.part_key(target, source))
+        for text in inflate(body):
+            hasher.update(text)
+        bodies.append(body)
+        count += n
+    if not bodies:  # an empty chunk is still a valid gzip file, as every writer makes it
+        bodies.append(gzip_member(b"", ds.compresslevel))
+    store_chunk_members(ds, target, records.token, bodies)
+    return {"sha1": hasher.hexdigest(), "count": count}
+
+
+# -- the pool -------------------------------------------------------------------------------------
+class Progress:
+    """Chunks done and objects/s: a rich bar on a terminal, nothing otherwise."""
+
+    def __init__(self, label: str, total: int, enabled: bool | None = None) -> None:
+        self.total = total
+        self.objects = 0
+        self.started = time.perf_counter()
+        self._bar: Any = None
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        if enabled and total:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("chunks  {task.fields[rate]}"),
+                transient=False,
+            )
+            self._id = self._bar.add_task(label, total=total, rate="")
+            self._bar.start()
+
+    def advance(self, objects: int) -> None:
+        self.objects += objects
+        if self._bar is not None:
+            rate = self.objects / max(time.perf_counter() - self.started, 1e-9)
+            self._bar.update(self._id, advance=1, rate=f"{rate:,.0f} objects/s")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def run_jobs(
+    jobs: list[str],
+    job: Callable[[str], dict[str, Any]],
+    workers: int,
+    pool_factory: Callable[[int], ProcessPoolExecutor],
+    progress: Progress,
+) -> dict[str, dict[str, Any]]:
+    """Run ``job(chunk)`` for every chunk; the first failure stops the rest (running jobs finish,
+    so their completion records are kept) and raises TaskFailedError."""
+    results: dict[str, dict[str, Any]] = {}
+    if workers <= 1 or len(jobs) <= 1:
+        for cid in jobs:
+            results[cid] = _call(job, cid)
+            progress.advance(results[cid].get("count", 0))
+        return results
+    pool = pool_factory(min(workers, len(jobs)))
+    failure: BaseException | None = None
+    try:
+        running: dict[Future[dict[str, Any]], str] = {pool.submit(job, cid): cid for cid in jobs}
+        while running:
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                cid = running.pop(fut)
+                try:
+                    results[cid] = fut.result()
+                    progress.advance(results[cid].get("count", 0))
+                except BaseException as exc:
+                    if failure is None:
+                        failure = exc
+                        for other in running:
+                            other.cancel()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if failure is not None:
+        if isinstance(failure, TaskJobError):
+            raise TaskFailedError(str(failure)) from None
+        raise TaskFailedError(
+            f"a chunk job failed: {type(failure).__name__}: {failure}"
+        ) from failure
+    return results
+
+
+def _call(job: Callable[[str], dict[str, Any]], cid: str) -> dict[str, Any]:
+    try:
+        return job(cid)
+    except TaskJobError as exc:
+        raise TaskFailedError(str(exc)) from None

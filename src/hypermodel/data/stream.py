@@ -1,0 +1,340 @@
+"""Training streams over a published dataset: true shuffle, sharding, resumption, prefetch.
+
+``dataset.stream(start_offset=0, shuffle=False, shuffle_seed=None, shard_rank=0, num_shards=1,
+drop_shard_remainder=False, epochs=None)`` yields the dataset's objects in a reproducible order:
+
+- Records are numbered by their position in the dataset (chunk order, then order inside the
+  chunk). Shard ``r`` of ``n`` owns positions ``r, r + n, r + 2n, ...`` — fixed for every epoch,
+  so each rank sees the same records every epoch, in a new order. With
+  ``drop_shard_remainder`` every shard keeps ``total // n`` records, so ranks stay in step.
+- ``shuffle``: each epoch is a full permutation of the shard, seeded by a hash of
+  ``(seed, epoch)``: seed 778 epoch 0 and seed 777 epoch 1 are unrelated permutations (a
+  ``seed + epoch`` scheme would make them equal). A shuffle without a seed draws one, logs it
+  and exposes it as ``stream.seed``, so a run can always be replayed.
+- ``start_offset`` counts records yielded across epochs (``stream.position`` after a step is
+  the offset to resume from). Resuming computes where that offset falls — epoch and place in
+  that epoch's permutation — and reads nothing before it.
+- ``epochs=None`` repeats forever; ``len()`` is then a TypeError. With ``epochs=k``, ``len()``
+  is ``k * records_per_epoch - start_offset``.
+
+Records are read through the dataset index (see ``index``): only the gzip members that hold
+the records asked for are read (ranged reads on a bucket, no whole-file download) and kept in
+a bounded cache. A background thread reads and decodes ``prefetch`` windows ahead.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import logging
+import queue
+import random
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .errors import DatasetCorruptError, DatasetUsageError
+from .index import DatasetIndex, Member, load_index, read_member
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
+
+log = logging.getLogger(__name__)
+
+WINDOW = 2048
+CACHE_BYTES = 512 << 20
+
+
+class StreamLengthError(DatasetUsageError, TypeError):
+    """``len()`` of a stream that repeats forever (``epochs=None``)."""
+
+
+# -- the order: pure functions of (total, parameters) -------------------------------------------
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 64-bit seed for one epoch, from a hash of (seed, epoch): no two pairs share it by
+    construction of the arithmetic (unlike ``seed + epoch``)."""
+    digest = hashlib.sha256(f"hypermodel.stream:{seed}:{epoch}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def shard_positions(total: int, rank: int, num_shards: int, drop_remainder: bool) -> range:
+    """Dataset positions owned by shard ``rank`` (the same for every epoch)."""
+    positions = range(rank, total, num_shards)
+    if drop_remainder:
+        positions = positions[: total // num_shards]
+    return positions
+
+
+def epoch_order(shard: range, shuffle: bool, seed: int | None, epoch: int) -> Sequence[int]:
+    if not shuffle:
+        return shard
+    order = list(shard)
+    random.Random(epoch_seed(seed or 0, epoch)).shuffle(order)
+    return order
+
+
+def stream_positions(
+    shard: range,
+    shuffle: bool,
+    seed: int | None,
+    start_offset: int,
+    epochs: int | None,
+) -> Iterator[int]:
+    """Dataset positions in stream order, starting ``start_offset`` records in."""
+    per_epoch = len(shard)
+    if per_epoch == 0:
+        return
+    epoch, skip = divmod(start_offset, per_epoch)
+    while epochs is None or epoch < epochs:
+        order = epoch_order(shard, shuffle, seed, epoch)
+        yield from order[skip:] if skip else order
+        skip = 0
+        epoch += 1
+
+
+# -- reading ------------------------------------------------------------------------------------
+class _Reader:
+    """Windows of dataset positions -> decoded objects, through a bounded cache of members.
+
+    Members are numbered in dataset order, so each covers a contiguous range of positions:
+    one bisect over their first positions finds the member of any position.
+    """
+
+    def __init__(self, dataset: Dataset, index: DatasetIndex, budget: int) -> None:
+        from .model import decoder_for
+
+        self.dataset = dataset
+        self.budget = budget
+        self.decode: Callable[[dict[str, Any]], Any] = decoder_for(dataset.dataType)
+        self.where = f"{dataset.storage.url}/{dataset.directory}"
+        self.blocks: list[tuple[str, Member]] = []
+        self.starts: list[int] = []
+        for chunk, start in zip(index.chunks, index.starts):
+            for m in chunk.members:
+                if m.count:
+                    self.blocks.append((chunk.chunk_id, m))
+                    self.starts.append(start + m.first)
+        self.cache: OrderedDict[int, list[bytes]] = OrderedDict()
+        self.sizes: dict[int, int] = {}
+        self.size = 0
+
+    def _load(self, block: int) -> list[bytes]:
+        chunk_id, member = self.blocks[block]
+        lines = read_member(self.dataset, chunk_id, member)
+        size = sum(map(len, lines)) + 64 * len(lines)
+        self.cache[block] = lines
+        self.sizes[block] = size
+        self.size += size
+        while self.size > self.budget and len(self.cache) > 1:
+            old, _ = self.cache.popitem(last=False)
+            self.size -= self.sizes.pop(old)
+        return lines
+
+    def window(self, positions: list[int]) -> list[Any]:
+        starts, cache, find = self.starts, self.cache, bisect.bisect_right
+        lines = []
+        for p in positions:
+            b = find(starts, p) - 1
+            block = cache.get(b)
+            if block is None:
+                block = self._load(b)
+            elif len(cache) > 1:
+                cache.move_to_end(b)
+            lines.append(block[p - starts[b]])
+        try:
+            data = orjson.loads(b"[" + b",".join(lines) + b"]")
+        except orjson.JSONDecodeError:  # NaN / huge ints that json.dumps writes: parse one by one
+            try:
+                data = [json.loads(line) for line in lines]
+            except ValueError as exc:
+                raise DatasetCorruptError(
+                    f"dataset {self.where} has a record that is not JSON"
+                ) from exc
+        decode = self.decode
+        return [decode(d) for d in data]
+
+
+def _windows(positions: Iterator[int], size: int) -> Iterator[list[int]]:
+    window: list[int] = []
+    for p in positions:
+        window.append(p)
+        if len(window) >= size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+_DONE = object()
+
+
+def _prefetched(make: Iterator[list[Any]], depth: int) -> Iterator[Any]:
+    """Run ``make`` on a background thread, ``depth`` windows ahead; errors surface here."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in make:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name="hml-stream-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+
+
+class Stream:
+    """An iterable over a dataset's objects; every ``iter()`` starts again at ``start_offset``."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        start_offset: int = 0,
+        shuffle: bool = False,
+        shuffle_seed: int | None = None,
+        shard_rank: int = 0,
+        num_shards: int = 1,
+        drop_shard_remainder: bool = False,
+        epochs: int | None = None,
+        *,
+        prefetch: int = 2,
+        window: int = WINDOW,
+        cache_bytes: int = CACHE_BYTES,
+    ) -> None:
+        _check(start_offset, shard_rank, num_shards, epochs, window)
+        self.dataset = dataset
+        self.start_offset = start_offset
+        self.shuffle = shuffle
+        if shuffle and shuffle_seed is None:
+            shuffle_seed = secrets.randbits(32)
+            log.warning(
+                "stream of %r shuffles with seed %d (none was given); pass shuffle_seed=%d "
+                "to replay this order",
+                dataset,
+                shuffle_seed,
+                shuffle_seed,
+            )
+        self.seed = shuffle_seed
+        self.shard_rank = shard_rank
+        self.num_shards = num_shards
+        self.drop_shard_remainder = drop_shard_remainder
+        self.epochs = epochs
+        self.prefetch = prefetch
+        self.window = window
+        self.cache_bytes = cache_bytes
+        self._index: DatasetIndex | None = None
+        self.position = start_offset  # records yielded so far, counted from the first epoch
+
+    @property
+    def index(self) -> DatasetIndex:
+        if self._index is None:
+            self._index = load_index(self.dataset)
+        return self._index
+
+    @property
+    def records_per_epoch(self) -> int:
+        return len(self._shard())
+
+    def _shard(self) -> range:
+        return shard_positions(
+            self.index.total, self.shard_rank, self.num_shards, self.drop_shard_remainder
+        )
+
+    def __len__(self) -> int:
+        if self.epochs is None:
+            raise StreamLengthError(
+                f"a stream of {self.dataset!r} with epochs=None repeats forever and has no length; "
+                "pass epochs=N"
+            )
+        return max(0, self.records_per_epoch * self.epochs - self.start_offset)
+
+    def positions(self, worker: int = 0, num_workers: int = 1) -> Iterator[int]:
+        """Dataset positions in stream order; ``worker`` of ``num_workers`` gets every
+        ``num_workers``-th of them (how DataLoader workers split one stream)."""
+        it = stream_positions(
+            self._shard(), self.shuffle, self.seed, self.start_offset, self.epochs
+        )
+        if num_workers == 1:
+            return it
+        return (p for k, p in enumerate(it) if k % num_workers == worker)
+
+    def __iter__(self) -> Iterator[Any]:
+        self.position = self.start_offset
+        for obj in self.iter_positions(self.positions()):
+            self.position += 1
+            yield obj
+
+    def iter_positions(self, positions: Iterator[int]) -> Iterator[Any]:
+        """Decoded objects at the given dataset positions, read ahead on a thread."""
+        reader = _Reader(self.dataset, self.index, self.cache_bytes)
+        windows = (reader.window(w) for w in _windows(positions, self.window))
+        if self.prefetch <= 0:
+            return (obj for batch in windows for obj in batch)
+        return _prefetched(windows, self.prefetch)
+
+    def to_torch(self, transform: Callable[[Any], Any] | None = None) -> Any:
+        """A ``torch.utils.data.IterableDataset``; DataLoader workers split it without overlap."""
+        from .adapters import to_torch
+
+        return to_torch(self, transform)
+
+    def to_tf(
+        self, output_signature: Any = None, transform: Callable[[Any], Any] | None = None
+    ) -> Any:
+        """A ``tf.data.Dataset`` from a generator with a declared ``output_signature``."""
+        from .adapters import to_tf
+
+        return to_tf(self, output_signature, transform)
+
+    def __repr__(self) -> str:
+        return (
+            f"Stream({self.dataset!r}, start_offset={self.start_offset}, shuffle={self.shuffle}, "
+            f"seed={self.seed}, shard={self.shard_rank}/{self.num_shards}, epochs={self.epochs})"
+        )
+
+
+def _check(start_offset: int, rank: int, shards: int, epochs: int | None, window: int) -> None:
+    if shards < 1:
+        raise DatasetUsageError(f"num_shards must be >= 1, got {shards}")
+    if not 0 <= rank < shards:
+        raise DatasetUsageError(f"shard_rank must be in 0..{shards - 1}, got {rank}")
+    if start_offset < 0:
+        raise DatasetUsageError(f"start_offset must be >= 0, got {start_offset}")
+    if epochs is not None and epochs < 0:
+        raise DatasetUsageError(f"epochs must be >= 0 or None (forever), got {epochs}")
+    if window < 1:
+        raise DatasetUsageError(f"window must be >= 1, got {window}")
+
+
+def stream(dataset: Dataset, **options: Any) -> Stream:
+    """``Dataset.stream`` (see the module docstring for the parameters)."""
+    return Stream(dataset, **options)

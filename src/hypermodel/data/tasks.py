@@ -1,0 +1,617 @@
+"""Tasks over dataset chunks: ``Source``, ``OneToOne`` and ``OneToMany``, usable as pipeline ops.
+
+- ``Source``: ``source_iterator()`` yields anything; ``run(item)`` (optional) turns each item
+  into an object of the output dataset (``None`` skips it). Runs in one process.
+- ``OneToOne``: for every id, ``run(obj1, obj2, ...)`` gets the objects with that id from each
+  input dataset (same chunk count) and returns one output object with the same id (or None).
+- ``OneToMany``: ``run(obj1, ...)`` calls ``self.output.append(obj)`` any number of times, with
+  any ids; objects are routed to their chunks with bounded memory.
+
+``loadedInputs`` are whole datasets loaded into ``self.loadedData`` (a list of lists) before
+``init()``; members given as ``Delayed(cls, **kwargs)`` are built inside each worker (for things
+that do not pickle); ``init()`` runs once per worker process.
+
+A task is an op: called inside a pipeline function it adds a step (ordered after the tasks that
+write its inputs); the local runner runs it in the parent, where it fans out one job per chunk
+over its own fork process pool. Called outside a pipeline, ``task()`` simply runs it. Its output
+is ``{"dataset", "checksum", "objects", "chunks", "resumed"}``.
+
+Failure and resumption: a failing job fails the task with an error naming the chunk and the
+object id; nothing is published. Every finished chunk leaves a completion record (see
+``jobs``), so running the task again after a fix only runs the chunks that did not complete and
+publishes the very checksum an uninterrupted run would have (the creation time in the .def is
+the first attempt's).
+
+For Kubeflow, ``step`` selects a part: ``"all"`` (default), ``"chunk:<id>"`` (``run_chunk``)
+or ``"publish"`` (``publish``); ``compile_kfp`` builds a ParallelFor over chunk ids and a
+publish step from them (docs/tasks-and-streams.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import inspect
+import multiprocessing
+import sys
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from ..dsl.build import current_builder
+from ..dsl.config import ContainerConfig
+from ..dsl.op import Op
+from ..dsl.types import params_of
+from ..names import check_name, snake_case
+from .dataset import Dataset, DatasetReader
+from .errors import DatasetExistsError, DatasetUsageError
+from .jobs import (
+    Progress,
+    Records,
+    Router,
+    TaskFailedError,
+    TaskJobError,
+    chunk_present,
+    merge_parts,
+    run_jobs,
+    task_token,
+)
+
+__all__ = ["Delayed", "OneToMany", "OneToOne", "SimpleTask", "Source", "TaskFailedError"]
+
+# Worker-process state: the prepared task (init() done, loaded inputs read) of each task token.
+# Set by the pool initializer inside worker processes only; the parent never reads it.
+_PREPARED: dict[str, BaseTask] = {}
+
+
+class Delayed:
+    """``Delayed(cls, *args, **kwargs)``: a member built inside each worker, before ``init()``."""
+
+    def __init__(self, classType: type, *args: Any, **kwargs: Any) -> None:
+        self.classType = classType
+        self.args = args
+        self.kwargs = kwargs
+
+    def make(self) -> Any:
+        return self.classType(*self.args, **self.kwargs)
+
+    def __repr__(self) -> str:
+        return f"Delayed({self.classType.__name__})"
+
+
+def _step(step: str = "all") -> dict:  # type: ignore[type-arg]
+    """The op signature of every task: which part to run (all, chunk:<id>, publish)."""
+    raise NotImplementedError
+
+
+def _worker_init(task: BaseTask, prepare: bool) -> None:
+    _PREPARED[task.token] = task._prepared() if prepare else task
+
+
+def _worker_job(token: str, phase: str, chunk_id: str) -> dict[str, Any]:
+    return _PREPARED[token]._job(phase, chunk_id)
+
+
+class BaseTask(Op):
+    """Common machinery; subclass ``Source``, ``OneToOne`` or ``OneToMany``."""
+
+    runs_in_parent = True
+    kind = "task"
+
+    def __init__(
+        self,
+        inputDatasets: list[Dataset] | None = None,
+        outputDataset: Dataset | None = None,
+        loadedInputs: list[Dataset] | None = None,
+        *,
+        name: str | None = None,
+        workers: int | None = None,
+        retries: int = 0,
+        creationTime: str | None = None,
+        progress: bool | None = None,
+        **_hypergol: Any,  # debug=, logLevel=, force= of Hypergol's signature: accepted, unused
+    ) -> None:
+        self.inputDatasets = list(inputDatasets or [])
+        self.loadedInputs = list(loadedInputs or [])
+        if not isinstance(outputDataset, Dataset):
+            raise DatasetUsageError(f"{type(self).__name__}: outputDataset must be a Dataset")
+        self.outputDataset = outputDataset
+        self.workers = workers
+        self.creationTime = creationTime
+        self.progress = progress
+        self.loadedData: list[list[Any]] = []
+        self._readers: list[DatasetReader] = []
+        self._routes: dict[str, list[tuple[str, int]]] = {}
+        self.token = ""
+        # the Op side: one optional 'step' argument, a dict output, no caching (datasets are
+        # immutable and an up-to-date output is detected from its lineage instead)
+        self.fn = _step
+        self.name = check_name(name or snake_case(type(self).__name__), "op")
+        self.retries = retries
+        self.cache = False
+        self.description = (inspect.getdoc(type(self)) or "").strip()
+        self.params = params_of(_step, f"op '{self.name}'")
+        self.return_type = dict
+        self.config = ContainerConfig()
+        self._check()
+
+    def _check(self) -> None:
+        for ds in [*self.inputDatasets, *self.loadedInputs]:
+            if not isinstance(ds, Dataset):
+                raise DatasetUsageError(f"task '{self.name}': {ds!r} is not a Dataset")
+
+    # -- user hooks ------------------------------------------------------------------------------
+    def init(self) -> None:
+        """Called once per worker, after loaded inputs and Delayed members are ready."""
+
+    def run(self, *objects: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement run()")
+
+    # -- the op ------------------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        builder = current_builder()
+        if builder is None:
+            return self.execute_step(*args, **kwargs)
+        task = builder.add_task(self, args, kwargs)
+        for other in list(builder.tasks.values()):
+            if other is not task and isinstance(other.op, BaseTask):
+                if any(_same(other.op.outputDataset, d) for d in self._all_inputs()):
+                    task.after(other)
+        return task
+
+    def execute(self, arguments: dict[str, Any]) -> Any:
+        return self.execute_step(**arguments)
+
+    def execute_step(self, step: str = "all") -> dict[str, Any]:
+        if step == "all":
+            return self.run_all()
+        if step == "publish":
+            return self.publish()
+        if step.startswith("chunk:"):
+            return self.run_chunk(step.split(":", 1)[1])
+        raise DatasetUsageError(f"task '{self.name}': unknown step {step!r}")
+
+    @functools.cached_property
+    def code_fingerprint(self) -> str:
+        try:
+            text = inspect.getsource(type(self)).encode()
+        except (OSError, TypeError):
+            text = type(self).__qualname__.encode()
+        return hashlib.sha256(text).hexdigest()
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        # what a worker builds for itself (readers, loaded data, the router) never travels
+        state = {
+            k: ([] if k in ("_readers", "loadedData") else v)
+            for k, v in self.__dict__.items()
+            if k not in ("code_fingerprint", "output")
+        }
+        return (_rebuild, (type(self), state))
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.name} -> {self.outputDataset!r}>"
+
+    # -- planning ----------------------------------------------------------------------------------
+    def _all_inputs(self) -> list[Dataset]:
+        return [*self.inputDatasets, *self.loadedInputs]
+
+    def _plan(self) -> dict[str, Any] | None:
+        """Check inputs, fix the token; the output record if the output is already up to date."""
+        checksums = []
+        for ds in self._all_inputs():
+            if not ds.exists():
+                raise DatasetUsageError(
+                    f"task '{self.name}': input {ds!r} is not published; run the task that "
+                    "writes it first"
+                )
+            checksums.append(DatasetReader(ds).checksum)  # also records the input's lineage
+        out = self.outputDataset
+        self.token = task_token(
+            [
+                type(self).__qualname__,
+                self.name,
+                out.storage.url,
+                out.directory,
+                out.chunkCount,
+                checksums,
+            ]
+        )
+        if out.exists():
+            deps = {d.get("chkFileChecksum") for d in out.read_def().get("dependencies", [])}
+            if set(checksums) <= deps:
+                return self._output(out.checksum, None, 0)
+            raise DatasetExistsError(
+                f"task '{self.name}': output {out!r} exists and was made from other inputs; "
+                "delete it (Dataset.delete()) or write to another name or branch"
+            )
+        return None
+
+    def _prepared(self) -> BaseTask:
+        """A copy of the task ready to run jobs in this process."""
+        worker = copy.copy(self)
+        worker.loadedData = [
+            list(DatasetReader(ds, record_input=False)) for ds in self.loadedInputs
+        ]
+        for key, value in list(vars(worker).items()):
+            if isinstance(value, Delayed):
+                setattr(worker, key, value.make())
+        worker._readers = [DatasetReader(ds, record_input=False) for ds in self.inputDatasets]
+        worker.init()
+        return worker
+
+    def _pool(self, workers: int, prepare: bool) -> ProcessPoolExecutor:
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context(method),
+            initializer=_worker_init,
+            initargs=(self, prepare),
+        )
+
+    def _workers(self) -> int:
+        if self.workers is not None:
+            return max(1, self.workers)
+        from ..context import maybe_context
+
+        ctx = maybe_context()
+        configured = ctx.app.settings.workers if ctx is not None else None
+        return configured or multiprocessing.cpu_count()
+
+    def _run_phase(self, phase: str, chunk_ids: list[str], prepare: bool) -> dict[str, Any]:
+        if not chunk_ids:
+            return {}
+        workers = self._workers()
+        bar = Progress(f"{self.name} {phase}", len(chunk_ids), self.progress)
+        try:
+            if workers <= 1 or len(chunk_ids) <= 1:
+                local = self._prepared() if prepare else self
+                return run_jobs(chunk_ids, functools.partial(local._job, phase), 1, self._pool, bar)
+            job = functools.partial(_worker_job, self.token, phase)
+            return run_jobs(chunk_ids, job, workers, lambda n: self._pool(n, prepare), bar)
+        finally:
+            bar.close()
+
+    # -- entry points ------------------------------------------------------------------------------
+    def run_all(self) -> dict[str, Any]:
+        """Run every chunk job that has not completed, then publish."""
+        raise NotImplementedError
+
+    def run_chunk(self, chunk_id: str) -> dict[str, Any]:
+        """Run one chunk job in this process (one Kubeflow pod of the fan-out)."""
+        raise NotImplementedError
+
+    def publish(self) -> dict[str, Any]:
+        """Publish the output from the completed chunks (the Kubeflow fan-in step)."""
+        raise NotImplementedError
+
+    def _job(self, phase: str, chunk_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _output(self, checksum: str, objects: int | None, resumed: int) -> dict[str, Any]:
+        """The op's JSON output. ``objects`` is None when the output was already up to date."""
+        out = self.outputDataset
+        return {
+            "dataset": out.directory,
+            "checksum": checksum,
+            "objects": objects,
+            "chunks": out.chunkCount,
+            "resumed": resumed,
+        }
+
+    def _publish_output(self, results: dict[str, dict[str, Any]], records: Records) -> str:
+        out = copy.copy(self.outputDataset)
+        out._dependencies = []  # a fresh list: retries must not repeat the lineage entries
+        for ds in self._all_inputs():
+            out.add_dependency(ds)
+        checksums = {cid: results[cid]["sha1"] for cid in out.chunk_ids()}
+        checksum = out.publish(checksums, self.token, records.creation_time(self.creationTime))
+        records.clear()
+        return checksum
+
+    # -- reading inputs (in workers) -------------------------------------------------------------
+    def _joined(self, chunk_id: str) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        """(id, objects with that id from every input) for one chunk of the inputs."""
+        first, *others = self._readers
+        lookups = [{o.get_id(): o for o in r.read_chunk(chunk_id)} for r in others]
+        for obj in first.read_chunk(chunk_id):
+            oid = obj.get_id()
+            row = [obj]
+            for k, lookup in enumerate(lookups, start=1):
+                match = lookup.pop(oid, None)
+                if match is None:
+                    raise TaskJobError(
+                        f"task '{self.name}' failed on chunk {chunk_id}, object id {oid!r}: input "
+                        f"{self.inputDatasets[k]!r} has no object with that id"
+                    )
+                row.append(match)
+            yield oid, tuple(row)
+        for k, lookup in enumerate(lookups, start=1):
+            if lookup:
+                extra = next(iter(lookup))
+                raise TaskJobError(
+                    f"task '{self.name}' failed on chunk {chunk_id}, object id {extra!r}: it is in "
+                    f"input {self.inputDatasets[k]!r} but not in {self.inputDatasets[0]!r}"
+                )
+
+    def _failed(self, chunk_id: str, oid: Any, exc: BaseException) -> TaskJobError:
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
+        return TaskJobError(
+            f"task '{self.name}' failed on chunk {chunk_id}, object id {oid!r}: "
+            f"{type(exc).__name__}: {exc}\n{detail}"
+        )
+
+
+def _rebuild(cls: type[BaseTask], state: dict[str, Any]) -> BaseTask:
+    task = cls.__new__(cls)
+    task.__dict__.update(state)
+    return task
+
+
+def _same(a: Dataset, b: Dataset) -> bool:
+    return a.directory == b.directory and repr(a._location) == repr(b._location)
+
+
+class _ChunkTask(BaseTask):
+    """Tasks whose inputs are read chunk by chunk (all inputs with one chunk count)."""
+
+    def _check(self) -> None:
+        super()._check()
+        if not self.inputDatasets:
+            raise DatasetUsageError(f"task '{self.name}' needs at least one input dataset")
+        counts = {ds.chunkCount for ds in self.inputDatasets}
+        if len(counts) > 1:
+            raise DatasetUsageError(
+                f"task '{self.name}': input datasets have different chunk counts "
+                f"({sorted(counts)}); objects are matched chunk by chunk, so they must agree"
+            )
+
+    @property
+    def input_chunk_ids(self) -> list[str]:
+        return self.inputDatasets[0].chunk_ids()
+
+
+class OneToOne(_ChunkTask):
+    """``run(obj1, obj2, ...) -> obj``: one output object per id (same id, hence same chunk)."""
+
+    kind = "one-to-one"
+
+    def _check(self) -> None:
+        super()._check()
+        if self.inputDatasets[0].chunkCount != self.outputDataset.chunkCount:
+            raise DatasetUsageError(
+                f"task '{self.name}': the output has {self.outputDataset.chunkCount} chunks and "
+                f"the inputs {self.inputDatasets[0].chunkCount}; a one-to-one task writes each "
+                "chunk into the same chunk, so they must agree (or use OneToMany)"
+            )
+
+    def run_all(self) -> dict[str, Any]:
+        done = self._plan()
+        if done is not None:
+            return done
+        records = Records(self.outputDataset, self.token)
+        records.creation_time(self.creationTime)
+        results, todo = self._completed(records)
+        results.update(self._run_phase("chunks", todo, prepare=True))
+        checksum = self._publish_output(results, records)
+        return self._output(checksum, _objects(results), len(self.input_chunk_ids) - len(todo))
+
+    def _completed(self, records: Records) -> tuple[dict[str, Any], list[str]]:
+        results: dict[str, Any] = {}
+        todo = []
+        for cid in self.input_chunk_ids:
+            rec = records.done(cid)
+            if rec is not None and chunk_present(self.outputDataset, cid, self.token):
+                results[cid] = rec
+            else:
+                todo.append(cid)
+        return results, todo
+
+    def run_chunk(self, chunk_id: str) -> dict[str, Any]:
+        if self._plan() is not None:
+            return {"chunk": chunk_id, "count": 0, "skipped": True}
+        records = Records(self.outputDataset, self.token)
+        records.creation_time(self.creationTime)
+        rec = records.done(chunk_id)
+        if rec is not None and chunk_present(self.outputDataset, chunk_id, self.token):
+            return {"chunk": chunk_id, **rec}
+        try:
+            return {"chunk": chunk_id, **self._prepared()._job("chunks", chunk_id)}
+        except TaskJobError as exc:
+            raise TaskFailedError(str(exc)) from None
+
+    def publish(self) -> dict[str, Any]:
+        done = self._plan()
+        if done is not None:
+            return done
+        records = Records(self.outputDataset, self.token)
+        results, todo = self._completed(records)
+        if todo:
+            raise TaskFailedError(
+                f"task '{self.name}' cannot publish: chunk(s) {', '.join(todo[:8])} did not "
+                "complete; run them first (step chunk:<id>)"
+            )
+        return self._output(self._publish_output(results, records), _objects(results), 0)
+
+    def _job(self, phase: str, chunk_id: str) -> dict[str, Any]:
+        out = self.outputDataset
+        writer = out.chunk_writer(chunk_id, self.token)
+        oid: Any = None
+        try:
+            for oid, row in self._joined(chunk_id):
+                try:
+                    result = self.run(*row)
+                    if result is not None:
+                        writer.append(result)
+                except Exception as exc:
+                    raise self._failed(chunk_id, oid, exc) from None
+            sha = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        record = {"sha1": sha, "count": writer.count}
+        Records(out, self.token).mark_done(chunk_id, record)
+        return record
+
+
+SimpleTask = OneToOne  # Hypergol's name
+
+
+class OneToMany(_ChunkTask):
+    """``run(obj1, ...)`` appends any number of objects, with any ids, to ``self.output``.
+
+    Each input chunk's job routes what it appends into per-target gzip members (spilled to disk
+    past a memory bound); then each output chunk is the concatenation of its members in input
+    chunk order — no recompression, and the same bytes however the jobs were scheduled.
+    """
+
+    kind = "one-to-many"
+
+    def run_all(self) -> dict[str, Any]:
+        done = self._plan()
+        if done is not None:
+            return done
+        records = Records(self.outputDataset, self.token)
+        records.creation_time(self.creationTime)
+        parts, todo = self._routed(records)
+        parts.update(self._run_phase("route", todo, prepare=True))
+        resumed = len(self.input_chunk_ids) - len(todo)
+        checksum = self._merge_and_publish(records, parts)
+        return self._output(checksum, _objects(parts), resumed)
+
+    def _routed(self, records: Records) -> tuple[dict[str, Any], list[str]]:
+        parts: dict[str, Any] = {}
+        todo = []
+        for cid in self.input_chunk_ids:
+            rec = records.parts(cid)
+            if rec is not None:
+                parts[cid] = rec
+            else:
+                todo.append(cid)
+        return parts, todo
+
+    def _merge_and_publish(self, records: Records, parts: dict[str, Any]) -> str:
+        routes: dict[str, list[tuple[str, int]]] = {}
+        for source in self.input_chunk_ids:
+            for target, n in parts[source]["parts"].items():
+                routes.setdefault(target, []).append((source, n))
+        self._routes = routes
+        results: dict[str, Any] = {}
+        todo = []
+        for cid in self.outputDataset.chunk_ids():
+            rec = records.done(cid)
+            if rec is not None and chunk_present(self.outputDataset, cid, self.token):
+                results[cid] = rec
+            else:
+                todo.append(cid)
+        results.update(self._run_phase("merge", todo, prepare=False))
+        return self._publish_output(results, records)
+
+    def run_chunk(self, chunk_id: str) -> dict[str, Any]:
+        if self._plan() is not None:
+            return {"chunk": chunk_id, "count": 0, "skipped": True}
+        records = Records(self.outputDataset, self.token)
+        records.creation_time(self.creationTime)
+        rec = records.parts(chunk_id)
+        if rec is not None:
+            return {"chunk": chunk_id, **rec}
+        try:
+            return {"chunk": chunk_id, **self._prepared()._job("route", chunk_id)}
+        except TaskJobError as exc:
+            raise TaskFailedError(str(exc)) from None
+
+    def publish(self) -> dict[str, Any]:
+        done = self._plan()
+        if done is not None:
+            return done
+        records = Records(self.outputDataset, self.token)
+        parts, todo = self._routed(records)
+        if todo:
+            raise TaskFailedError(
+                f"task '{self.name}' cannot publish: input chunk(s) {', '.join(todo[:8])} did "
+                "not complete; run them first (step chunk:<id>)"
+            )
+        return self._output(self._merge_and_publish(records, parts), _objects(parts), 0)
+
+    def _job(self, phase: str, chunk_id: str) -> dict[str, Any]:
+        records = Records(self.outputDataset, self.token)
+        if phase == "merge":
+            record = merge_parts(records, chunk_id, self._routes.get(chunk_id, []))
+            records.mark_done(chunk_id, record)
+            return record
+        router = Router(self.outputDataset)
+        self.output = router
+        oid: Any = None
+        try:
+            for oid, row in self._joined(chunk_id):
+                try:
+                    self.run(*row)
+                except Exception as exc:
+                    raise self._failed(chunk_id, oid, exc) from None
+            routed = router.finish(records, chunk_id)
+        except BaseException:
+            router.discard()
+            raise
+        record = {"parts": routed, "count": router.appended}
+        records.mark_parts(chunk_id, record)
+        return record
+
+
+class Source(BaseTask):
+    """``source_iterator()`` yields items; ``run(item)`` makes each an output object (or None).
+
+    Runs in one process (the iterator is sequential); the output is written and published
+    atomically: an exception publishes nothing.
+    """
+
+    kind = "source"
+
+    def source_iterator(self) -> Iterator[Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement source_iterator()")
+
+    def run(self, *objects: Any) -> Any:
+        return objects[0]
+
+    def run_all(self) -> dict[str, Any]:
+        done = self._plan()
+        if done is not None:
+            return done
+        worker = self._prepared()
+        out = copy.copy(self.outputDataset)
+        out._dependencies = []
+        for ds in self._all_inputs():
+            out.add_dependency(ds)
+        bar = Progress(f"{self.name} source", 1, self.progress)
+        item: Any = None
+        try:
+            with out.open("w") as writer:
+                for item in worker.source_iterator():
+                    try:
+                        obj = worker.run(item)
+                        if obj is not None:
+                            writer.append(obj)
+                    except Exception as exc:
+                        raise TaskFailedError(
+                            f"task '{self.name}' failed on item {_short(item)}: "
+                            f"{type(exc).__name__}: {exc}"
+                        ) from exc
+            bar.advance(writer.count)
+        finally:
+            bar.close()
+        return self._output(writer.checksum or out.checksum, writer.count, 0)
+
+    def run_chunk(self, chunk_id: str) -> dict[str, Any]:
+        raise DatasetUsageError(f"source task '{self.name}' has no chunk jobs: run it whole")
+
+    def publish(self) -> dict[str, Any]:
+        return self.run_all()
+
+
+def _objects(results: dict[str, dict[str, Any]]) -> int:
+    return sum(int(r.get("count", 0)) for r in results.values())
+
+
+def _short(item: Any) -> str:
+    text = repr(item)
+    return text if len(text) <= 200 else text[:197] + "..."
