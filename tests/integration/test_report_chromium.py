@@ -20,16 +20,28 @@ from tests.support import unavailable
 pytestmark = pytest.mark.integration
 
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+]
 PNG_DOT = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 
 def _chromium() -> str:
     if not CHROMIUM.exists():
-        unavailable("Debian's chromium is not installed at /usr/bin/chromium (run `make test-infra`)")
+        unavailable(
+            "Debian's chromium is not installed at /usr/bin/chromium (run `make test-infra`)"
+        )
     return str(CHROMIUM)
 
 
@@ -54,8 +66,12 @@ def _report(tmp_path: Path) -> Path:
 
 def _run(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [_chromium(), *FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except subprocess.TimeoutExpired:
         unavailable("chromium did not finish within 120 s")
 
@@ -65,8 +81,8 @@ def _pixels(png: bytes) -> tuple[int, int, set[bytes]]:
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, width, height, ctype = 8, b"", 0, 0, 0
     while pos < len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        body = png[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", png[pos : pos + 8])
+        body = png[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             width, height, depth, ctype = struct.unpack(">IIBB", body[:10])
             assert depth == 8
@@ -80,7 +96,7 @@ def _pixels(png: bytes) -> tuple[int, int, set[bytes]]:
     seen: set[bytes] = set()
     for row in range(height):
         start = row * (stride + 1)
-        ftype, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        ftype, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         for i in range(stride):
             a = line[i - bpp] if i >= bpp else 0
             b, c = prev[i], prev[i - bpp] if i >= bpp else 0
@@ -95,7 +111,7 @@ def _pixels(png: bytes) -> tuple[int, int, set[bytes]]:
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
         if row % 8 == 0:  # sampling rows keeps this fast and is plenty to see a drawn page
-            seen.update(bytes(line[i:i + 3]) for i in range(0, stride, bpp * 4))
+            seen.update(bytes(line[i : i + 3]) for i in range(0, stride, bpp * 4))
         prev = line
     return width, height, seen
 
@@ -103,7 +119,9 @@ def _pixels(png: bytes) -> tuple[int, int, set[bytes]]:
 def test_report_screenshot_is_drawn(tmp_path: Path) -> None:
     page = _report(tmp_path)
     shot = tmp_path / "shot.png"
-    proc = _run([f"--screenshot={shot}", "--window-size=1200,1400", page.as_uri()], tmp_path / "profile1")
+    proc = _run(
+        [f"--screenshot={shot}", "--window-size=1200,1400", page.as_uri()], tmp_path / "profile1"
+    )
     assert shot.exists(), proc.stderr[-2000:]
     data = shot.read_bytes()
     assert len(data) > 10_000
@@ -114,11 +132,17 @@ def test_report_screenshot_is_drawn(tmp_path: Path) -> None:
 
 def test_report_runs_without_console_errors(tmp_path: Path) -> None:
     page = _report(tmp_path)
-    proc = _run(["--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()], tmp_path / "profile2")
+    proc = _run(
+        ["--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()], tmp_path / "profile2"
+    )
     dom = proc.stdout
-    assert "data-ready=\"1\"" in dom, "the report's script did not run to its end"
+    assert 'data-ready="1"' in dom, "the report's script did not run to its end"
     errors = re.search(r'<div id="hml-errors">(.*?)</div>', dom, re.S)
     assert errors is not None and errors.group(1).strip() == ""
-    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "error" in line)]
+    console = [
+        line
+        for line in proc.stderr.splitlines()
+        if "CONSOLE" in line and ("Error" in line or "error" in line)
+    ]
     assert console == []
     assert dom.count("<polyline") == 4  # two metrics x two runs

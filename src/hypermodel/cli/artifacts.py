@@ -16,14 +16,23 @@ def _storage(ctx: click.Context) -> Any:
 
 
 def artifacts_group() -> click.Group:
-    group = click.Group("artifacts", help="Push and pull project-shared artifacts.", no_args_is_help=True)
+    group = click.Group(
+        "artifacts", help="Push and pull project-shared artifacts.", no_args_is_help=True
+    )
     project_option = click.option(
-        "--project", default=lambda: os.environ.get("HML_PROJECT", "default"), show_default="$HML_PROJECT or 'default'",
-        help="The project (an app's name) the artifact belongs to.")
+        "--project",
+        default=lambda: os.environ.get("HML_PROJECT", "default"),
+        show_default="$HML_PROJECT or 'default'",
+        help="The project (an app's name) the artifact belongs to.",
+    )
 
     @group.command("push")
     @click.argument("path", type=click.Path(exists=True, path_type=Path))
-    @click.option("--name", default=None, help="Name in the project (default: the file name; a directory becomes NAME.zip).")
+    @click.option(
+        "--name",
+        default=None,
+        help="Name in the project (default: the file name; a directory becomes NAME.zip).",
+    )
     @project_option
     @click.pass_context
     def push(ctx: click.Context, path: Path, name: str | None, project: str) -> None:
@@ -35,8 +44,14 @@ def artifacts_group() -> click.Group:
 
     @group.command("pull")
     @click.argument("name")
-    @click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=None,
-                  help="Where to write it (a file, or an existing directory). Default: ./NAME")
+    @click.option(
+        "-o",
+        "--output",
+        "output",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Where to write it (a file, or an existing directory). Default: ./NAME",
+    )
     @project_option
     @click.pass_context
     def pull(ctx: click.Context, name: str, output: Path | None, project: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,22 @@ def _when(ts: float | None) -> str:
 
 
 def runs_group() -> click.Group:
-    group = click.Group("runs", help="List, show and compare tracked runs; write HTML reports.", no_args_is_help=True)
+    group = click.Group(
+        "runs",
+        help="List, show and compare tracked runs; write HTML reports.",
+        no_args_is_help=True,
+    )
 
     @group.command("list")
     @click.option("--pipeline", default=None, help="Only op runs of this pipeline.")
-    @click.option("--state", default=None, help="Only runs in this state (running, completed, failed, ...).")
+    @click.option(
+        "--state", default=None, help="Only runs in this state (running, completed, failed, ...)."
+    )
     @click.option("--project", default=None, help="Only runs of this project (app).")
     @click.pass_context
-    def list_cmd(ctx: click.Context, pipeline: str | None, state: str | None, project: str | None) -> None:
+    def list_cmd(
+        ctx: click.Context, pipeline: str | None, state: str | None, project: str | None
+    ) -> None:
         """Tracked runs, oldest first."""
         store = _store(ctx)
         rows = []
@@ -42,10 +51,21 @@ def runs_group() -> click.Group:
             if state and record.state != state:
                 continue
             duration = f"{record.duration:.2f}s" if record.duration is not None else "-"
-            rows.append((run_id, record.state, record.label if meta.get("task") else "-", str(meta.get("author", "")),
-                         _when(record.started), duration))
+            rows.append(
+                (
+                    run_id,
+                    record.state,
+                    record.label if meta.get("task") else "-",
+                    str(meta.get("author", "")),
+                    _when(record.started),
+                    duration,
+                )
+            )
         if not rows:
-            click.echo(f"no tracked runs under {store.storage.url}" + (" matching the filters" if pipeline or state or project else ""))
+            click.echo(
+                f"no tracked runs under {store.storage.url}"
+                + (" matching the filters" if pipeline or state or project else "")
+            )
             return
         rows.sort(key=lambda r: r[4])
         _table(("RUN", "STATE", "PIPELINE/OP", "AUTHOR", "STARTED (UTC)", "DURATION"), rows)
@@ -81,11 +101,20 @@ def runs_group() -> click.Group:
 
     @group.command("report")
     @click.argument("runs", nargs=-1, required=True)
-    @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
-                  show_default=True, help="The HTML file to write.")
+    @click.option(
+        "-o",
+        "--output",
+        "output",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("report.html"),
+        show_default=True,
+        help="The HTML file to write.",
+    )
     @click.option("--title", default=None, help="Page title.")
     @click.pass_context
-    def report_cmd(ctx: click.Context, runs: tuple[str, ...], output: Path, title: str | None) -> None:
+    def report_cmd(
+        ctx: click.Context, runs: tuple[str, ...], output: Path, title: str | None
+    ) -> None:
         """A self-contained HTML page: metric plots, params side by side, artifacts, lineage.
 
         RUN is a run id, a unique prefix, or a pipeline run id (all its op runs)."""
@@ -109,16 +138,25 @@ def _show(store: Any, r: Any) -> None:
     for key in ("project", "pipeline", "task", "pipeline_run_id", "kfp_run_id", "author", "host"):
         if r.meta.get(key):
             echo(f"{key:<9} {r.meta[key]}")
-    echo(f"started   {_when(r.started)} UTC" + (f", {r.duration:.3f}s" if r.duration is not None else ""))
+    echo(
+        f"started   {_when(r.started)} UTC"
+        + (f", {r.duration:.3f}s" if r.duration is not None else "")
+    )
     git = r.git.get("app") or r.meta.get("git") or {}
     if git.get("commit"):
-        echo(f"commit    {git['commit']}" + (f" ({git['branch']})" if git.get("branch") else "") + (" dirty" if git.get("dirty") else ""))
+        echo(
+            f"commit    {git['commit']}"
+            + (f" ({git['branch']})" if git.get("branch") else "")
+            + (" dirty" if git.get("dirty") else "")
+        )
     if r.tags:
         echo("tags      " + ", ".join(str(t.get("name")) for t in r.tags))
     for note in r.notes:
         echo(f"note      {note}")
     sections: list[tuple[str, dict[str, Any]]] = [
-        ("params", r.params), ("config", r.config), ("meta", r.metas),
+        ("params", r.params),
+        ("config", r.config),
+        ("meta", r.metas),
         ("last metrics", r.last_metrics()),
     ]
     for title, values in sections:
@@ -148,7 +186,9 @@ def _entry(entry: dict[str, Any]) -> str:
     return text
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
-        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+        click.echo(
+            "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
+        )

@@ -52,9 +52,16 @@ def _start(ctx: OpContext) -> Run | None:
     """Create (or, on a retry or in another process, attach to) the op's run. Never raises."""
     try:
         extra = {
-            "kind": "op", "app": ctx.app, "pipeline": ctx.pipeline, "task": ctx.task, "op": ctx.op,
-            "pipeline_run_id": ctx.run_id, "kfp_run_id": ctx.kfp_run_id, "kfp_task_id": ctx.kfp_task_id,
-            "pipeline_params": dict(ctx.params), "git": identity.git_state(_app_dir()),
+            "kind": "op",
+            "app": ctx.app,
+            "pipeline": ctx.pipeline,
+            "task": ctx.task,
+            "op": ctx.op,
+            "pipeline_run_id": ctx.run_id,
+            "kfp_run_id": ctx.kfp_run_id,
+            "kfp_task_id": ctx.kfp_task_id,
+            "pipeline_params": dict(ctx.params),
+            "git": identity.git_state(_app_dir()),
         }
         run = Run._create(op_run_id(ctx), ctx.app, _storage(ctx), extra, owned=True)
         if run.mode != WRITE:
@@ -83,15 +90,26 @@ def _finish(run: Run | None, ctx: OpContext, duration: float, exc: BaseException
     try:
         if run.mode == WRITE:
             if ctx.input_datasets or ctx.output_datasets:
-                run._record("lineage", inputs=_datasets(ctx, ctx.input_datasets),
-                            outputs=_datasets(ctx, ctx.output_datasets))
+                run._record(
+                    "lineage",
+                    inputs=_datasets(ctx, ctx.input_datasets),
+                    outputs=_datasets(ctx, ctx.output_datasets),
+                )
             if exc is None:
                 _record_output(run, ctx.output)
-                run._record("state", state="completed", attempt=ctx.attempt, duration=round(duration, 6))
+                run._record(
+                    "state", state="completed", attempt=ctx.attempt, duration=round(duration, 6)
+                )
             else:
                 # the type and message only: a traceback's locals and paths stay in the runner's log
                 error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
-                run._record("state", state="failed", error=error, attempt=ctx.attempt, duration=round(duration, 6))
+                run._record(
+                    "state",
+                    state="failed",
+                    error=error,
+                    attempt=ctx.attempt,
+                    duration=round(duration, 6),
+                )
         run.close()
     except Exception as err:
         log.warning("tracking: op '%s': could not finish its run: %s", ctx.task, err)
@@ -105,11 +123,26 @@ def _record_output(run: Run, output: Any) -> None:
     w = run._w
     if w is not None:
         w.files.append((f"{run.prefix}/artifacts/output.json", data))
-        w.events.append({"type": "artifact", "t": time.time(), "writer": w.writer_id, "name": "output.json",
-                         "step": None, "key": f"{run.prefix}/artifacts/output.json", "size": len(data),
-                         "kind": "file"})
-        w.events.append({"type": "output", "t": time.time(), "writer": w.writer_id,
-                         "value": output if len(data) <= 65536 else {"truncated": True, "size": len(data)}})
+        w.events.append(
+            {
+                "type": "artifact",
+                "t": time.time(),
+                "writer": w.writer_id,
+                "name": "output.json",
+                "step": None,
+                "key": f"{run.prefix}/artifacts/output.json",
+                "size": len(data),
+                "kind": "file",
+            }
+        )
+        w.events.append(
+            {
+                "type": "output",
+                "t": time.time(),
+                "writer": w.writer_id,
+                "value": output if len(data) <= 65536 else {"truncated": True, "size": len(data)},
+            }
+        )
         now = time.time()
         for key, value in _numeric_leaves(output, "output")[:_MAX_OUTPUT_METRICS]:
             w.metrics.append((key, value, None, now))
@@ -133,7 +166,11 @@ def _datasets(ctx: OpContext, checksums: list[str]) -> list[dict[str, Any]]:
     out = []
     for checksum in checksums:
         record = records.get(checksum) or {}
-        entry = {"kind": "dataset", "checksum": checksum, "name": record.get("name") or checksum[:12]}
+        entry = {
+            "kind": "dataset",
+            "checksum": checksum,
+            "name": record.get("name") or checksum[:12],
+        }
         if record.get("project"):
             entry["project"] = record["project"]
         out.append(entry)

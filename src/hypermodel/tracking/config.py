@@ -21,7 +21,9 @@ class Config(dict):  # type: ignore[type-arg]
         try:
             return self[name]
         except KeyError:
-            raise AttributeError(f"Config has no key {name!r} (keys: {', '.join(map(str, self)) or 'none'})") from None
+            raise AttributeError(
+                f"Config has no key {name!r} (keys: {', '.join(map(str, self)) or 'none'})"
+            ) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value

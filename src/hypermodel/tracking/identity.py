@@ -39,7 +39,10 @@ def _git_config_email() -> str:
     """user.email from the git config files, read directly (no subprocess)."""
     home = Path.home()
     xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
-    for path in (Path(os.environ.get("GIT_CONFIG_GLOBAL", home / ".gitconfig")), xdg / "git" / "config"):
+    for path in (
+        Path(os.environ.get("GIT_CONFIG_GLOBAL", home / ".gitconfig")),
+        xdg / "git" / "config",
+    ):
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
@@ -117,7 +120,9 @@ def git_state(start: str | os.PathLike[str], *, full: bool = False) -> dict[str,
     repo = find_repo(start)
     if repo is None:
         commit = os.environ.get("HML_GIT_COMMIT", "")
-        return {"commit": commit, "branch": os.environ.get("HML_GIT_BRANCH") or None} if commit else {}
+        return (
+            {"commit": commit, "branch": os.environ.get("HML_GIT_BRANCH") or None} if commit else {}
+        )
     state = head(repo)
     if full and state:
         state.update(_git_details(repo))
@@ -125,7 +130,9 @@ def git_state(start: str | os.PathLike[str], *, full: bool = False) -> dict[str,
 
 
 def _git(repo: Path, *args: str) -> str:
-    out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10, check=False)
+    out = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10, check=False
+    )
     return out.stdout.strip() if out.returncode == 0 else ""
 
 

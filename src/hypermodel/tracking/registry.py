@@ -34,7 +34,9 @@ def zip_directory(path: Path) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            info = zipfile.ZipInfo(file.relative_to(path).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+            info = zipfile.ZipInfo(
+                file.relative_to(path).as_posix(), date_time=(1980, 1, 1, 0, 0, 0)
+            )
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, file.read_bytes())
     return buf.getvalue()
@@ -51,20 +53,26 @@ def read_artifact(path: str | os.PathLike[str]) -> tuple[str, bytes, str]:
 
 
 # -- shared artifacts --------------------------------------------------------------------------
-def push_shared(storage: Storage, project: str, path: str | os.PathLike[str], name: str | None = None) -> str:
+def push_shared(
+    storage: Storage, project: str, path: str | os.PathLike[str], name: str | None = None
+) -> str:
     default, data, _ = read_artifact(path)
     name = check_name(name or default, "artifact")
     storage.write_bytes(f"{project_prefix(project)}/artifacts/{name}", data)
     return name
 
 
-def pull_shared(storage: Storage, project: str, name: str, dest: str | os.PathLike[str] | None = None) -> Path:
+def pull_shared(
+    storage: Storage, project: str, name: str, dest: str | os.PathLike[str] | None = None
+) -> Path:
     check_name(name, "artifact")
     try:
         data = storage.read_bytes(f"{project_prefix(project)}/artifacts/{name}")
     except NotFoundError:
         known = ", ".join(n for n, _ in list_shared(storage, project)) or "none"
-        raise NotFoundError(f"project '{project}' has no shared artifact '{name}' (shared artifacts: {known})") from None
+        raise NotFoundError(
+            f"project '{project}' has no shared artifact '{name}' (shared artifacts: {known})"
+        ) from None
     target = Path(dest) if dest is not None else Path(name)
     if target.is_dir():
         target = target / name
@@ -75,7 +83,7 @@ def pull_shared(storage: Storage, project: str, name: str, dest: str | os.PathLi
 
 def list_shared(storage: Storage, project: str) -> list[tuple[str, int]]:
     prefix = f"{project_prefix(project)}/artifacts/"
-    return [(key[len(prefix):], storage.size(key)) for key in storage.list(prefix.rstrip("/"))]
+    return [(key[len(prefix) :], storage.size(key)) for key in storage.list(prefix.rstrip("/"))]
 
 
 # -- models and datasets by name + version ------------------------------------------------------
@@ -113,8 +121,10 @@ def describe_source(source: Any) -> dict[str, Any]:
         value = value() if callable(value) else value
         if value is not None and value is not source:
             return describe_source(value)
-    raise UsageError(f"cannot record {type(source).__name__!r} as a version: pass a path, a reference dict, "
-                     "a model reference or an object with a .checksum")
+    raise UsageError(
+        f"cannot record {type(source).__name__!r} as a version: pass a path, a reference dict, "
+        "a model reference or an object with a .checksum"
+    )
 
 
 def _files_of(path: Path) -> list[Path]:
@@ -131,18 +141,39 @@ def _upload_files(storage: Storage, path: Path) -> list[dict[str, Any]]:
     for file in _files_of(path):
         data = file.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        storage.put_if_absent(f"{BLOBS}/{digest[:2]}/{digest}", data)  # identical files are stored once
-        entries.append({"path": file.relative_to(base).as_posix(), "sha256": digest, "size": len(data)})
+        storage.put_if_absent(
+            f"{BLOBS}/{digest[:2]}/{digest}", data
+        )  # identical files are stored once
+        entries.append(
+            {"path": file.relative_to(base).as_posix(), "sha256": digest, "size": len(data)}
+        )
     return entries
 
 
-def publish_version(storage: Storage, project: str, kind: str, source: Any, name: str, version: str, *,
-                    description: str | None, run_id: str | None, author: str) -> dict[str, Any]:
+def publish_version(
+    storage: Storage,
+    project: str,
+    kind: str,
+    source: Any,
+    name: str,
+    version: str,
+    *,
+    description: str | None,
+    run_id: str | None,
+    author: str,
+) -> dict[str, Any]:
     """Create an immutable version record; re-publishing identical content is a no-op."""
     key = _version_key(project, kind, name, version)
     described = describe_source(source)
-    record: dict[str, Any] = {"name": name, "version": version, "kind": kind[:-1], "description": description,
-                              "run": run_id, "author": author, "created": time.time()}
+    record: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "kind": kind[:-1],
+        "description": description,
+        "run": run_id,
+        "author": author,
+        "created": time.time(),
+    }
     if "path" in described:
         record["files"] = _upload_files(storage, Path(described["path"]))
     else:
@@ -160,14 +191,18 @@ def publish_version(storage: Storage, project: str, kind: str, source: Any, name
     return record
 
 
-def get_version(storage: Storage, project: str, kind: str, name: str, version: str) -> dict[str, Any]:
+def get_version(
+    storage: Storage, project: str, kind: str, name: str, version: str
+) -> dict[str, Any]:
     key = _version_key(project, kind, name, version)
     try:
         record: dict[str, Any] = orjson.loads(storage.read_bytes(key))
     except NotFoundError:
         known = ", ".join(list_versions(storage, project, kind, name)) or "none"
-        raise NotFoundError(f"{kind[:-1]} '{name}' has no version '{version}' in project '{project}' "
-                            f"(versions: {known})") from None
+        raise NotFoundError(
+            f"{kind[:-1]} '{name}' has no version '{version}' in project '{project}' "
+            f"(versions: {known})"
+        ) from None
     return record
 
 
@@ -176,7 +211,9 @@ def list_versions(storage: Storage, project: str, kind: str, name: str) -> list[
     return [k.rsplit("/", 1)[-1].removesuffix(".json") for k in storage.list(prefix)]
 
 
-def download_version(storage: Storage, record: dict[str, Any], save_path: str | os.PathLike[str]) -> Path | dict[str, Any]:
+def download_version(
+    storage: Storage, record: dict[str, Any], save_path: str | os.PathLike[str]
+) -> Path | dict[str, Any]:
     """Files (checked against their sha256) under ``save_path/<name>-<version>``, or the reference."""
     if "files" not in record:
         return dict(record.get("reference") or {})
@@ -188,7 +225,9 @@ def download_version(storage: Storage, record: dict[str, Any], save_path: str | 
         digest = entry["sha256"]
         data = storage.read_bytes(f"{BLOBS}/{digest[:2]}/{digest}")
         if hashlib.sha256(data).hexdigest() != digest:
-            raise StorageError(f"blob {digest} of {record['name']}:{record['version']} is corrupt in {storage.url}")
+            raise StorageError(
+                f"blob {digest} of {record['name']}:{record['version']} is corrupt in {storage.url}"
+            )
         out = target / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)

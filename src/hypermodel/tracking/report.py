@@ -14,9 +14,26 @@ from typing import Any
 
 from .store import RunRecord, RunStore
 
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-               ".svg": "image/svg+xml", ".webp": "image/webp"}
+COLORS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+)
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".svg": "image/svg+xml",
+    ".webp": "image/webp",
+}
 MAX_INLINE_IMAGE = 5 * 1024 * 1024
 KIND_COLORS = {"dataset": "#e8f1fb", "op": "#fff4e0", "model": "#e9f7ec", "commit": "#f1eefa"}
 
@@ -101,9 +118,14 @@ def _summary(records: list[RunRecord], colors: dict[str, str]) -> str:
         rows.append(
             f"<tr><td><i style='color:{colors[r.run_id]}'>&#9632;</i> {e(r.run_id)}</td>"
             f"<td class='state-{e(r.state)}'>{e(r.state)}{error}</td><td>{e(r.label)}</td><td>{e(r.meta.get('author', ''))}</td>"
-            f"<td>{e(started)}</td><td>{e(duration)}</td><td>{e(commit[:10])}</td><td>{e(tags)}</td></tr>")
-    return ("<h2>Runs</h2><table><tr><th>run</th><th>state</th><th>pipeline/op</th><th>author</th>"
-            "<th>started (UTC)</th><th>duration</th><th>commit</th><th>tags</th></tr>" + "".join(rows) + "</table>")
+            f"<td>{e(started)}</td><td>{e(duration)}</td><td>{e(commit[:10])}</td><td>{e(tags)}</td></tr>"
+        )
+    return (
+        "<h2>Runs</h2><table><tr><th>run</th><th>state</th><th>pipeline/op</th><th>author</th>"
+        "<th>started (UTC)</th><th>duration</th><th>commit</th><th>tags</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 # -- metric plots ---------------------------------------------------------------------------------
@@ -111,22 +133,37 @@ def _metrics_section(records: list[RunRecord], colors: dict[str, str]) -> str:
     keys = sorted({k for r in records for k in r.metrics})
     if not keys:
         return "<h2>Metrics</h2><p>No metrics recorded.</p>"
-    legend = "".join(f"<span data-run='{e(r.run_id)}'><i style='background:{colors[r.run_id]}'></i>{e(r.run_id)}</span>"
-                     for r in records if r.metrics)
-    plots = [plot_svg(key, {r.run_id: r.metrics.get(key, []) for r in records}, colors) for key in keys]
+    legend = "".join(
+        f"<span data-run='{e(r.run_id)}'><i style='background:{colors[r.run_id]}'></i>{e(r.run_id)}</span>"
+        for r in records
+        if r.metrics
+    )
+    plots = [
+        plot_svg(key, {r.run_id: r.metrics.get(key, []) for r in records}, colors) for key in keys
+    ]
     last = _side_by_side([(k, [r.last_metrics().get(k) for r in records]) for k in keys], records)
-    return (f"<h2>Metrics</h2><div class='legend'>{legend}</div><div class='plots'>{''.join(plots)}</div>"
-            f"<h3>Last values</h3>{last}")
+    return (
+        f"<h2>Metrics</h2><div class='legend'>{legend}</div><div class='plots'>{''.join(plots)}</div>"
+        f"<h3>Last values</h3>{last}"
+    )
 
 
-def plot_svg(title: str, series: dict[str, list[tuple[Any, float, float]]], colors: dict[str, str],
-             width: int = 420, height: int = 240) -> str:
+def plot_svg(
+    title: str,
+    series: dict[str, list[tuple[Any, float, float]]],
+    colors: dict[str, str],
+    width: int = 420,
+    height: int = 240,
+) -> str:
     """A line plot of value over step (or over record order when steps are missing)."""
     left, right, top, bottom = 56, 12, 22, 30
     pts: dict[str, list[tuple[float, float]]] = {}
     for run_id, points in series.items():
-        xy = [(float(s) if s is not None else float(i), float(v)) for i, (s, v, _t) in enumerate(points)
-              if v is not None and math.isfinite(v)]
+        xy = [
+            (float(s) if s is not None else float(i), float(v))
+            for i, (s, v, _t) in enumerate(points)
+            if v is not None and math.isfinite(v)
+        ]
         if xy:
             pts[run_id] = xy
     all_x = [x for xy in pts.values() for x, _ in xy] or [0.0]
@@ -145,27 +182,39 @@ def plot_svg(title: str, series: dict[str, list[tuple[Any, float, float]]], colo
     def sy(y: float) -> float:
         return top + ph - (y - y0) / (y1 - y0) * ph
 
-    out = [f"<svg class='plot' xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-           f"viewBox='0 0 {width} {height}' role='img' aria-label='{e(title)}'>",
-           f"<text x='{left}' y='14' font-weight='bold'>{e(title)}</text>",
-           f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#ccc'/>"]
+    out = [
+        f"<svg class='plot' xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' role='img' aria-label='{e(title)}'>",
+        f"<text x='{left}' y='14' font-weight='bold'>{e(title)}</text>",
+        f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#ccc'/>",
+    ]
     for i in range(5):
         fy = y0 + (y1 - y0) * i / 4
         fx = x0 + (x1 - x0) * i / 4
-        out.append(f"<line x1='{left}' x2='{left + pw}' y1='{sy(fy):.1f}' y2='{sy(fy):.1f}' stroke='#eee'/>")
-        out.append(f"<text x='{left - 4}' y='{sy(fy) + 4:.1f}' text-anchor='end'>{e(fmt(fy))}</text>")
-        out.append(f"<text x='{sx(fx):.1f}' y='{height - 12}' text-anchor='middle'>{e(fmt(fx))}</text>")
+        out.append(
+            f"<line x1='{left}' x2='{left + pw}' y1='{sy(fy):.1f}' y2='{sy(fy):.1f}' stroke='#eee'/>"
+        )
+        out.append(
+            f"<text x='{left - 4}' y='{sy(fy) + 4:.1f}' text-anchor='end'>{e(fmt(fy))}</text>"
+        )
+        out.append(
+            f"<text x='{sx(fx):.1f}' y='{height - 12}' text-anchor='middle'>{e(fmt(fx))}</text>"
+        )
     out.append(f"<text x='{left + pw / 2:.0f}' y='{height - 1}' text-anchor='middle'>step</text>")
     for run_id, xy in pts.items():
         color = colors.get(run_id, "#333")
         xy = _thin(xy, 2000)
         if len(xy) > 1:
             path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in xy)
-            out.append(f"<polyline data-series='{e(run_id)}' fill='none' stroke='{color}' stroke-width='1.5' points='{path}'/>")
+            out.append(
+                f"<polyline data-series='{e(run_id)}' fill='none' stroke='{color}' stroke-width='1.5' points='{path}'/>"
+            )
         else:
             x, y = xy[0]
-            out.append(f"<circle data-series='{e(run_id)}' cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='3.5' fill='{color}'>"
-                       f"<title>{e(run_id)}: {e(fmt(y))}</title></circle>")
+            out.append(
+                f"<circle data-series='{e(run_id)}' cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='3.5' fill='{color}'>"
+                f"<title>{e(run_id)}: {e(fmt(y))}</title></circle>"
+            )
     out.append("</svg>")
     return "".join(out)
 
@@ -174,7 +223,7 @@ def _thin(xy: list[tuple[float, float]], limit: int) -> list[tuple[float, float]
     if len(xy) <= limit:
         return xy
     stride = math.ceil(len(xy) / limit)
-    return xy[::stride] + [xy[-1]]
+    return [*xy[::stride], xy[-1]]
 
 
 # -- params ---------------------------------------------------------------------------------------
@@ -208,14 +257,18 @@ def _side_by_side(rows: list[tuple[str, list[Any]]], records: list[RunRecord]) -
     for key, values in rows:
         shown = [fmt(v) for v in values]
         cls = " class='diff'" if len(records) > 1 and len(set(shown)) > 1 else ""
-        body.append(f"<tr><th>{e(key)}</th>" + "".join(f"<td{cls}>{e(v)}</td>" for v in shown) + "</tr>")
+        body.append(
+            f"<tr><th>{e(key)}</th>" + "".join(f"<td{cls}>{e(v)}</td>" for v in shown) + "</tr>"
+        )
     return f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>"
 
 
 def _params_section(records: list[RunRecord]) -> str:
     flats = [_params_of(r) for r in records]
     keys = sorted({k for f in flats for k in f})
-    return "<h2>Parameters</h2>" + _side_by_side([(k, [f.get(k) for f in flats]) for k in keys], records)
+    return "<h2>Parameters</h2>" + _side_by_side(
+        [(k, [f.get(k) for f in flats]) for k in keys], records
+    )
 
 
 # -- artifacts ------------------------------------------------------------------------------------
@@ -224,7 +277,9 @@ def _artifacts_section(store: RunStore, records: list[RunRecord]) -> str:
     for r in records:
         if not r.artifacts:
             continue
-        parts.append(f"<h3>{e(r.run_id)}</h3><table><tr><th>artifact</th><th>step</th><th>size</th><th></th></tr>")
+        parts.append(
+            f"<h3>{e(r.run_id)}</h3><table><tr><th>artifact</th><th>step</th><th>size</th><th></th></tr>"
+        )
         for label, info in sorted(r.artifacts.items()):
             name = str(info.get("name", label))
             ext = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
@@ -236,13 +291,17 @@ def _artifacts_section(store: RunStore, records: list[RunRecord]) -> str:
                     cell = f"<img class='artifact' alt='{e(name)}' src='data:{IMAGE_TYPES[ext]};base64,{data}'>"
                 except Exception as exc:  # a missing file is shown, not fatal
                     cell = f"<small>not readable: {e(type(exc).__name__)}</small>"
-            parts.append(f"<tr><td>{e(name)}</td><td>{e(fmt(info.get('step')))}</td><td>{size:,} B</td><td>{cell}</td></tr>")
+            parts.append(
+                f"<tr><td>{e(name)}</td><td>{e(fmt(info.get('step')))}</td><td>{size:,} B</td><td>{cell}</td></tr>"
+            )
         parts.append("</table>")
     return "".join(parts) if len(parts) > 1 else "<h2>Artifacts</h2><p>No artifacts recorded.</p>"
 
 
 # -- lineage --------------------------------------------------------------------------------------
-def lineage_graph(records: list[RunRecord]) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
+def lineage_graph(
+    records: list[RunRecord],
+) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
     """Nodes (id -> (kind, label)) and edges: datasets -> ops -> datasets/models, ops -> commits."""
     nodes: dict[str, tuple[str, str]] = {}
     edges: list[tuple[str, str]] = []
@@ -307,31 +366,39 @@ def lineage_svg(records: list[RunRecord]) -> str:
             pos[n] = (16 + col * (box_w + gap_x), 16 + i * (box_h + gap_y))
     width = int(max(x for x, _ in pos.values()) + box_w + 16)
     height = int(max(y for _, y in pos.values()) + box_h + 16)
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
-           "role='img' aria-label='lineage'><defs><marker id='arrow' viewBox='0 0 10 10' refX='10' refY='5' "
-           "markerWidth='7' markerHeight='7' orient='auto-start-reverse'><path d='M 0 0 L 10 5 L 0 10 z' fill='#888'/>"
-           "</marker></defs>"]
+    out = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
+        "role='img' aria-label='lineage'><defs><marker id='arrow' viewBox='0 0 10 10' refX='10' refY='5' "
+        "markerWidth='7' markerHeight='7' orient='auto-start-reverse'><path d='M 0 0 L 10 5 L 0 10 z' fill='#888'/>"
+        "</marker></defs>"
+    ]
     for a, b in edges:
         (ax, ay), (bx, by) = pos[a], pos[b]
         x1, y1, x2, y2 = ax + box_w, ay + box_h / 2, bx, by + box_h / 2
         if x2 <= x1:  # same column or backwards: route around
             x1, x2 = ax + box_w / 2, bx + box_w / 2
         mid = (x1 + x2) / 2
-        out.append(f"<path d='M {x1:.1f} {y1:.1f} C {mid:.1f} {y1:.1f}, {mid:.1f} {y2:.1f}, {x2:.1f} {y2:.1f}' "
-                   "fill='none' stroke='#888' marker-end='url(#arrow)'/>")
+        out.append(
+            f"<path d='M {x1:.1f} {y1:.1f} C {mid:.1f} {y1:.1f}, {mid:.1f} {y2:.1f}, {x2:.1f} {y2:.1f}' "
+            "fill='none' stroke='#888' marker-end='url(#arrow)'/>"
+        )
     for n, (kind, label) in nodes.items():
         x, y = pos[n]
         shown = label if len(label) <= 28 else label[:27] + "…"
-        out.append(f"<g><title>{e(kind)}: {e(label)}</title><rect x='{x}' y='{y}' width='{box_w}' height='{box_h}' rx='6' "
-                   f"fill='{KIND_COLORS.get(kind, '#eee')}' stroke='#999'/><text x='{x + 8}' y='{y + 19}' font-size='12'>"
-                   f"{e(shown)}</text></g>")
+        out.append(
+            f"<g><title>{e(kind)}: {e(label)}</title><rect x='{x}' y='{y}' width='{box_w}' height='{box_h}' rx='6' "
+            f"fill='{KIND_COLORS.get(kind, '#eee')}' stroke='#999'/><text x='{x + 8}' y='{y + 19}' font-size='12'>"
+            f"{e(shown)}</text></g>"
+        )
     out.append("</svg>")
     return "".join(out)
 
 
 def _lineage_section(records: list[RunRecord]) -> str:
-    legend = " ".join(f"<span style='background:{c};border:1px solid #999;padding:1px 6px;font-size:12px'>{k}</span>"
-                      for k, c in KIND_COLORS.items())
+    legend = " ".join(
+        f"<span style='background:{c};border:1px solid #999;padding:1px 6px;font-size:12px'>{k}</span>"
+        for k, c in KIND_COLORS.items()
+    )
     return f"<h2>Lineage</h2><p>{legend}</p>{lineage_svg(records)}"
 
 
@@ -345,9 +412,13 @@ def _notes_section(store: RunStore, records: list[RunRecord]) -> str:
         logs = store.logs(r.run_id)
         if logs:
             tail = logs[-20000:]
-            bits.append(f"<details><summary>logs ({len(logs):,} characters)</summary><pre>{e(tail)}</pre></details>")
+            bits.append(
+                f"<details><summary>logs ({len(logs):,} characters)</summary><pre>{e(tail)}</pre></details>"
+            )
         if r.output is not None:
-            bits.append(f"<details><summary>output</summary><pre>{e(fmt(r.output))}</pre></details>")
+            bits.append(
+                f"<details><summary>output</summary><pre>{e(fmt(r.output))}</pre></details>"
+            )
         if bits:
             parts.append(f"<h3>{e(r.run_id)}</h3>{''.join(bits)}")
     return "<h2>Notes and logs</h2>" + "".join(parts) if parts else ""

@@ -25,11 +25,10 @@ from ..storage import Storage
 from . import identity, registry
 from .config import Config
 from .store import STATES, run_prefix
-from .writer import Report, Writer, WriterSettings
+from .writer import _FORKS, Report, Writer, WriterSettings
 
 log = logging.getLogger("hypermodel.tracking")
 
-_getpid = os.getpid
 _time = time.time
 
 # The run of the op being executed (set by tracking.auto.op_scope) or entered with ``with Run``.
@@ -60,26 +59,59 @@ def maybe_current_run() -> Run | None:
 class Run:
     """``Run(name, root=..., project=...)``: create the run, or attach to it if it exists."""
 
-    def __init__(self, name: str, *, root: str | None = None, storage: Storage | None = None,
-                 project: str | None = None, start_timeout: float | None = None,
-                 settings: WriterSettings | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        root: str | None = None,
+        storage: Storage | None = None,
+        project: str | None = None,
+        start_timeout: float | None = None,
+        settings: WriterSettings | None = None,
+    ) -> None:
         from ..context import maybe_context
 
         ctx = maybe_context()
         project = project or os.environ.get("HML_PROJECT") or (ctx.app if ctx else "default")
-        self._setup(name, project, _storage_for(root, storage, ctx), {}, owned=False,
-                    start_timeout=start_timeout, settings=settings)
+        self._setup(
+            name,
+            project,
+            _storage_for(root, storage, ctx),
+            {},
+            owned=False,
+            start_timeout=start_timeout,
+            settings=settings,
+        )
 
     @classmethod
-    def _create(cls, name: str, project: str, storage: Storage | Any, extra: dict[str, Any], *,
-                owned: bool, start_timeout: float | None = None) -> Run:
+    def _create(
+        cls,
+        name: str,
+        project: str,
+        storage: Storage | Any,
+        extra: dict[str, Any],
+        *,
+        owned: bool,
+        start_timeout: float | None = None,
+    ) -> Run:
         """Used by the runner: ``owned`` runs are writable by any process of the pipeline run."""
         run = cls.__new__(cls)
-        run._setup(name, project, storage, extra, owned=owned, start_timeout=start_timeout, settings=None)
+        run._setup(
+            name, project, storage, extra, owned=owned, start_timeout=start_timeout, settings=None
+        )
         return run
 
-    def _setup(self, name: str, project: str, storage: Storage | Any, extra: dict[str, Any], *, owned: bool,
-               start_timeout: float | None, settings: WriterSettings | None) -> None:
+    def _setup(
+        self,
+        name: str,
+        project: str,
+        storage: Storage | Any,
+        extra: dict[str, Any],
+        *,
+        owned: bool,
+        start_timeout: float | None,
+        settings: WriterSettings | None,
+    ) -> None:
         self.name = name
         self.prefix = run_prefix(name)
         self.project = project
@@ -90,14 +122,25 @@ class Run:
         self._tokens: list[Token[Run | None]] = []
         self._closed = False
         self._warned_closed = False
-        meta = {"run_id": name, "project": project, "author": self.author, "created": _time(),
-                **identity.machine(), "pid": os.getpid(), **extra}
+        meta = {
+            "run_id": name,
+            "project": project,
+            "author": self.author,
+            "created": _time(),
+            **identity.machine(),
+            "pid": os.getpid(),
+            **extra,
+        }
         if isinstance(storage, BaseException):
             self._go_dry(storage, getattr(storage, "url", "the bucket"))
             self.storage: Storage | None = None
             return
         self.storage = storage
-        timeout = start_timeout if start_timeout is not None else float(os.environ.get("HML_TRACKING_START_TIMEOUT", 15))
+        timeout = (
+            start_timeout
+            if start_timeout is not None
+            else float(os.environ.get("HML_TRACKING_START_TIMEOUT", 15))
+        )
         try:
             existing = _open_run(storage, f"{self.prefix}/run.json", meta, timeout)
         except Exception as exc:
@@ -114,8 +157,13 @@ class Run:
 
     def _go_dry(self, exc: BaseException, url: str) -> None:
         self.mode = DRY
-        log.warning("tracking: cannot reach %s (%s: %s); run %r continues without recording (dry mode)",
-                    url, type(exc).__name__, str(exc)[:200], self.name)
+        log.warning(
+            "tracking: cannot reach %s (%s: %s); run %r continues without recording (dry mode)",
+            url,
+            type(exc).__name__,
+            str(exc)[:200],
+            self.name,
+        )
 
     # -- identity -----------------------------------------------------------------------------
     @property
@@ -137,7 +185,7 @@ class Run:
     def _writer(self, what: str) -> Writer | None:
         w = self._w
         if w is not None:
-            if w.pid != _getpid() or w._thread is None:
+            if w.ready != _FORKS[0]:
                 w.ensure()
             return w
         self._not_recording(what)
@@ -151,7 +199,9 @@ class Run:
             )
         if self._closed and not self._warned_closed:
             self._warned_closed = True
-            log.warning("tracking: run %r is closed; %s and later writes are ignored", self.name, what)
+            log.warning(
+                "tracking: run %r is closed; %s and later writes are ignored", self.name, what
+            )
 
     def add_metrics(self, key: str, value: float, step: int | None = None) -> None:
         """Buffered; written in the background. Costs well under a microsecond here."""
@@ -159,14 +209,18 @@ class Run:
         if w is None:
             self._not_recording("add_metrics")
             return
-        if w.pid != _getpid() or w._thread is None:
+        if w.ready != _FORKS[0]:  # first call, or a forked child
             w.ensure()
         w.metrics.append((key, value, step, _time()))
         if len(w.metrics) >= w.settings.flush_size:
             w.kick()
 
-    def set_metrics_cache_settings(self, flush_size: int | None = None, interval: float | None = None,
-                                   max_pending: int | None = None) -> None:
+    def set_metrics_cache_settings(
+        self,
+        flush_size: int | None = None,
+        interval: float | None = None,
+        max_pending: int | None = None,
+    ) -> None:
         w = self._w
         if w is not None:
             s = w.settings
@@ -182,7 +236,7 @@ class Run:
     def _record(self, kind: str, **data: Any) -> None:
         """Buffer an event without starting the background thread (the runner flushes itself)."""
         w = self._w
-        if w is not None and w.pid == _getpid():
+        if w is not None and not w.forked:
             w.events.append({"type": kind, "t": _time(), "writer": w.writer_id, **data})
 
     def add_config(self, config: dict[str, Any] | Config) -> None:
@@ -202,10 +256,16 @@ class Run:
     def add_tag(self, name: str, description: str | None = None, color: str | None = None) -> None:
         self._event("tag", "add_tag", name=str(name), description=description, color=color)
 
-    def add_lineage(self, inputs: list[Any] | None = None, outputs: list[Any] | None = None) -> None:
+    def add_lineage(
+        self, inputs: list[Any] | None = None, outputs: list[Any] | None = None
+    ) -> None:
         """Datasets/models this run read (``inputs``) and produced (``outputs``)."""
-        self._event("lineage", "add_lineage", inputs=[_lineage_entry(i) for i in inputs or []],
-                    outputs=[_lineage_entry(o) for o in outputs or []])
+        self._event(
+            "lineage",
+            "add_lineage",
+            inputs=[_lineage_entry(i) for i in inputs or []],
+            outputs=[_lineage_entry(o) for o in outputs or []],
+        )
 
     # -- states ----------------------------------------------------------------------------------
     def set_state(self, state: str, error: str | None = None, **extra: Any) -> None:
@@ -232,7 +292,9 @@ class Run:
         self.set_state("stopped")
 
     # -- artifacts -------------------------------------------------------------------------------
-    def add_artifact(self, path: str | os.PathLike[str], step: int | None = None, name: str | None = None) -> None:
+    def add_artifact(
+        self, path: str | os.PathLike[str], step: int | None = None, name: str | None = None
+    ) -> None:
         """A file (or a directory, as a zip), uploaded in the background; same name overwrites."""
         w = self._writer("add_artifact")
         if w is None:
@@ -250,55 +312,103 @@ class Run:
         sub = "artifacts" if step is None else f"artifacts/step-{int(step)}"
         key = f"{self.prefix}/{sub}/{name}"
         w.files.append((key, data))
-        w.events.append({"type": "artifact", "t": _time(), "writer": w.writer_id, "name": name, "step": step,
-                         "key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "kind": kind})
+        w.events.append(
+            {
+                "type": "artifact",
+                "t": _time(),
+                "writer": w.writer_id,
+                "name": name,
+                "step": step,
+                "key": key,
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "kind": kind,
+            }
+        )
         w.kick()
 
     add_directory_as_zip_artifact = add_artifact
 
-    def add_shared_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str | None:
+    def add_shared_artifact(
+        self, path: str | os.PathLike[str], name: str | None = None
+    ) -> str | None:
         """A project-level artifact (``hml artifacts pull NAME``); written now, returns its name."""
         if self._writer("add_shared_artifact") is None or self.storage is None:
             return None
-        return self._safely("add_shared_artifact", registry.push_shared, self.storage, self.project, path, name)
+        return self._safely(
+            "add_shared_artifact", registry.push_shared, self.storage, self.project, path, name
+        )
 
     def pull_shared_artifact(self, name: str, dest: str | os.PathLike[str] | None = None) -> Path:
         if self.storage is None:
-            raise HypermodelError(f"run '{self.name}' is in dry mode: the bucket could not be reached")
+            raise HypermodelError(
+                f"run '{self.name}' is in dry mode: the bucket could not be reached"
+            )
         return registry.pull_shared(self.storage, self.project, name, dest)
 
     # -- models and datasets -----------------------------------------------------------------------
-    def add_mlmodel(self, source: Any, name: str, version: str, short_description: str | None = None) -> dict[str, Any] | None:
+    def add_mlmodel(
+        self, source: Any, name: str, version: str, short_description: str | None = None
+    ) -> dict[str, Any] | None:
         """Publish a model version: a path (files stored once by content) or a model reference."""
         return self._publish("models", source, name, version, short_description)
 
-    def add_dataset(self, source: Any, name: str, version: str, short_description: str | None = None) -> dict[str, Any] | None:
+    def add_dataset(
+        self, source: Any, name: str, version: str, short_description: str | None = None
+    ) -> dict[str, Any] | None:
         """Publish a dataset version: a Dataset (its checksum), a reference dict or a path."""
         return self._publish("datasets", source, name, version, short_description)
 
-    def _publish(self, kind: str, source: Any, name: str, version: str, description: str | None) -> dict[str, Any] | None:
+    def _publish(
+        self, kind: str, source: Any, name: str, version: str, description: str | None
+    ) -> dict[str, Any] | None:
         if self._writer(f"add_{kind[:-1]}") is None or self.storage is None:
             return None
-        record = self._safely(f"add {kind[:-1]}", registry.publish_version, self.storage, self.project, kind, source,
-                              name, version, description=description, run_id=self.name, author=self.author)
+        record = self._safely(
+            f"add {kind[:-1]}",
+            registry.publish_version,
+            self.storage,
+            self.project,
+            kind,
+            source,
+            name,
+            version,
+            description=description,
+            run_id=self.name,
+            author=self.author,
+        )
         if record is not None:
             entry = {"kind": kind[:-1], "name": name, "version": version, **_ref_summary(record)}
             self._event("lineage", f"add_{kind[:-1]}", inputs=[], outputs=[entry])
         return record
 
-    def download_mlmodel(self, name: str, version: str, save_path: str | os.PathLike[str] = ".") -> Path | dict[str, Any]:
+    def download_mlmodel(
+        self, name: str, version: str, save_path: str | os.PathLike[str] = "."
+    ) -> Path | dict[str, Any]:
         return self._download("models", name, version, save_path)
 
-    def download_dataset(self, name: str, version: str, save_path: str | os.PathLike[str] = ".") -> Path | dict[str, Any]:
+    def download_dataset(
+        self, name: str, version: str, save_path: str | os.PathLike[str] = "."
+    ) -> Path | dict[str, Any]:
         return self._download("datasets", name, version, save_path)
 
-    def _download(self, kind: str, name: str, version: str, save_path: str | os.PathLike[str]) -> Path | dict[str, Any]:
+    def _download(
+        self, kind: str, name: str, version: str, save_path: str | os.PathLike[str]
+    ) -> Path | dict[str, Any]:
         if self.storage is None:
-            raise HypermodelError(f"run '{self.name}' is in dry mode: the bucket could not be reached")
+            raise HypermodelError(
+                f"run '{self.name}' is in dry mode: the bucket could not be reached"
+            )
         record = registry.get_version(self.storage, self.project, kind, name, version)
         if self._w is not None:  # reading a version is lineage: this run used it
-            self._event("lineage", f"download_{kind[:-1]}", outputs=[],
-                        inputs=[{"kind": kind[:-1], "name": name, "version": version, **_ref_summary(record)}])
+            self._event(
+                "lineage",
+                f"download_{kind[:-1]}",
+                outputs=[],
+                inputs=[
+                    {"kind": kind[:-1], "name": name, "version": version, **_ref_summary(record)}
+                ],
+            )
         return registry.download_version(self.storage, record, save_path)
 
     # -- code and environment ------------------------------------------------------------------------
@@ -307,14 +417,24 @@ class Run:
         if self._writer("add_package_versions") is None:
             return
         names = None
-        if globals_ is not None:  # the seed's ``add_package_versions(globals())``: just those modules
+        if (
+            globals_ is not None
+        ):  # the seed's ``add_package_versions(globals())``: just those modules
             from importlib import metadata
 
             mapping = metadata.packages_distributions()
-            tops = {getattr(v, "__name__", "").split(".")[0] for v in globals_.values() if hasattr(v, "__name__")}
+            tops = {
+                getattr(v, "__name__", "").split(".")[0]
+                for v in globals_.values()
+                if hasattr(v, "__name__")
+            }
             names = sorted({d for t in tops for d in mapping.get(t, [])})
-        self._event("packages", "add_package_versions", packages=identity.package_versions(names),
-                    machine=identity.machine())
+        self._event(
+            "packages",
+            "add_package_versions",
+            packages=identity.package_versions(names),
+            machine=identity.machine(),
+        )
         self.add_git_state()
 
     def add_git_state(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -355,7 +475,7 @@ class Run:
     def _log_line(self, line: str) -> None:
         w = self._w
         if w is not None:
-            if w.pid != _getpid() or w._thread is None:
+            if w.ready != _FORKS[0]:
                 w.ensure()
             w.logs.append(line)
 
@@ -379,8 +499,12 @@ class Run:
             self.running()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._tokens:
             _CURRENT_RUN.reset(self._tokens.pop())
         if self.mode == WRITE:
@@ -399,7 +523,13 @@ class Run:
         except (UsageError, AlreadyExistsError, NotFoundError, ImportError):
             raise
         except (StorageError, OSError, Exception) as exc:
-            log.warning("tracking: run %r: %s failed: %s: %s", self.name, what, type(exc).__name__, str(exc)[:300])
+            log.warning(
+                "tracking: run %r: %s failed: %s: %s",
+                self.name,
+                what,
+                type(exc).__name__,
+                str(exc)[:300],
+            )
             return None
 
 
@@ -435,7 +565,9 @@ def _storage_for(root: str | None, storage: Storage | None, ctx: Any) -> Storage
         return exc
 
 
-def _open_run(storage: Storage, key: str, meta: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+def _open_run(
+    storage: Storage, key: str, meta: dict[str, Any], timeout: float
+) -> dict[str, Any] | None:
     """Create ``run.json`` if absent; return the existing meta otherwise. Bounded by ``timeout``."""
     from ..storage.local import LocalStorage
 

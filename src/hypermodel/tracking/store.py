@@ -99,9 +99,13 @@ class RunStore:
 
     def meta(self, run_id: str) -> dict[str, Any]:
         try:
-            data: dict[str, Any] = orjson.loads(self.storage.read_bytes(f"{run_prefix(run_id)}/run.json"))
+            data: dict[str, Any] = orjson.loads(
+                self.storage.read_bytes(f"{run_prefix(run_id)}/run.json")
+            )
         except NotFoundError:
-            raise NotFoundError(f"no tracked run '{run_id}' under {self.storage.url} (see `hml runs list`)") from None
+            raise NotFoundError(
+                f"no tracked run '{run_id}' under {self.storage.url} (see `hml runs list`)"
+            ) from None
         return data
 
     def resolve(self, names: list[str]) -> list[str]:
@@ -112,9 +116,13 @@ class RunStore:
             if name in known:
                 found = [name]
             else:
-                found = [r for r in known if r.startswith(name + ".")] or [r for r in known if r.startswith(name)]
+                found = [r for r in known if r.startswith(name + ".")] or [
+                    r for r in known if r.startswith(name)
+                ]
             if not found:
-                raise UsageError(f"no tracked run matches '{name}' under {self.storage.url} (see `hml runs list`)")
+                raise UsageError(
+                    f"no tracked run matches '{name}' under {self.storage.url} (see `hml runs list`)"
+                )
             out.extend(r for r in found if r not in out)
         return out
 
@@ -172,7 +180,12 @@ def _metric_rows(data: bytes) -> list[tuple[str, Any, Any, float]]:
         return []  # a torn object from a crashed writer is skipped, not fatal
     out = []
     for row in rows:
-        if isinstance(row, list) and len(row) == 4 and isinstance(row[1], (int, float)) and not isinstance(row[1], bool):
+        if (
+            isinstance(row, list)
+            and len(row) == 4
+            and isinstance(row[1], (int, float))
+            and not isinstance(row[1], bool)
+        ):
             out.append((str(row[0]), float(row[1]), row[2], float(row[3] or 0.0)))
     return out
 

@@ -29,6 +29,23 @@ from ..storage import Storage
 log = logging.getLogger("hypermodel.tracking")
 
 METRICS, EVENTS, LOGS = "metrics", "events", "logs"
+# How many forks this process descends from, bumped in each forked child. A process-level fact
+# (like the pid), not a registry: it lets the hot path detect a fork with one comparison
+# instead of a getpid() system call per metric.
+_FORKS = [0]
+
+
+def _forked() -> None:
+    _FORKS[0] += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def fork_generation() -> int:
+    return _FORKS[0]
+
+
 _PLAIN = (float, int)  # metric values serialised as-is; anything else goes through float()
 
 
@@ -76,7 +93,9 @@ class Writer:
     """Owned by one Run in one process. ``metrics``/``events``/``logs`` are deques that callers
     append to without locks (deque appends are atomic); only this class drains them."""
 
-    def __init__(self, storage: Storage, prefix: str, label: str, settings: WriterSettings | None = None) -> None:
+    def __init__(
+        self, storage: Storage, prefix: str, label: str, settings: WriterSettings | None = None
+    ) -> None:
         self.storage = storage
         self.prefix = prefix
         self.label = label  # the run's name, for messages
@@ -86,6 +105,10 @@ class Writer:
     def _fresh(self) -> None:
         """(Re)initialise everything process-specific: also called in a forked child."""
         self.pid = os.getpid()
+        self.gen = _FORKS[0]
+        self.ready = (
+            -1
+        )  # == _FORKS[0] once the flusher runs in this process: the hot path's only check
         self.writer_id = f"{socket.gethostname()[:40]}-{self.pid}-{secrets.token_hex(3)}"
         self.seq = 0
         self.metrics: deque[tuple[Any, Any, Any, float]] = deque()
@@ -124,13 +147,20 @@ class Writer:
             self._finalizer = None
 
     def ensure(self) -> None:
-        """Called when ``pid`` differs or no thread runs: adopt a fork, start the flusher."""
-        if self.pid != os.getpid():
+        """Called when ``ready`` is stale: adopt a fork, start the flusher."""
+        if self.gen != _FORKS[0]:
             # A forked child: the parent's unflushed records are the parent's to write.
             self._fresh()
         if self._thread is None and not self._closed:
-            self._thread = threading.Thread(target=self._loop, name=f"hml-tracking-{self.label}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop, name=f"hml-tracking-{self.label}", daemon=True
+            )
             self._thread.start()
+            self.ready = _FORKS[0]
+
+    @property
+    def forked(self) -> bool:
+        return self.gen != _FORKS[0]
 
     def kick(self) -> None:
         self._wake.set()
@@ -146,7 +176,7 @@ class Writer:
     # -- flushing --------------------------------------------------------------------------------
     def flush(self) -> None:
         """Write what is buffered (and retry what failed before). Never raises."""
-        if self.pid != os.getpid():
+        if self.gen != _FORKS[0]:
             self._fresh()
             return
         with self._lock:
@@ -183,11 +213,21 @@ class Writer:
                 out.append(_Pending(f"{self.prefix}/{METRICS}/{tag}.json", data, METRICS, count))
         events = _drain(self.events)
         if events:
-            data = b"".join(orjson.dumps(e, default=str, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for e in events)
+            data = b"".join(
+                orjson.dumps(e, default=str, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+                for e in events
+            )
             out.append(_Pending(f"{self.prefix}/{EVENTS}/{tag}.jsonl", data, EVENTS, len(events)))
         lines = _drain(self.logs)
         if lines:
-            out.append(_Pending(f"{self.prefix}/{LOGS}/{tag}.log", "".join(lines).encode("utf-8", "replace"), LOGS, len(lines)))
+            out.append(
+                _Pending(
+                    f"{self.prefix}/{LOGS}/{tag}.log",
+                    "".join(lines).encode("utf-8", "replace"),
+                    LOGS,
+                    len(lines),
+                )
+            )
         for key, data in _drain(self.files):
             out.append(_Pending(key, data, "files", 1))
         if out:
@@ -203,7 +243,9 @@ class Writer:
         head = {"writer": self.writer_id, "seq": self.seq}
         try:
             if all(type(m[1]) in _PLAIN for m in metrics):
-                return orjson.dumps({**head, "rows": metrics}, option=orjson.OPT_SERIALIZE_NUMPY), len(metrics)
+                return orjson.dumps(
+                    {**head, "rows": metrics}, option=orjson.OPT_SERIALIZE_NUMPY
+                ), len(metrics)
         except TypeError:
             pass
         rows = []
@@ -221,7 +263,10 @@ class Writer:
             self._warned = True
             log.warning(
                 "tracking: run %r: cannot write to %s (%s); keeping up to %d records in memory and retrying",
-                self.label, self.storage.url, _short(exc), self.settings.max_pending,
+                self.label,
+                self.storage.url,
+                _short(exc),
+                self.settings.max_pending,
             )
 
     def _bound(self) -> None:
@@ -230,14 +275,17 @@ class Writer:
         while self._pending and total > self.settings.max_pending:
             dropped = self._pending.popleft()
             total -= dropped.records
-            self.report.dropped[dropped.kind] = self.report.dropped.get(dropped.kind, 0) + dropped.records
+            self.report.dropped[dropped.kind] = (
+                self.report.dropped.get(dropped.kind, 0) + dropped.records
+            )
 
     # -- closing ----------------------------------------------------------------------------------
     def close(self) -> Report:
         """Stop the flusher, write what is left, and report losses once. Idempotent."""
-        if self._closed or self.pid != os.getpid():
+        if self._closed or self.gen != _FORKS[0]:
             return self.report
         self._closed = True
+        self.ready = -1
         self._unregister_exit()
         thread = self._thread
         if thread is not None and thread.is_alive():
@@ -245,8 +293,12 @@ class Writer:
             self._wake.set()
             thread.join(self.settings.close_timeout)
             if thread.is_alive():
-                log.warning("tracking: run %r: the last flush to %s did not finish within %.0fs; giving up on it",
-                            self.label, self.storage.url, self.settings.close_timeout)
+                log.warning(
+                    "tracking: run %r: the last flush to %s did not finish within %.0fs; giving up on it",
+                    self.label,
+                    self.storage.url,
+                    self.settings.close_timeout,
+                )
                 self._account_unwritten()
                 return self.report
         self.flush()
@@ -256,15 +308,31 @@ class Writer:
     def _account_unwritten(self) -> None:
         for item in self._pending:
             self.report.dropped[item.kind] = self.report.dropped.get(item.kind, 0) + item.records
-        for kind, buf in ((METRICS, self.metrics), (EVENTS, self.events), (LOGS, self.logs), ("files", self.files)):
+        for kind, buf in (
+            (METRICS, self.metrics),
+            (EVENTS, self.events),
+            (LOGS, self.logs),
+            ("files", self.files),
+        ):
             if buf:
                 self.report.dropped[kind] = self.report.dropped.get(kind, 0) + len(buf)
         self._pending.clear()
         if self.report.lost:
-            parts = ", ".join(f"{n} {k} record(s)" for k, n in sorted(self.report.dropped.items()) if n)
-            log.warning("tracking: run %r: %s could not be written to %s and were dropped", self.label, parts, self.storage.url)
+            parts = ", ".join(
+                f"{n} {k} record(s)" for k, n in sorted(self.report.dropped.items()) if n
+            )
+            log.warning(
+                "tracking: run %r: %s could not be written to %s and were dropped",
+                self.label,
+                parts,
+                self.storage.url,
+            )
         if self.report.invalid:
-            log.warning("tracking: run %r: %d metric value(s) were not numbers and were skipped", self.label, self.report.invalid)
+            log.warning(
+                "tracking: run %r: %d metric value(s) were not numbers and were skipped",
+                self.label,
+                self.report.invalid,
+            )
 
 
 def _drain(buf: deque[Any]) -> list[Any]:

@@ -35,10 +35,18 @@ def test_each_op_is_a_tracked_run(configured: LocalStorage, workers: int) -> Non
         assert r.duration is not None and r.duration >= 0
         assert "output.json" in r.artifacts
     assert make.params == {"n": 4}
-    assert [p[1] for p in make.metrics["make/value"]] == [0.0, 2.0, 4.0, 6.0]  # via hml.current_run()
+    assert [p[1] for p in make.metrics["make/value"]] == [
+        0.0,
+        2.0,
+        4.0,
+        6.0,
+    ]  # via hml.current_run()
     assert total.params == {"values": [0, 1, 2, 3], "scale": 3.0}
     assert total.config == {"scale": 3.0, "nested": {"depth": 2}}
-    assert total.last_metrics() == {"output/total": 18.0, "output/count": 4.0}  # from the output, no wiring
+    assert total.last_metrics() == {
+        "output/total": 18.0,
+        "output/count": 4.0,
+    }  # from the output, no wiring
     assert total.output == {"total": 18.0, "count": 4}
 
 
@@ -56,7 +64,11 @@ def test_retries_are_attempts_of_one_run(configured: LocalStorage, tmp_path: Pat
     assert result.ok
     r = RunStore(configured).load(f"{result.run_id}.flaky_once")
     assert [(s["state"], s["attempt"]) for s in r.states] == [
-        ("running", 1), ("failed", 1), ("running", 2), ("completed", 2)]
+        ("running", 1),
+        ("failed", 1),
+        ("running", 2),
+        ("completed", 2),
+    ]
     assert r.state == "completed"
 
 
@@ -77,8 +89,9 @@ def test_tracking_adds_little_to_twenty_noop_ops(configured: LocalStorage) -> No
     assert elapsed < 1.0, f"20 no-op ops took {elapsed:.3f}s"
 
 
-def test_unreachable_bucket_never_fails_an_op(configured: LocalStorage, monkeypatch: pytest.MonkeyPatch,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_unreachable_bucket_never_fails_an_op(
+    configured: LocalStorage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     import hypermodel.tracking.auto as auto
 
     def broken(ctx: object) -> object:

@@ -44,7 +44,9 @@ def test_flush_by_size_happens_in_the_background(storage: LocalStorage) -> None:
     run = Run("by-size", storage=storage, settings=WriterSettings(flush_size=100, interval=60))
     for i in range(250):
         run.add_metrics("acc", i, i)
-    assert _wait_for(lambda: len(_metric_objects(storage, "by-size")) >= 1)  # long before the 60 s interval
+    assert _wait_for(
+        lambda: len(_metric_objects(storage, "by-size")) >= 1
+    )  # long before the 60 s interval
     run.close()
     assert len(RunStore(storage).load("by-size").metrics["acc"]) == 250
 
@@ -57,7 +59,9 @@ def test_flush_by_time(storage: LocalStorage) -> None:
 
 
 def test_each_flush_is_a_new_object_never_a_rewrite(storage: LocalStorage) -> None:
-    run = Run("append-only", storage=storage, settings=WriterSettings(flush_size=10**9, interval=60))
+    run = Run(
+        "append-only", storage=storage, settings=WriterSettings(flush_size=10**9, interval=60)
+    )
     for seq in range(3):
         run.add_metrics("m", seq, seq)
         run.flush()

@@ -53,26 +53,48 @@ def test_runs_show(filled: dict[str, str]) -> None:
 
 
 def test_runs_compare_marks_differences(filled: dict[str, str]) -> None:
-    code, out = hml(filled["root"], "runs", "compare", f"{filled['ok1']}.total", f"{filled['ok2']}.total")
+    code, out = hml(
+        filled["root"], "runs", "compare", f"{filled['ok1']}.total", f"{filled['ok2']}.total"
+    )
     assert code == 0
-    lines = {line.split()[1] if line.startswith("*") else line.split()[0]: line for line in out.splitlines()[1:]}
+    lines = {
+        line.split()[1] if line.startswith("*") else line.split()[0]: line
+        for line in out.splitlines()[1:]
+    }
     assert lines["scale"].startswith("*") and "2" in lines["scale"] and "5" in lines["scale"]
     assert not lines["values"].startswith("*")
 
 
 def test_runs_report_writes_html(filled: dict[str, str], tmp_path: Path) -> None:
     out_file = tmp_path / "r.html"
-    code, out = hml(filled["root"], "runs", "report", filled["ok1"], filled["ok2"], "-o", str(out_file))
+    code, out = hml(
+        filled["root"], "runs", "report", filled["ok1"], filled["ok2"], "-o", str(out_file)
+    )
     assert code == 0 and "4 run(s)" in out
     page = out_file.read_text()
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page
 
 
 def test_unknown_run_is_a_one_line_error(filled: dict[str, str]) -> None:
-    proc = subprocess.run([sys.executable, "-c", "from hypermodel.cli.hml_cli import main; main()", "--root",
-                           filled["root"], "runs", "show", "nope"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from hypermodel.cli.hml_cli import main; main()",
+            "--root",
+            filled["root"],
+            "runs",
+            "show",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"error: no tracked run matches 'nope' under file://{filled['root']} (see `hml runs list`)"
+    assert (
+        proc.stderr.strip()
+        == f"error: no tracked run matches 'nope' under file://{filled['root']} (see `hml runs list`)"
+    )
 
 
 def test_artifacts_push_list_pull(hml_root: Path, tmp_path: Path) -> None:
@@ -91,16 +113,23 @@ def test_artifacts_push_list_pull(hml_root: Path, tmp_path: Path) -> None:
     code, out = hml(root, "artifacts", "pull", "labels.txt", "-o", str(tmp_path / "got.txt"))
     assert code == 0 and (tmp_path / "got.txt").read_text() == "a,b"
     # a run's shared artifact is what the CLI pulls
-    Run("r", storage=LocalStorage(hml_root), project="wines").add_shared_artifact(f, name="from-run.txt")
+    Run("r", storage=LocalStorage(hml_root), project="wines").add_shared_artifact(
+        f, name="from-run.txt"
+    )
     out_dir = tmp_path / "dl"
     out_dir.mkdir()
-    assert hml(root, "artifacts", "pull", "from-run.txt", "--project", "wines", "-o", str(out_dir))[0] == 0
+    assert (
+        hml(root, "artifacts", "pull", "from-run.txt", "--project", "wines", "-o", str(out_dir))[0]
+        == 0
+    )
     assert (out_dir / "from-run.txt").read_text() == "a,b"
 
 
 def test_artifacts_refuse_unsafe_names(hml_root: Path, tmp_path: Path) -> None:
     f = tmp_path / "x.txt"
     f.write_text("x")
-    result = CliRunner().invoke(build_hml_cli(), ["--root", str(hml_root), "artifacts", "push", str(f), "--name", "../evil"])
+    result = CliRunner().invoke(
+        build_hml_cli(), ["--root", str(hml_root), "artifacts", "push", str(f), "--name", "../evil"]
+    )
     assert result.exit_code != 0
     assert not (hml_root / "tracking" / "projects" / "evil").exists()

@@ -34,7 +34,10 @@ def test_processes_writing_one_run_lose_nothing(tmp_path: Path) -> None:
     script.write_text(textwrap.dedent(WRITER))
     root = tmp_path / "bucket"
     env = {**os.environ, "HML_AUTHOR": "alice@example.org"}
-    procs = [subprocess.Popen([sys.executable, str(script), str(root), str(i)], env=env) for i in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(root), str(i)], env=env)
+        for i in range(4)
+    ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
     record = RunStore(LocalStorage(root)).load("shared")
     assert len(record.metrics["loss"]) == 4 * 3000

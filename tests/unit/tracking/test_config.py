@@ -27,7 +27,7 @@ def test_plain_dicts_become_configs_and_serialise() -> None:
 
 
 def test_missing_attribute_names_the_keys() -> None:
-    with pytest.raises(AttributeError, match="no key 'nope'.*keys: a"):
+    with pytest.raises(AttributeError, match=r"no key 'nope'.*keys: a"):
         _ = Config(a=1).nope
 
 

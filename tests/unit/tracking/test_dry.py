@@ -17,10 +17,16 @@ from .conftest import FlakyStorage
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "hypermodel.tracking" and r.levelno >= logging.WARNING]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "hypermodel.tracking" and r.levelno >= logging.WARNING
+    ]
 
 
-def test_unreachable_at_start_goes_dry_and_warns_once(flaky: FlakyStorage, caplog: pytest.LogCaptureFixture) -> None:
+def test_unreachable_at_start_goes_dry_and_warns_once(
+    flaky: FlakyStorage, caplog: pytest.LogCaptureFixture
+) -> None:
     flaky.failing = True
     run = Run("dry", storage=flaky)
     assert run.dry
@@ -48,7 +54,9 @@ def test_a_hanging_bucket_goes_dry_after_the_start_timeout(flaky: FlakyStorage) 
     run.add_metrics("x", 1.0)
 
 
-def test_s3_url_on_a_closed_port_goes_dry(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_s3_url_on_a_closed_port_goes_dry(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     port = free_port()  # nothing listens there
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
@@ -67,9 +75,13 @@ def test_s3_url_on_a_closed_port_goes_dry(monkeypatch: pytest.MonkeyPatch, caplo
 
 
 def test_failing_mid_run_buffers_with_a_bound_and_reports_drops(
-        flaky: FlakyStorage, storage: LocalStorage, caplog: pytest.LogCaptureFixture) -> None:
-    run = Run("mid", storage=flaky, settings=WriterSettings(flush_size=10**9, interval=3600, max_pending=1000,
-                                                          close_timeout=5))
+    flaky: FlakyStorage, storage: LocalStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = Run(
+        "mid",
+        storage=flaky,
+        settings=WriterSettings(flush_size=10**9, interval=3600, max_pending=1000, close_timeout=5),
+    )
     assert run.mode == "write"
     flaky.failing = True
     for batch in range(5):  # five flushes of 400 records each fail; only 1000 records are kept
@@ -84,7 +96,11 @@ def test_failing_mid_run_buffers_with_a_bound_and_reports_drops(
 
 
 def test_recovers_and_writes_what_it_kept(flaky: FlakyStorage, storage: LocalStorage) -> None:
-    run = Run("recovers", storage=flaky, settings=WriterSettings(flush_size=10**9, interval=3600, max_pending=1000))
+    run = Run(
+        "recovers",
+        storage=flaky,
+        settings=WriterSettings(flush_size=10**9, interval=3600, max_pending=1000),
+    )
     flaky.failing = True
     for batch in range(3):
         for i in range(400):

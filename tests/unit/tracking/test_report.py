@@ -12,7 +12,9 @@ from hypermodel.tracking.run import Run
 from hypermodel.tracking.store import RunStore
 
 # a 1x1 PNG
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 
 def _two_runs(storage: LocalStorage, tmp_path: Path) -> list[str]:
@@ -41,12 +43,16 @@ def test_report_is_self_contained(storage: LocalStorage, tmp_path: Path) -> None
     # no external resource of any kind
     assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:)?//""", page)
     assert "@import" not in page and "url(http" not in page
-    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert (
+        "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    )
     assert "config.lr" in page and "class='diff'" in page
     assert "id='hml-errors'" in page
 
 
-def test_lineage_links_datasets_ops_models_and_commits(storage: LocalStorage, tmp_path: Path) -> None:
+def test_lineage_links_datasets_ops_models_and_commits(
+    storage: LocalStorage, tmp_path: Path
+) -> None:
     ids = _two_runs(storage, tmp_path)
     records = [RunStore(storage).load(i) for i in ids]
     records[0].git["app"] = {"commit": "f" * 40}

@@ -29,21 +29,29 @@ def test_create_then_attach_as_the_same_author(storage: LocalStorage) -> None:
     assert record.meta["project"] == "wines" and record.meta["author"] == "alice@example.org"
 
 
-def test_another_authors_run_is_read_only(storage: LocalStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_another_authors_run_is_read_only(
+    storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     Run("alices", storage=storage).close()
     monkeypatch.setenv("HML_AUTHOR", "bob@example.org")
     bobs_view = Run("alices", storage=storage)
     assert bobs_view.read_only
-    for write in (lambda: bobs_view.add_metrics("x", 1.0), lambda: bobs_view.add_tag("t"),
-                  lambda: bobs_view.add_config(Config(a=1)), lambda: bobs_view.completed(),
-                  lambda: bobs_view.add_artifact(__file__)):
-        with pytest.raises(ReadOnlyRunError, match="created by alice@example.org.*read-only.*bob@example.org"):
+    for write in (
+        lambda: bobs_view.add_metrics("x", 1.0),
+        lambda: bobs_view.add_tag("t"),
+        lambda: bobs_view.add_config(Config(a=1)),
+        lambda: bobs_view.completed(),
+        lambda: bobs_view.add_artifact(__file__),
+    ):
+        with pytest.raises(
+            ReadOnlyRunError, match=r"created by alice@example.org.*read-only.*bob@example.org"
+        ):
             write()
     assert not list(storage.list("tracking/runs/alices/events"))
 
 
 def test_bad_run_name_is_refused(storage: LocalStorage) -> None:
-    with pytest.raises(HypermodelError, match="run name '../x' is not allowed"):
+    with pytest.raises(HypermodelError, match=r"run name '../x' is not allowed"):
         Run("../x", storage=storage)
 
 
@@ -99,7 +107,7 @@ def test_shared_artifacts_push_and_pull(storage: LocalStorage, tmp_path: Path) -
     assert run.add_shared_artifact(src) == "labels.json"
     out = run.pull_shared_artifact("labels.json", tmp_path / "pulled.json")
     assert out.read_text() == '["a", "b"]'
-    with pytest.raises(NotFoundError, match="no shared artifact 'nope'.*labels.json"):
+    with pytest.raises(NotFoundError, match=r"no shared artifact 'nope'.*labels.json"):
         run.pull_shared_artifact("nope")
     run.close()
 
@@ -122,11 +130,13 @@ def test_models_and_datasets_by_name_and_version(storage: LocalStorage, tmp_path
     assert run.add_mlmodel(model_dir, "clf", "1.0.1") is not None  # same bytes: one blob
     assert len(list(storage.list("tracking/blobs"))) == 1
     (model_dir / "model.pkl").write_bytes(b"changed")
-    with pytest.raises(AlreadyExistsError, match="version '1.0.0' already exists.*immutable"):
+    with pytest.raises(AlreadyExistsError, match=r"version '1.0.0' already exists.*immutable"):
         run.add_mlmodel(model_dir, "clf", "1.0.0")
     ds = run.add_dataset(FakeDataset(), "train", "v1")
     assert ds is not None and ds["reference"]["checksum"] == FakeDataset.checksum
-    assert not list(storage.list("tracking/blobs/" + FakeDataset.checksum[:2]))  # a reference, not a copy
+    assert not list(
+        storage.list("tracking/blobs/" + FakeDataset.checksum[:2])
+    )  # a reference, not a copy
     run.close()
 
     reader = Run("consumer", storage=storage, project="wines")
@@ -169,7 +179,9 @@ def test_recording_logs(storage: LocalStorage) -> None:
     assert "Progress " in text and text.count("\n") == 1  # '\r' continues the line
 
 
-def test_package_versions_and_git_state(storage: LocalStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_package_versions_and_git_state(
+    storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import orjson
 
     run = Run("env", storage=storage)
@@ -181,7 +193,10 @@ def test_package_versions_and_git_state(storage: LocalStorage, monkeypatch: pyte
 
 
 def test_credentials_never_enter_git_state() -> None:
-    assert identity.strip_credentials("https://user:s3cret@github.com/x/y.git") == "https://github.com/x/y.git"
+    assert (
+        identity.strip_credentials("https://user:s3cret@github.com/x/y.git")
+        == "https://github.com/x/y.git"
+    )
     assert identity.strip_credentials("git@github.com:x/y.git") == "git@github.com:x/y.git"
 
 
@@ -190,11 +205,18 @@ def test_git_head_read_from_files(tmp_path: Path) -> None:
 
     subprocess.run(["git", "init", "-q", "-b", "trunk", str(tmp_path)], check=True)
     (tmp_path / "f").write_text("x")
-    env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@b",
-           "PATH": "/usr/bin:/bin"}
+    env = {
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@b",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@b",
+        "PATH": "/usr/bin:/bin",
+    }
     subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True)
     subprocess.run(["git", "-C", str(tmp_path), "commit", "-q", "-m", "one"], check=True, env=env)
-    sha = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     state = identity.git_state(tmp_path / "f", full=True)
     assert state["commit"] == sha and state["branch"] == "trunk"
     assert state["dirty"] is False and state["message"] == "one"
