@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -203,3 +206,30 @@ def test_committed_demo_manifests_are_accepted_by_the_server(deployer: Deployer)
         api.close()
     assert first == ["created"] * len(docs)
     assert second == ["unchanged"] * len(docs)
+
+
+def test_demo_app_deploys_twice_from_its_console_script(deployer: Deployer) -> None:
+    # The demo's own console script in a fresh process: create, then patch one setting.
+    pytest.importorskip("wines")
+    code = "import sys; from wines.app import main; sys.argv[0] = 'wines'; main()"
+    base = [sys.executable, "-c", code, "inference", "deploy"]
+    base += ["--kubeconfig", str(deployer.cluster.kubeconfig), "-n", deployer.namespace]
+    env = {k: v for k, v in os.environ.items() if k != "WINES_IMAGE"}
+    env["HML_ROOT"] = ".hml"
+
+    def run(*extra: str) -> list[str]:
+        done = subprocess.run([*base, *extra], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
+    assert run() == ["deployment/wines-inference created", "service/wines-inference created"]
+    assert run("--replicas", "2") == [
+        "deployment/wines-inference patched",
+        "service/wines-inference unchanged",
+    ]
+    deployment = deployer.cluster.get(
+        f"/apis/apps/v1/namespaces/{deployer.namespace}/deployments/wines-inference"
+    )
+    assert deployment["spec"]["replicas"] == 2
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["inference", "run-prod"]
