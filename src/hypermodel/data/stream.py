@@ -114,7 +114,7 @@ class _Reader:
         self.where = f"{dataset.storage.url}/{dataset.directory}"
         self.blocks: list[tuple[str, Member]] = []
         self.starts: list[int] = []
-        for chunk, start in zip(index.chunks, index.starts):
+        for chunk, start in zip(index.chunks, index.starts, strict=True):
             for m in chunk.members:
                 if m.count:
                     self.blocks.append((chunk.chunk_id, m))

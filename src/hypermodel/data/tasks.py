@@ -34,6 +34,7 @@ import functools
 import hashlib
 import inspect
 import multiprocessing
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -45,7 +46,8 @@ from ..dsl.config import ContainerConfig
 from ..dsl.op import Op
 from ..dsl.types import params_of
 from ..names import check_name, snake_case
-from .dataset import Dataset, DatasetReader
+from . import format as fmt
+from .dataset import Dataset, DatasetReader, DatasetWriter
 from .errors import DatasetExistsError, DatasetUsageError
 from .jobs import (
     Progress,
@@ -253,11 +255,10 @@ class BaseTask(Op):
     def _workers(self) -> int:
         if self.workers is not None:
             return max(1, self.workers)
-        from ..context import maybe_context
-
-        ctx = maybe_context()
-        configured = ctx.app.settings.workers if ctx is not None else None
-        return configured or multiprocessing.cpu_count()
+        configured = os.environ.get("HML_WORKERS", "")  # the app's settings.workers
+        return (
+            int(configured) if configured.isdigit() and int(configured) > 0 else os.cpu_count() or 1
+        )
 
     def _run_phase(self, phase: str, chunk_ids: list[str], prepare: bool) -> dict[str, Any]:
         if not chunk_ids:
@@ -267,7 +268,7 @@ class BaseTask(Op):
         try:
             if workers <= 1 or len(chunk_ids) <= 1:
                 local = self._prepared() if prepare else self
-                return run_jobs(chunk_ids, functools.partial(local._job, phase), 1, self._pool, bar)
+                return run_jobs(chunk_ids, functools.partial(local._job, phase), 1, _no_pool, bar)
             job = functools.partial(_worker_job, self.token, phase)
             return run_jobs(chunk_ids, job, workers, lambda n: self._pool(n, prepare), bar)
         finally:
@@ -314,6 +315,10 @@ class BaseTask(Op):
     def _joined(self, chunk_id: str) -> Iterator[tuple[Any, tuple[Any, ...]]]:
         """(id, objects with that id from every input) for one chunk of the inputs."""
         first, *others = self._readers
+        if not others:  # one input: no join, and the id is only worked out for an error
+            for obj in first.read_chunk(chunk_id):
+                yield _LazyId(obj), (obj,)
+            return
         lookups = [{o.get_id(): o for o in r.read_chunk(chunk_id)} for r in others]
         for obj in first.read_chunk(chunk_id):
             oid = obj.get_id()
@@ -347,6 +352,18 @@ def _rebuild(cls: type[BaseTask], state: dict[str, Any]) -> BaseTask:
     task = cls.__new__(cls)
     task.__dict__.update(state)
     return task
+
+
+class _LazyId:
+    """An object's id, computed only when an error message shows it."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __repr__(self) -> str:
+        return repr(self.obj.get_id())
 
 
 def _same(a: Dataset, b: Dataset) -> bool:
@@ -437,13 +454,27 @@ class OneToOne(_ChunkTask):
     def _job(self, phase: str, chunk_id: str) -> dict[str, Any]:
         out = self.outputDataset
         writer = out.chunk_writer(chunk_id, self.token)
+        encode, typ, count = fmt.line_encoder(out.dataType), out.dataType, out.chunkCount
+        here = out.chunk_ids().index(chunk_id)
+        run, write = self.run, writer.write_line
         oid: Any = None
         try:
             for oid, row in self._joined(chunk_id):
                 try:
-                    result = self.run(*row)
-                    if result is not None:
-                        writer.append(result)
+                    result = run(*row)
+                    if result is None:
+                        continue
+                    if not isinstance(result, typ):
+                        raise DatasetUsageError(
+                            f"run() returned a {type(result).__name__}; {out!r} holds "
+                            f"{typ.__name__} objects"
+                        )
+                    if fmt.chunk_index(result.get_hash_id(), count) != here:
+                        raise DatasetUsageError(
+                            f"run() returned {result!r}, whose id places it in another chunk; a "
+                            "one-to-one task keeps each object's id (use OneToMany to change ids)"
+                        )
+                    write(encode(result))
                 except Exception as exc:
                     raise self._failed(chunk_id, oid, exc) from None
             sha = writer.close()
@@ -578,6 +609,7 @@ class Source(BaseTask):
         if done is not None:
             return done
         worker = self._prepared()
+        assert isinstance(worker, Source)
         out = copy.copy(self.outputDataset)
         out._dependencies = []
         for ds in self._all_inputs():
@@ -585,7 +617,7 @@ class Source(BaseTask):
         bar = Progress(f"{self.name} source", 1, self.progress)
         item: Any = None
         try:
-            with out.open("w") as writer:
+            with DatasetWriter(out) as writer:
                 for item in worker.source_iterator():
                     try:
                         obj = worker.run(item)
@@ -606,6 +638,10 @@ class Source(BaseTask):
 
     def publish(self) -> dict[str, Any]:
         return self.run_all()
+
+
+def _no_pool(workers: int) -> ProcessPoolExecutor:
+    raise AssertionError("one worker runs in this process")
 
 
 def _objects(results: dict[str, dict[str, Any]]) -> int:
