@@ -258,7 +258,15 @@ def test_deploy_prod_cron_override_and_refusal(kfp: FakeKfp, httpserver: HTTPSer
     from hypermodel.errors import UsageError
 
     app = make_app()
-    deploy(app, app.pipelines["scoring"], target(httpserver), prod=True, cron="0 0 */6 * * *")
+    deploy(
+        app,
+        app.pipelines["scoring"],
+        target(httpserver),
+        prod=True,
+        cron="0 0 */6 * * *",
+        service_account_name="pipeline-runner",
+    )
+    assert next(iter(kfp.recurring.values()))["service_account"] == "pipeline-runner"
     assert (
         kfp.recurring[next(iter(kfp.recurring))]["trigger"]["cron_schedule"]["cron"]
         == "0 0 */6 * * *"
@@ -345,7 +353,7 @@ def test_cli_errors_exit_non_zero_with_one_line(
     assert "Traceback" not in proc.stderr and TOKEN not in proc.stderr
     down = _cli(
         ["pipelines", "scoring", "deploy-dev", "--host", f"http://127.0.0.1:{free_port()}"],
-        env,
+        {**env, "HML_ROOT": str(tmp_path / "local-root")},
         tmp_path,
     )
     assert (
@@ -353,3 +361,4 @@ def test_cli_errors_exit_non_zero_with_one_line(
         and "error: cannot reach Kubeflow" in down.stderr
         and "Traceback" not in down.stderr
     )
+    assert "warning: the app's root" in down.stderr  # notes are shown before the failure

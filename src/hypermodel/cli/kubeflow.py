@@ -100,8 +100,8 @@ def _deploy_command(app: HmlApp, pipeline: Pipeline, prod: bool) -> click.Comman
             service_account_name=service_account,
             dry_run=dry_run,
             echo=click.echo,
+            warn=lambda note: _warn([note]),
         )
-        _warn(result.notes)
         if dry_run:
             return
         click.echo(

@@ -309,8 +309,12 @@ def deploy(
     service_account_name: str | None = None,
     dry_run: bool = False,
     echo: Callable[[str], None] = print,
+    warn: Callable[[str], None] | None = None,
 ) -> DeployResult:
-    """deploy-dev (``prod=False``) or deploy-prod (``prod=True``); see the module doc."""
+    """deploy-dev (``prod=False``) or deploy-prod (``prod=True``); see the module doc.
+
+    ``warn`` receives each note (local root, cron conversion...) before any request is sent.
+    """
     result = DeployResult()
     with _compiled(app, pipeline) as (path, text, compile_notes):
         plan = make_plan(
@@ -324,6 +328,8 @@ def deploy(
             service_account_name=service_account_name,
         )
         result.notes = compile_notes + plan.notes
+        for note in result.notes if warn is not None else ():
+            warn(note)
         if dry_run:
             for line in describe(plan, target, prod):
                 echo(line)
