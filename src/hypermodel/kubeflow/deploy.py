@@ -328,8 +328,9 @@ def deploy(
             service_account_name=service_account_name,
         )
         result.notes = compile_notes + plan.notes
-        for note in result.notes if warn is not None else ():
-            warn(note)
+        if warn is not None:
+            for note in result.notes:
+                warn(note)
         if dry_run:
             for line in describe(plan, target, prod):
                 echo(line)
