@@ -115,9 +115,7 @@ def _temporal_imports(fields: list[Field]) -> list[str]:
 
 
 def _model_imports(layout: ProjectLayout, referenced: list[str]) -> list[str]:
-    return [
-        f"from {layout.package}.data_models.{module_name(n)} import {n}" for n in referenced
-    ]
+    return [f"from {layout.package}.data_models.{module_name(n)} import {n}" for n in referenced]
 
 
 def _data_model_source(

@@ -151,7 +151,9 @@ def require_models(layout: ProjectLayout, names: Iterable[str], used_by: str) ->
         )
 
 
-def require_modules(layout: ProjectLayout, subpackage: str, names: Iterable[str], what: str) -> None:
+def require_modules(
+    layout: ProjectLayout, subpackage: str, names: Iterable[str], what: str
+) -> None:
     from .fields import module_name
 
     missing = [n for n in names if not layout.has_module(subpackage, module_name(n))]

@@ -18,8 +18,9 @@ def template(name: str) -> str:
     return (resources.files(__package__) / "templates" / f"{name}.tmpl").read_text("utf-8")
 
 
-def render(name: str, **values: str) -> str:
-    """Fill template ``name``; every placeholder in it must have a value."""
+def render(template_name: str, /, **values: str) -> str:
+    """Fill template ``template_name``; every placeholder in it must have a value."""
+    name = template_name
     text = template(name)
     missing = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text)} - set(values))
     if missing:
