@@ -16,6 +16,7 @@ _NAMES: dict[str, str] = {
     "BaseTensorflowModelBlock": "hypermodel.tf.model",
     "BaseBatchProcessor": "hypermodel.tf.batch",
     "TensorflowModelManager": "hypermodel.tf.manager",
+    "training_directory": "hypermodel.tf.manager",
     "export_model": "hypermodel.tf.export",
     "load_exported": "hypermodel.tf.export",
     "ExportedModel": "hypermodel.tf.export",

@@ -46,6 +46,24 @@ def default_long_name(model: Any, commit: str | None = None) -> str:
     return f"{type(model).__name__}_{dt.date.today():%Y%m%d}_{commit}"
 
 
+def training_directory(name: str) -> Path:
+    """Where a training op keeps summaries, checkpoints and the export.
+
+    ``<bucket root>/models/<name>/<run id>`` when the running op's bucket is on local disk;
+    otherwise (or outside an op) a directory under the op's scratch space or ``./models``
+    — upload the export to your bucket from there.
+    """
+    from ..context import maybe_context
+    from ..names import check_name
+
+    check_name(name, "model")
+    ctx = maybe_context()
+    if ctx is None:
+        return Path("models") / name
+    local = ctx.storage.local_path(f"models/{name}/{ctx.run_id}")
+    return Path(local) if local else Path(ctx.workdir) / "models" / name
+
+
 class TensorflowModelManager:
     """Ties a model, an optimizer and a batch processor together for training and export."""
 
