@@ -167,7 +167,12 @@ def _show(store: Any, r: Any) -> None:
     if r.artifacts:
         echo("\nartifacts:")
         for label, info in sorted(r.artifacts.items()):
-            echo(f"  {label}  {int(info.get('size') or 0):,} B  {info.get('key')}")
+            size = (
+                f"{int(info['size']):,} B"
+                if info.get("size") is not None
+                else str(info.get("kind", ""))
+            )
+            echo(f"  {label}  {size}  {info.get('key')}")
     if r.inputs or r.outputs:
         echo("\nlineage:")
         for entry in r.inputs:

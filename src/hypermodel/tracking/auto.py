@@ -23,7 +23,7 @@ from .run import _CURRENT_RUN, WRITE, Run, _app_dir
 
 log = logging.getLogger("hypermodel.tracking")
 
-_MAX_OUTPUT_METRICS = 50
+_MAX_OUTPUT = 65536  # bytes of output kept in the run's events
 _MAX_ERROR = 2000
 
 
@@ -63,14 +63,28 @@ def _start(ctx: OpContext) -> Run | None:
             "pipeline_params": dict(ctx.params),
             "git": identity.git_state(_app_dir()),
         }
-        run = Run._create(op_run_id(ctx), ctx.app, _storage(ctx), extra, owned=True)
-        if run.mode != WRITE:
-            return run
-        run._record("state", state="running", attempt=ctx.attempt)
-        run._record("params", params=dict(ctx.arguments))
+        now = time.time()
+        first: list[dict[str, Any]] = [
+            {"type": "state", "t": now, "state": "running", "attempt": ctx.attempt},
+            {"type": "params", "t": now, "params": dict(ctx.arguments)},
+        ]
         if ctx.input_datasets:
-            run._record("lineage", inputs=_datasets(ctx, ctx.input_datasets), outputs=[])
-        run.flush()  # "running" is visible while the op runs
+            first.append(
+                {
+                    "type": "lineage",
+                    "t": now,
+                    "inputs": _datasets(ctx, ctx.input_datasets),
+                    "outputs": [],
+                }
+            )
+        # A new run gets its first events inside run.json: starting an op costs one write.
+        run = Run._create(
+            op_run_id(ctx), ctx.app, _storage(ctx), {**extra, "events": first}, owned=True
+        )
+        if run.mode == WRITE and not run.created:  # a retry, or another process of this op
+            for event in first:
+                run._record(str(event.pop("type")), **{k: v for k, v in event.items() if k != "t"})
+            run.flush()  # "running" is visible while the op runs
         return run
     except Exception as exc:  # tracking never fails an op
         log.warning("tracking: op '%s' is not tracked: %s: %s", ctx.task, type(exc).__name__, exc)
@@ -96,7 +110,7 @@ def _finish(run: Run | None, ctx: OpContext, duration: float, exc: BaseException
                     outputs=_datasets(ctx, ctx.output_datasets),
                 )
             if exc is None:
-                _record_output(run, ctx.output)
+                _record_output(run, ctx)
                 run._record(
                     "state", state="completed", attempt=ctx.attempt, duration=round(duration, 6)
                 )
@@ -115,50 +129,20 @@ def _finish(run: Run | None, ctx: OpContext, duration: float, exc: BaseException
         log.warning("tracking: op '%s': could not finish its run: %s", ctx.task, err)
 
 
-def _record_output(run: Run, output: Any) -> None:
-    """The output as an event (and artifact) and its numeric leaves as metrics: no wiring needed."""
+def _record_output(run: Run, ctx: OpContext) -> None:
+    """The output as an event (its top-level numbers read back as metrics), and as an artifact
+    that points at the output record the runner stores anyway: no extra write, no wiring."""
+    output = ctx.output
     if output is None:
         return
     data = orjson.dumps(output, option=orjson.OPT_SORT_KEYS)
-    w = run._w
-    if w is not None:
-        w.files.append((f"{run.prefix}/artifacts/output.json", data))
-        w.events.append(
-            {
-                "type": "artifact",
-                "t": time.time(),
-                "writer": w.writer_id,
-                "name": "output.json",
-                "step": None,
-                "key": f"{run.prefix}/artifacts/output.json",
-                "size": len(data),
-                "kind": "file",
-            }
-        )
-        w.events.append(
-            {
-                "type": "output",
-                "t": time.time(),
-                "writer": w.writer_id,
-                "value": output if len(data) <= 65536 else {"truncated": True, "size": len(data)},
-            }
-        )
-        now = time.time()
-        for key, value in _numeric_leaves(output, "output")[:_MAX_OUTPUT_METRICS]:
-            w.metrics.append((key, value, None, now))
-
-
-def _numeric_leaves(value: Any, path: str, depth: int = 0) -> list[tuple[str, float]]:
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, (int, float)):
-        return [(path, float(value))]
-    if isinstance(value, dict) and depth < 3:
-        out: list[tuple[str, float]] = []
-        for key, item in value.items():
-            out.extend(_numeric_leaves(item, f"{path}/{key}", depth + 1))
-        return out
-    return []
+    run._record(
+        "artifact", name="output.json", step=None, key=ctx.output_key, size=None, kind="output"
+    )
+    run._record(
+        "output",
+        value=output if len(data) <= _MAX_OUTPUT else {"truncated": True, "size": len(data)},
+    )
 
 
 def _datasets(ctx: OpContext, checksums: list[str]) -> list[dict[str, Any]]:

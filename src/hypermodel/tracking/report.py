@@ -88,7 +88,7 @@ def fmt(value: Any) -> str:
 
 
 def render(store: RunStore, run_ids: list[str], title: str | None = None) -> str:
-    records = [store.load(r) for r in run_ids]
+    records = sorted((store.load(r) for r in run_ids), key=lambda r: (r.started or 0.0, r.run_id))
     colors = {r.run_id: COLORS[i % len(COLORS)] for i, r in enumerate(records)}
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -138,12 +138,15 @@ def _metrics_section(records: list[RunRecord], colors: dict[str, str]) -> str:
         for r in records
         if r.metrics
     )
+    # a plot per metric recorded over steps; single values (final scores) are in the table only
+    curves = [k for k in keys if any(len(r.metrics.get(k, [])) > 1 for r in records)]
     plots = [
-        plot_svg(key, {r.run_id: r.metrics.get(key, []) for r in records}, colors) for key in keys
+        plot_svg(key, {r.run_id: r.metrics.get(key, []) for r in records}, colors) for key in curves
     ]
     last = _side_by_side([(k, [r.last_metrics().get(k) for r in records]) for k in keys], records)
+    legend = f"<div class='legend'>{legend}</div>" if plots else ""
     return (
-        f"<h2>Metrics</h2><div class='legend'>{legend}</div><div class='plots'>{''.join(plots)}</div>"
+        f"<h2>Metrics</h2>{legend}<div class='plots'>{''.join(plots)}</div>"
         f"<h3>Last values</h3>{last}"
     )
 
@@ -256,7 +259,8 @@ def _side_by_side(rows: list[tuple[str, list[Any]]], records: list[RunRecord]) -
     body = []
     for key, values in rows:
         shown = [fmt(v) for v in values]
-        cls = " class='diff'" if len(records) > 1 and len(set(shown)) > 1 else ""
+        present = {v for v in shown if v != ""}
+        cls = " class='diff'" if len(present) > 1 else ""  # differing values, not just missing ones
         body.append(
             f"<tr><th>{e(key)}</th>" + "".join(f"<td{cls}>{e(v)}</td>" for v in shown) + "</tr>"
         )
@@ -285,6 +289,7 @@ def _artifacts_section(store: RunStore, records: list[RunRecord]) -> str:
             ext = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
             cell = ""
             size = int(info.get("size") or 0)
+            shown_size = f"{size:,} B" if info.get("size") is not None else info.get("kind", "")
             if ext in IMAGE_TYPES and size <= MAX_INLINE_IMAGE:
                 try:
                     data = base64.b64encode(store.storage.read_bytes(info["key"])).decode()
@@ -292,7 +297,7 @@ def _artifacts_section(store: RunStore, records: list[RunRecord]) -> str:
                 except Exception as exc:  # a missing file is shown, not fatal
                     cell = f"<small>not readable: {e(type(exc).__name__)}</small>"
             parts.append(
-                f"<tr><td>{e(name)}</td><td>{e(fmt(info.get('step')))}</td><td>{size:,} B</td><td>{cell}</td></tr>"
+                f"<tr><td>{e(name)}</td><td>{e(fmt(info.get('step')))}</td><td>{e(shown_size)}</td><td>{cell}</td></tr>"
             )
         parts.append("</table>")
     return "".join(parts) if len(parts) > 1 else "<h2>Artifacts</h2><p>No artifacts recorded.</p>"
@@ -320,7 +325,8 @@ def lineage_graph(
 
     for r in records:
         rid = f"op:{r.run_id}"
-        nodes[rid] = ("op", r.label)
+        pipeline_run = str(r.meta.get("pipeline_run_id") or "")
+        nodes[rid] = ("op", f"{r.label} @{pipeline_run[-6:]}" if pipeline_run else r.label)
         for entry in r.inputs:
             edges.append((node_for(entry), rid))
         for entry in r.outputs:

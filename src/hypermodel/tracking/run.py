@@ -147,6 +147,7 @@ class Run:
             self._go_dry(exc, storage.url)
             return
         self.meta = existing or meta
+        self.created = existing is None  # False: attached to an existing run
         owner = self.meta.get("author")
         if existing is not None and owner != self.author and not owned:
             self.mode = READ_ONLY
@@ -228,12 +229,12 @@ class Run:
             s.interval = interval or s.interval
             s.max_pending = max_pending or s.max_pending
 
-    def _event(self, kind: str, what: str, **data: Any) -> None:
+    def _event(self, kind: str, what: str, /, **data: Any) -> None:
         w = self._writer(what)
         if w is not None:
             w.events.append({"type": kind, "t": _time(), "writer": w.writer_id, **data})
 
-    def _record(self, kind: str, **data: Any) -> None:
+    def _record(self, kind: str, /, **data: Any) -> None:
         """Buffer an event without starting the background thread (the runner flushes itself)."""
         w = self._w
         if w is not None and not w.forked:

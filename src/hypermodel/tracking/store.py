@@ -130,7 +130,8 @@ class RunStore:
     def load(self, run_id: str, *, metrics: bool = True) -> RunRecord:
         record = RunRecord(run_id, self.meta(run_id))
         prefix = run_prefix(run_id)
-        events: list[dict[str, Any]] = []
+        # the creator may embed its first events in run.json (one write to start an op run)
+        events: list[dict[str, Any]] = list(record.meta.pop("events", None) or [])
         for key in self.storage.list(f"{prefix}/events"):
             events.extend(_jsonl(self.storage.read_bytes(key)))
             record.writers.add(_writer_of(key))
@@ -236,4 +237,14 @@ def _apply(record: RunRecord, event: dict[str, Any]) -> None:
             if entry not in record.outputs:
                 record.outputs.append(entry)
     elif kind == "output":
-        record.output = event.get("value")
+        record.output = value = event.get("value")
+        if isinstance(value, dict):  # an op's top-level numbers are its metrics, with no wiring
+            for key, item in value.items():
+                if isinstance(item, (int, float)) and not isinstance(item, bool):
+                    record.metrics.setdefault(f"output/{key}", []).append(
+                        (None, float(item), event.get("t", 0.0))
+                    )
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            record.metrics.setdefault("output", []).append(
+                (None, float(value), event.get("t", 0.0))
+            )

@@ -63,3 +63,17 @@ def chain():
     prev = noop(i=0)
     for _ in range(19):
         prev = noop(i=prev)
+
+
+@hml.op()
+def reads_and_writes() -> str:
+    """Stands in for an op that reads one dataset and publishes another (as hypermodel.data does)."""
+    ctx = hml.context()
+    ctx.input_datasets.append("a" * 40)
+    ctx.output_datasets.append("b" * 40)
+    return "done"
+
+
+@hml.pipeline(app.pipelines)
+def data_pipe():
+    reads_and_writes()

@@ -101,3 +101,10 @@ def test_unreachable_bucket_never_fails_an_op(
     result = app.pipelines.run_all("ok_pipe", workers=0)
     assert result.ok
     assert any("dry mode" in r.getMessage() for r in caplog.records)
+
+
+def test_dataset_checksums_from_the_context_are_lineage(configured: LocalStorage) -> None:
+    result = app.pipelines.run_all("data_pipe", workers=0)
+    r = RunStore(configured).load(f"{result.run_id}.reads_and_writes")
+    assert [i["checksum"] for i in r.inputs] == ["a" * 40]
+    assert [o["checksum"] for o in r.outputs] == ["b" * 40]
