@@ -89,7 +89,18 @@ def _step(step: str = "all") -> dict:  # type: ignore[type-arg]
 
 
 def _worker_init(task: BaseTask, prepare: bool) -> None:
-    _PREPARED[task.token] = task._prepared() if prepare else task
+    try:
+        _PREPARED[task.token] = task._prepared() if prepare else task
+    except Exception as exc:  # reported by every job of this worker, not as a broken pool
+        _PREPARED[task.token] = _Broken(str(exc))  # type: ignore[assignment]
+
+
+class _Broken:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def _job(self, phase: str, chunk_id: str) -> dict[str, Any]:
+        raise TaskJobError(self.message)
 
 
 def _worker_job(token: str, phase: str, chunk_id: str) -> dict[str, Any]:
@@ -157,10 +168,15 @@ class BaseTask(Op):
         if builder is None:
             return self.execute_step(*args, **kwargs)
         task = builder.add_task(self, args, kwargs)
+        # order by data: a task runs after the tasks that write its inputs, whichever was
+        # declared first
         for other in list(builder.tasks.values()):
-            if other is not task and isinstance(other.op, BaseTask):
-                if any(_same(other.op.outputDataset, d) for d in self._all_inputs()):
-                    task.after(other)
+            if other is task or not isinstance(other.op, BaseTask):
+                continue
+            if any(_same(other.op.outputDataset, d) for d in self._all_inputs()):
+                task.after(other)
+            if any(_same(self.outputDataset, d) for d in other.op._all_inputs()):
+                other.after(task)
         return task
 
     def execute(self, arguments: dict[str, Any]) -> Any:
@@ -240,7 +256,13 @@ class BaseTask(Op):
             if isinstance(value, Delayed):
                 setattr(worker, key, value.make())
         worker._readers = [DatasetReader(ds, record_input=False) for ds in self.inputDatasets]
-        worker.init()
+        try:
+            worker.init()
+        except Exception as exc:
+            detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
+            raise TaskFailedError(
+                f"task '{self.name}': init() failed: {type(exc).__name__}: {exc}\n{detail}"
+            ) from exc
         return worker
 
     def _pool(self, workers: int, prepare: bool) -> ProcessPoolExecutor:
