@@ -22,6 +22,7 @@ $(DEMO_STAMP): pyproject.toml setup.py demo/pyproject.toml | $(VENV)/bin/python
 $(STAMP): pyproject.toml setup.py demo/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev]' -e ./demo
 	$(BIN)/pip install -q -e '.[tf]'  # the TensorFlow tests: tensorflow-cpu + tensorboard
+	$(BIN)/pip install -q --no-deps hypergol==0.2.1  # file-compatibility peer (its pins do not build on 3.11)
 	touch $@ $(DEMO_STAMP)
 
 venv: $(STAMP)

@@ -393,6 +393,40 @@ class _Staging:
             self._temp = None
 
 
+class _Uploads:
+    """Chunk uploads to a bucket run on a few threads (a bucket PUT is mostly waiting) while the
+    next chunk compresses; at most ``limit`` compressed chunks are held at once."""
+
+    def __init__(self, staging: _Staging, limit: int = 8) -> None:
+        self.staging = staging
+        self.limit = limit
+        self.pool: Any = None
+        self.pending: list[Any] = []
+
+    def store(self, chunk_id: str, body: bytes | None) -> None:
+        if body is None:  # local disk: already in place
+            return
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=self.limit, thread_name_prefix="hml-upload")
+        self.pending.append(self.pool.submit(self.staging.store, chunk_id, body))
+        if len(self.pending) >= self.limit:
+            self.pending.pop(0).result()
+
+    def __enter__(self) -> _Uploads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is None:
+            return
+        try:
+            for future in self.pending:
+                future.result()  # the first failed upload raises here
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _Publisher:
     """Writes the .def then the .chk (last, create-if-absent): the commit point of a dataset."""
 
@@ -571,14 +605,17 @@ class DatasetWriter:
             return self.checksum
         self._closed = True
         try:
+            if self.dataset.exists():  # published meanwhile: do not touch its chunks
+                raise _exists_error(self.dataset)
             checksums = {}
             level = self.dataset.compresslevel
             for chunk, lines in zip(self._chunks, self._lines):
                 chunk.lines = lines
                 self.count += len(lines)
-            for cid, chunk in zip(self._ids, self._chunks):
-                checksums[cid], body = chunk.finish(level, self._staging.temp_dir)
-                self._staging.store(cid, body)
+            with _Uploads(self._staging) as uploads:
+                for cid, chunk in zip(self._ids, self._chunks):
+                    checksums[cid], body = chunk.finish(level, self._staging.temp_dir)
+                    uploads.store(cid, body)
             self._chunks = []
             self.checksum = self._publisher.publish(checksums)
         except BaseException:
