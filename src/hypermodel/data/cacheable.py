@@ -1,0 +1,269 @@
+"""``@cacheable(id, version)``: build a dataset once, return the stored one ever after.
+
+::
+
+    @hml.cacheable("wine-features", "3")
+    def features():
+        for row in load():
+            yield Feature(...)
+
+    ds = features()              # a Dataset; ds.stream(shuffle=True, shuffle_seed=0) to train
+
+The function's yielded objects are written as a dataset at
+``<root>/cacheable/<id>/<version>/``. The function's arguments are *not* part of the key: bump
+``version`` when the data should change.
+
+Many processes may call it at once (8 trainers starting together, on one host or many). Exactly
+one builds; the others wait and then read the same data. Coordination uses only the bucket's
+create-if-absent write (a hard link on local disk, ``ifGenerationMatch=0`` on GCS,
+``If-None-Match: *`` on S3), never a lock server:
+
+- claims are numbered objects ``.claims-<version>/<n>.json``; whoever creates claim ``n``
+  builds. The builder refreshes ``<n>.beat`` on a thread while it works.
+- a waiter takes over by creating claim ``n + 1`` once claim ``n`` is dead: its owner's pid no
+  longer exists on this host, its heartbeat has not changed for ``stale_after`` seconds (measured
+  on the waiter's clock, so hosts need no synchronised clocks), or the build failed. Only one
+  waiter can create claim ``n + 1``.
+- the dataset is published atomically (its .chk last), then ``ready.json`` names it. A crash at
+  any point leaves no ready marker and no .chk: nothing that looks valid.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..context import maybe_context
+from ..errors import NotFoundError
+from ..names import check_name
+from ..storage import Storage, open_storage
+from .dataset import Dataset, DatasetWriter
+from .errors import DatasetError, DatasetUsageError
+
+PROJECT = "cacheable"
+
+
+class CacheableTimeoutError(DatasetError):
+    """Waited longer than ``wait_timeout`` for another process to build a cacheable dataset."""
+
+
+def cacheable(
+    id: str,
+    version: str,
+    *,
+    root: str | None = None,
+    storage: Storage | None = None,
+    dataType: type | None = None,
+    chunkCount: int = 16,
+    stale_after: float = 60.0,
+    heartbeat: float | None = None,
+    wait_timeout: float = 6 * 3600.0,
+    poll: float = 0.2,
+) -> Callable[[Callable[..., Iterable[Any]]], Callable[..., Dataset]]:
+    """Decorate a function that yields BaseData objects; calling it returns the Dataset."""
+    check_name(id, "cacheable id")
+    check_name(version, "cacheable version")
+
+    def decorate(fn: Callable[..., Iterable[Any]]) -> Callable[..., Dataset]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Dataset:
+            cache = _Cache(
+                id, version, _storage(root, storage), dataType, chunkCount,
+                stale_after, heartbeat or max(stale_after / 6, 0.05), wait_timeout, poll,
+            )  # fmt: skip
+            return cache.get(lambda: fn(*args, **kwargs))
+
+        return wrapper
+
+    return decorate
+
+
+def _storage(root: str | None, storage: Storage | None) -> Storage:
+    if storage is not None:
+        return storage
+    if root is not None:
+        return open_storage(root)
+    ctx = maybe_context()
+    if ctx is not None:
+        return ctx.storage
+    return open_storage(os.environ.get("HML_ROOT", ".hml"))
+
+
+def _type_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _load_type(path: str) -> type:
+    module, qualname = path.split(":", 1)
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj  # type: ignore[no-any-return]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Cache:
+    def __init__(
+        self,
+        id: str,
+        version: str,
+        storage: Storage,
+        data_type: type | None,
+        chunk_count: int,
+        stale_after: float,
+        heartbeat: float,
+        wait_timeout: float,
+        poll: float,
+    ) -> None:
+        self.id, self.version, self.storage = id, version, storage
+        self.data_type = data_type
+        self.chunk_count = chunk_count
+        self.stale_after, self.heartbeat = stale_after, heartbeat
+        self.wait_timeout, self.poll = wait_timeout, poll
+        self.meta = f"{PROJECT}/{id}/.claims-{version}"
+        self.ready_key = f"{self.meta}/ready.json"
+        self.where = f"cacheable '{id}' version '{version}' in {storage.url}"
+
+    def dataset(self, data_type: type) -> Dataset:
+        return Dataset(
+            data_type,  # type: ignore[arg-type]
+            storage=self.storage,
+            project=PROJECT,
+            branch=self.id,
+            name=self.version,
+            chunkCount=self.chunk_count,
+            repoData={"cacheable": self.id, "version": self.version},
+        )
+
+    # -- the protocol ---------------------------------------------------------------------------
+    def get(self, build: Callable[[], Iterable[Any]]) -> Dataset:
+        deadline = time.monotonic() + self.wait_timeout
+        n = 0
+        seen: tuple[str, float] | None = None  # (last heartbeat text, when it changed)
+        while True:
+            ready = self._ready()
+            if ready is not None:
+                return ready
+            claim = self._claim_key(n)
+            if self.storage.put_if_absent(claim, self._claim_record()):
+                return self._build(n, build)
+            owner = self._read(claim)
+            if owner is None:  # claim vanished (deleted by hand): look again
+                continue
+            if self._dead(n, owner, seen):
+                n, seen = n + 1, None
+                continue
+            beat = self._beat_text(n)
+            if seen is None or seen[0] != beat:
+                seen = (beat, time.monotonic())
+            if time.monotonic() > deadline:
+                raise CacheableTimeoutError(
+                    f"{self.where}: waited {self.wait_timeout:.0f}s for the process "
+                    f"{owner.get('pid')} on {owner.get('host')} to build it"
+                )
+            time.sleep(self.poll)
+
+    def _ready(self) -> Dataset | None:
+        record = self._read(self.ready_key)
+        if record is None:
+            return None
+        data_type = self.data_type or _load_type(record["dataType"])
+        ds = self.dataset(data_type)
+        if not ds.exists():
+            raise DatasetError(
+                f"{self.where}: ready.json names a dataset that is missing; delete "
+                f"{self.storage.url}/{PROJECT}/{self.id} to rebuild it"
+            )
+        return ds
+
+    def _build(self, n: int, build: Callable[[], Iterable[Any]]) -> Dataset:
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(n, stop), daemon=True)
+        beat.start()
+        try:
+            ds = self._write(build)
+            record = {"dataType": _type_path(ds.dataType), "checksum": ds.checksum}
+            self.storage.write_text(self.ready_key, json.dumps(record))
+            return ds
+        except BaseException:
+            self.storage.write_text(f"{self.meta}/{n}.failed", "1")
+            raise
+        finally:
+            stop.set()
+            beat.join()
+
+    def _write(self, build: Callable[[], Iterable[Any]]) -> Dataset:
+        it = iter(build())
+        first = next(it, None)
+        data_type = self.data_type or (type(first) if first is not None else None)
+        if data_type is None:
+            raise DatasetUsageError(
+                f"{self.where}: the function yielded nothing; pass dataType= to store an empty dataset"
+            )
+        ds = self.dataset(data_type)
+        if ds.exists():  # a builder published, then died before writing ready.json
+            return ds
+        with DatasetWriter(ds) as writer:
+            if first is not None:
+                writer.append(first)
+            for obj in it:
+                writer.append(obj)
+        return ds
+
+    def _beat(self, n: int, stop: threading.Event) -> None:
+        count = 0
+        while True:
+            count += 1
+            try:
+                self.storage.write_text(f"{self.meta}/{n}.beat", str(count))
+            except Exception:  # a missed beat only risks a takeover; the build goes on
+                pass
+            if stop.wait(self.heartbeat):
+                return
+
+    # -- claims -----------------------------------------------------------------------------------
+    def _claim_key(self, n: int) -> str:
+        return f"{self.meta}/{n}.json"
+
+    def _claim_record(self) -> bytes:
+        return json.dumps(
+            {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
+        ).encode()
+
+    def _dead(self, n: int, owner: dict[str, Any], seen: tuple[str, float] | None) -> bool:
+        if self.storage.exists(f"{self.meta}/{n}.failed"):
+            return True
+        if owner.get("host") == socket.gethostname() and not _pid_alive(int(owner.get("pid", 0))):
+            return True
+        if seen is None:
+            return False
+        return seen[0] == self._beat_text(n) and time.monotonic() - seen[1] > self.stale_after
+
+    def _beat_text(self, n: int) -> str:
+        try:
+            return self.storage.read_text(f"{self.meta}/{n}.beat")
+        except NotFoundError:
+            return ""
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.storage.read_text(key))  # type: ignore[no-any-return]
+        except NotFoundError:
+            return None
