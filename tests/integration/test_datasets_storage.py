@@ -17,8 +17,13 @@ from hypermodel.data import (
 from hypermodel.storage import open_storage
 from tests.unit.data.models import Item, items
 
-REPO = {"branchName": "main", "commitHash": "d" * 40, "commitMessage": "m", "comitterName": "Ada",
-        "comitterEmail": "ada@example.com"}
+REPO = {
+    "branchName": "main",
+    "commitHash": "d" * 40,
+    "commitMessage": "m",
+    "comitterName": "Ada",
+    "comitterEmail": "ada@example.com",
+}
 
 
 def make(url: str, name: str = "items", chunks: int = 16) -> Dataset:
@@ -76,13 +81,13 @@ def test_corruption_is_detected(storage_url: str) -> None:
     key = ds.chunk_key("5")
     text = gzip.decompress(ds.storage.read_bytes(key))
     ds.storage.write_bytes(key, gzip.compress(text.replace(b"item", b"itex", 1)))
-    with pytest.raises(DatasetCorruptError, match="items_5.jsonl.gz does not match"):
+    with pytest.raises(DatasetCorruptError, match=r"items_5.jsonl.gz does not match"):
         list(ds.open("r"))
     ds.storage.write_bytes(key, gzip.compress(text)[:-10])
-    with pytest.raises(DatasetCorruptError, match="items_5.jsonl.gz is truncated"):
+    with pytest.raises(DatasetCorruptError, match=r"items_5.jsonl.gz is truncated"):
         list(ds.open("r"))
     ds.storage.delete(key)
-    with pytest.raises(DatasetCorruptError, match="items_5.jsonl.gz is missing"):
+    with pytest.raises(DatasetCorruptError, match=r"items_5.jsonl.gz is missing"):
         ds.verify()
 
 

@@ -17,8 +17,13 @@ from hypermodel.data import Dataset, Project
 from tests.support import unavailable
 from tests.unit.data.models import Item, items
 
-REPO = {"branchName": "main", "commitHash": "c" * 40, "commitMessage": "m", "comitterName": "Ada",
-        "comitterEmail": "ada@example.com"}
+REPO = {
+    "branchName": "main",
+    "commitHash": "c" * 40,
+    "commitMessage": "m",
+    "comitterName": "Ada",
+    "comitterEmail": "ada@example.com",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,9 @@ def hypergol() -> Any:
     except ImportError:  # setuptools >= 81 dropped it; hypergol only reads its own version
         shim = types.ModuleType("pkg_resources")
         shim.DistributionNotFound = type("DistributionNotFound", (Exception,), {})  # type: ignore[attr-defined]
-        shim.get_distribution = lambda name: types.SimpleNamespace(version=importlib.metadata.version(name))  # type: ignore[attr-defined]
+        shim.get_distribution = lambda name: types.SimpleNamespace(
+            version=importlib.metadata.version(name)
+        )  # type: ignore[attr-defined]
         sys.modules["pkg_resources"] = shim
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -70,15 +77,24 @@ def as_tuples(objs: Any) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize("chunks", [16, 256])
-def test_hypergol_reads_and_verifies_what_we_wrote(hypergol: Any, tmp_path: Path, chunks: int) -> None:
+def test_hypergol_reads_and_verifies_what_we_wrote(
+    hypergol: Any, tmp_path: Path, chunks: int
+) -> None:
     objs = items(500)
     ours = Dataset(Item, str(tmp_path), "proj", "main", "items", repoData=REPO, chunkCount=chunks)
     with ours.open("w") as writer:
         for obj in objs:
             writer.append(obj)
     HItem = hypergol_item(hypergol)
-    theirs = hypergol.Dataset(dataType=HItem, location=str(tmp_path), project="proj", branch="main",
-                              name="items", chunkCount=chunks, repoData=hypergol.RepoData(**REPO))
+    theirs = hypergol.Dataset(
+        dataType=HItem,
+        location=str(tmp_path),
+        project="proj",
+        branch="main",
+        name="items",
+        chunkCount=chunks,
+        repoData=hypergol.RepoData(**REPO),
+    )
     with theirs.open("r") as reader:  # also checks our .def against its own definition
         read = list(reader)
     assert as_tuples(read) == as_tuples(objs)
@@ -95,14 +111,28 @@ def test_hypergol_reads_and_verifies_what_we_wrote(hypergol: Any, tmp_path: Path
 def test_we_read_what_hypergol_wrote_with_its_lineage(hypergol: Any, tmp_path: Path) -> None:
     HItem = hypergol_item(hypergol)
     repo = hypergol.RepoData(**REPO)
-    raw = hypergol.Dataset(dataType=HItem, location=str(tmp_path), project="proj", branch="main",
-                           name="raw", chunkCount=16, repoData=repo)
+    raw = hypergol.Dataset(
+        dataType=HItem,
+        location=str(tmp_path),
+        project="proj",
+        branch="main",
+        name="raw",
+        chunkCount=16,
+        repoData=repo,
+    )
     src = [HItem(o.itemId, o.name, o.score, o.created) for o in items(300)]
     with raw.open("w") as writer:
         for obj in src:
             writer.append(obj)
-    derived = hypergol.Dataset(dataType=HItem, location=str(tmp_path), project="proj", branch="main",
-                               name="derived", chunkCount=16, repoData=repo)
+    derived = hypergol.Dataset(
+        dataType=HItem,
+        location=str(tmp_path),
+        project="proj",
+        branch="main",
+        name="derived",
+        chunkCount=16,
+        repoData=repo,
+    )
     derived.add_dependency(raw)
     with derived.open("w") as writer:
         for obj in src[:10]:
@@ -119,5 +149,7 @@ def test_we_read_what_hypergol_wrote_with_its_lineage(hypergol: Any, tmp_path: P
     mine.add_dependency(ours)
     with mine.open("w") as writer:
         writer.append(items(1)[0])
-    assert mine.read_def()["dependencies"][0] == {**json.loads((tmp_path / "proj/main/raw/raw.def").read_text()),
-                                                  "chkFileChecksum": ours.checksum}
+    assert mine.read_def()["dependencies"][0] == {
+        **json.loads((tmp_path / "proj/main/raw/raw.def").read_text()),
+        "chkFileChecksum": ours.checksum,
+    }

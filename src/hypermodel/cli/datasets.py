@@ -20,8 +20,14 @@ def _dataset(storage: Any, info: Any) -> Any:
     from ..data.model import BaseData
 
     stand_in = type(info.dataType, (BaseData,), {})
-    return Dataset(stand_in, storage=storage, project=info.project, branch=info.branch,
-                   name=info.name, chunkCount=info.chunkCount)
+    return Dataset(
+        stand_in,
+        storage=storage,
+        project=info.project,
+        branch=info.branch,
+        name=info.name,
+        chunkCount=info.chunkCount,
+    )
 
 
 def _short(checksum: str) -> str:
@@ -29,8 +35,9 @@ def _short(checksum: str) -> str:
 
 
 def datasets_group() -> click.Group:
-    group = click.Group("datasets", help="List, show, verify datasets and their lineage.",
-                        no_args_is_help=True)
+    group = click.Group(
+        "datasets", help="List, show, verify datasets and their lineage.", no_args_is_help=True
+    )
 
     @group.command("list")
     @click.option("--pattern", default=None, help="Regular expression on project/branch/name.")
@@ -46,14 +53,18 @@ def datasets_group() -> click.Group:
             click.echo(_as_code(storage.url, found))
             return
         if not found:
-            click.echo(f"no datasets in {storage.url}" + (f" matching {pattern!r}" if pattern else ""))
+            click.echo(
+                f"no datasets in {storage.url}" + (f" matching {pattern!r}" if pattern else "")
+            )
             return
         from rich.console import Console
         from rich.table import Table
 
         table = Table("dataset", "type", "chunks", "created", "checksum", box=None)
         for d in found:
-            table.add_row(d.path, d.dataType, str(d.chunkCount), d.creationTime[:19], _short(d.checksum))
+            table.add_row(
+                d.path, d.dataType, str(d.chunkCount), d.creationTime[:19], _short(d.checksum)
+            )
         Console(soft_wrap=True).print(table)
 
     @group.command("show")
@@ -116,8 +127,10 @@ def datasets_group() -> click.Group:
         storage = _storage(ctx)
         info = find_dataset(storage, name)
         counts = _dataset(storage, info).verify()
-        click.echo(f"ok: {info.path} {_short(info.checksum)}: {len(counts)} chunks, "
-                   f"{sum(counts.values()):,} objects verified")
+        click.echo(
+            f"ok: {info.path} {_short(info.checksum)}: {len(counts)} chunks, "
+            f"{sum(counts.values()):,} objects verified"
+        )
 
     return group
 

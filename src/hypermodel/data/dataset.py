@@ -589,7 +589,7 @@ class DatasetWriter:
     def _spill_all(self) -> None:
         # one chunk file open at a time, whatever the chunk count
         level = self.dataset.compresslevel
-        for chunk, lines in zip(self._chunks, self._lines):
+        for chunk, lines in zip(self._chunks, self._lines, strict=True):
             if lines:
                 chunk.lines = lines
                 self.count += len(lines)
@@ -609,11 +609,11 @@ class DatasetWriter:
                 raise _exists_error(self.dataset)
             checksums = {}
             level = self.dataset.compresslevel
-            for chunk, lines in zip(self._chunks, self._lines):
+            for chunk, lines in zip(self._chunks, self._lines, strict=True):
                 chunk.lines = lines
                 self.count += len(lines)
             with _Uploads(self._staging) as uploads:
-                for cid, chunk in zip(self._ids, self._chunks):
+                for cid, chunk in zip(self._ids, self._chunks, strict=True):
                     checksums[cid], body = chunk.finish(level, self._staging.temp_dir)
                     uploads.store(cid, body)
             self._chunks = []

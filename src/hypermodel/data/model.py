@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import inspect
 import json
 import sys
 import typing
@@ -68,7 +69,7 @@ class BaseData:
             cls._hml_id = (id,) if isinstance(id, str) else tuple(id)
         _check_id_fields(cls)
         if "__init__" not in cls.__dict__ and fields:
-            cls.__init__ = _compile_init(cls, fields, defaults)  # type: ignore[misc]
+            cls.__init__ = _compile_init(cls, fields, defaults)  # type: ignore[method-assign,misc]
 
     # -- identity ---------------------------------------------------------------------------
     def get_id(self) -> tuple[Any, ...]:
@@ -118,7 +119,7 @@ def _declared_fields(cls: type) -> tuple[list[str], dict[str, Any]]:
     for klass in reversed(cls.__mro__):
         if klass is BaseData or not issubclass(klass, BaseData):
             continue
-        for name, ann in klass.__dict__.get("__annotations__", {}).items():
+        for name, ann in inspect.get_annotations(klass).items():
             if name.startswith("_") or _is_classvar(ann):
                 continue
             if name not in fields:
@@ -141,7 +142,7 @@ def _check_id_fields(cls: type[BaseData]) -> None:
         return
     raw = {}
     for klass in reversed(cls.__mro__):
-        raw.update(klass.__dict__.get("__annotations__", {}))
+        raw.update(inspect.get_annotations(klass))
     for name in cls._hml_id:
         if name not in cls._hml_fields:
             raise DataModelError(f"{cls.__name__}: id field {name!r} is not a declared field")

@@ -116,7 +116,9 @@ class GCSStorage(FsspecStorage):
             options["endpoint_url"] = endpoint
             # the plain filesystem: the extended one (GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT) first
             # probes hierarchical-namespace APIs that emulators never answer, and hangs
-            filesystem = require("gcsfs.core", "gcs", "Google Cloud Storage (gs://) access").GCSFileSystem
+            filesystem = require(
+                "gcsfs.core", "gcs", "Google Cloud Storage (gs://) access"
+            ).GCSFileSystem
         # a fresh instance: cached ones carry an event loop that does not survive fork()
         fs = filesystem(skip_instance_cache=True, **options)
         super().__init__(url.replace("gcs://", "gs://", 1), fs)
@@ -131,7 +133,9 @@ class S3Storage(FsspecStorage):
 
     def __init__(self, url: str, endpoint_url: str | None = None, **options: Any) -> None:
         s3fs = require("s3fs", "s3", "Amazon S3 (s3://) access")
-        endpoint = endpoint_url or os.environ.get("HML_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
+        endpoint = (
+            endpoint_url or os.environ.get("HML_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
+        )
         if endpoint:
             options["endpoint_url"] = endpoint
         fs = s3fs.S3FileSystem(skip_instance_cache=True, **options)

@@ -56,4 +56,6 @@ T0 = dt.datetime(2026, 1, 2, 3, 4, 5)
 
 
 def items(n: int, start: int = 0) -> list[Item]:
-    return [Item(i, f"item {i}", i / 7, T0 + dt.timedelta(seconds=i)) for i in range(start, start + n)]
+    return [
+        Item(i, f"item {i}", i / 7, T0 + dt.timedelta(seconds=i)) for i in range(start, start + n)
+    ]

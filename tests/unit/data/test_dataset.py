@@ -25,8 +25,13 @@ from hypermodel.data import (
 
 from .models import T0, Assembly, Handwritten, Item, Part, items
 
-REPO = {"branchName": "main", "commitHash": "1" * 40, "commitMessage": "m", "comitterName": "n",
-        "comitterEmail": "e@x"}
+REPO = {
+    "branchName": "main",
+    "commitHash": "1" * 40,
+    "commitMessage": "m",
+    "comitterName": "n",
+    "comitterEmail": "e@x",
+}
 
 
 def make(root: Path, name: str = "items", chunks: int = 16, data_type: type = Item) -> Dataset:
@@ -48,7 +53,9 @@ def test_round_trip_layout_and_checksums(tmp_path: Path) -> None:
     assert sorted(back, key=lambda o: o.itemId) == objs
     folder = tmp_path / "proj/main/items"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(["items.def", "items.chk", *(f"items_{i:x}.jsonl.gz" for i in range(16))])
+    assert names == sorted(
+        ["items.def", "items.chk", *(f"items_{i:x}.jsonl.gz" for i in range(16))]
+    )
     chk = json.loads((folder / "items.chk").read_text())
     def_text = (folder / "items.def").read_text()
     assert chk["items.def"] == hashlib.sha1(def_text.encode()).hexdigest()
@@ -59,8 +66,16 @@ def test_round_trip_layout_and_checksums(tmp_path: Path) -> None:
             assert line == json.dumps(json.loads(line), sort_keys=True) + "\n"
     assert checksum == hashlib.sha1((folder / "items.chk").read_bytes()).hexdigest()
     definition = json.loads(def_text)
-    assert sorted(definition) == ["branch", "chunkCount", "creationTime", "dataType", "dependencies",
-                                  "name", "project", "repo"]
+    assert sorted(definition) == [
+        "branch",
+        "chunkCount",
+        "creationTime",
+        "dataType",
+        "dependencies",
+        "name",
+        "project",
+        "repo",
+    ]
     assert definition["dataType"] == "Item" and definition["repo"] == REPO
     assert def_text == json.dumps(definition, sort_keys=True, indent=4)
 
@@ -81,7 +96,10 @@ def test_nested_and_handwritten_models(tmp_path: Path) -> None:
     assert sorted(make(tmp_path, "asm", data_type=Assembly).open("r"), key=lambda x: x.number) == a
     h = [Handwritten(i, str(i), T0) for i in range(20)]
     write(make(tmp_path, "hand", data_type=Handwritten), h)
-    assert sorted(make(tmp_path, "hand", data_type=Handwritten).open("r"), key=lambda x: x.classId) == h
+    assert (
+        sorted(make(tmp_path, "hand", data_type=Handwritten).open("r"), key=lambda x: x.classId)
+        == h
+    )
 
 
 def test_exception_inside_the_writer_publishes_nothing(tmp_path: Path) -> None:
@@ -91,7 +109,9 @@ def test_exception_inside_the_writer_publishes_nothing(tmp_path: Path) -> None:
             writer.append(obj)
         raise RuntimeError("boom")
     assert not ds.exists()
-    assert not (tmp_path / "proj/main/items").exists() or not any((tmp_path / "proj/main/items").iterdir())
+    assert not (tmp_path / "proj/main/items").exists() or not any(
+        (tmp_path / "proj/main/items").iterdir()
+    )
     with pytest.raises(DatasetNotFoundError):
         list(ds.open("r"))
     write(ds, items(10))  # and the same write then simply works
@@ -168,7 +188,7 @@ def test_altered_chunk_is_detected_naming_the_file(tmp_path: Path) -> None:
     path = corrupt(ds, tmp_path)
     text = gzip.decompress(path.read_bytes()).replace(b"item", b"itex", 1)
     path.write_bytes(gzip.compress(text))  # valid gzip, valid JSON, wrong content
-    with pytest.raises(DatasetCorruptError, match="items_3.jsonl.gz does not match its checksum"):
+    with pytest.raises(DatasetCorruptError, match=r"items_3.jsonl.gz does not match its checksum"):
         list(ds.open("r"))
     with pytest.raises(DatasetCorruptError, match="items_3"):
         ds.verify()
@@ -178,7 +198,7 @@ def test_truncated_chunk_is_detected(tmp_path: Path) -> None:
     ds = make(tmp_path)
     path = corrupt(ds, tmp_path)
     path.write_bytes(path.read_bytes()[:-20])
-    with pytest.raises(DatasetCorruptError, match="items_3.jsonl.gz is truncated"):
+    with pytest.raises(DatasetCorruptError, match=r"items_3.jsonl.gz is truncated"):
         list(ds.open("r"))
 
 
@@ -188,14 +208,14 @@ def test_garbled_chunk_is_detected(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[30] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(DatasetCorruptError, match="items_3.jsonl.gz"):
+    with pytest.raises(DatasetCorruptError, match=r"items_3.jsonl.gz"):
         list(ds.open("r"))
 
 
 def test_missing_chunk_is_detected(tmp_path: Path) -> None:
     ds = make(tmp_path)
     corrupt(ds, tmp_path).unlink()
-    with pytest.raises(DatasetCorruptError, match="chunk .*items_3.jsonl.gz is missing"):
+    with pytest.raises(DatasetCorruptError, match=r"chunk .*items_3.jsonl.gz is missing"):
         list(ds.open("r"))
 
 
@@ -204,7 +224,7 @@ def test_altered_def_is_detected(tmp_path: Path) -> None:
     write(ds, items(5))
     path = tmp_path / "proj/main/items/items.def"
     path.write_text(path.read_text().replace('"main"', '"other"', 1))
-    with pytest.raises(DatasetCorruptError, match="items.def does not match"):
+    with pytest.raises(DatasetCorruptError, match=r"items.def does not match"):
         ds.open("r")
 
 
@@ -293,7 +313,9 @@ def test_one_chunk_per_job_then_publish(tmp_path: Path) -> None:
         sums[cid] = writer.close()
     assert not ds.exists()  # written, not published
     with pytest.raises(DatasetUsageError, match="belongs to chunk"):
-        ds.chunk_writer("0", token="job43").append(next(o for o in objs if ds.chunk_id_of(o) != "0"))
+        ds.chunk_writer("0", token="job43").append(
+            next(o for o in objs if ds.chunk_id_of(o) != "0")
+        )
     checksum = ds.publish(sums, token="job42")
     assert checksum == ds.checksum
     assert sorted(ds.open("r"), key=lambda o: o.itemId) == objs
@@ -320,7 +342,9 @@ def test_4096_chunks_with_few_open_files_and_bounded_memory(tmp_path: Path) -> N
         print(peak, sum(1 for _ in ds.open("r")))
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=240
+    )
     assert out.returncode == 0, out.stderr
     peak, count = map(int, out.stdout.split())
     assert count == 30000

@@ -14,7 +14,9 @@ from .models import Assembly, Item, items
 def reference_chunk(hash_id: object, count: int) -> str:
     """Hypergol 0.2.1's rule, written out: SHA1 of the str parts joined without a separator."""
     parts = hash_id if isinstance(hash_id, tuple) else (hash_id,)
-    return hashlib.sha1("".join(str(p) for p in parts).encode()).hexdigest()[: fmt.VALID_CHUNKS[count]]
+    return hashlib.sha1("".join(str(p) for p in parts).encode()).hexdigest()[
+        : fmt.VALID_CHUNKS[count]
+    ]
 
 
 @pytest.mark.parametrize("count,digits", [(16, 1), (256, 2), (4096, 3)])
@@ -73,5 +75,8 @@ def test_placer_refuses_ids_of_the_wrong_type() -> None:
 
 def test_def_and_chk_text_format() -> None:
     assert fmt.dump_def({"b": 1, "a": [1]}) == '{\n    "a": [\n        1\n    ],\n    "b": 1\n}'
-    assert fmt.dump_chk({"x_1.jsonl.gz": "ab", "x.def": "cd"}) == '{\n    "x.def": "cd",\n    "x_1.jsonl.gz": "ab"\n}'
+    assert (
+        fmt.dump_chk({"x_1.jsonl.gz": "ab", "x.def": "cd"})
+        == '{\n    "x.def": "cd",\n    "x_1.jsonl.gz": "ab"\n}'
+    )
     assert fmt.sha1_text("") == "da39a3ee5e6b4b0d3255bfef95601890afd80709"

@@ -31,8 +31,17 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> git.Repo:
 
 @pytest.fixture
 def op_context(tmp_path: Path) -> Iterator[OpContext]:
-    ctx = OpContext(app="app", pipeline="p", task="t", op="t", run_id="r1", attempt=1,
-                    root=str(tmp_path / "bucket"), workdir=tmp_path, output_key="k")
+    ctx = OpContext(
+        app="app",
+        pipeline="p",
+        task="t",
+        op="t",
+        run_id="r1",
+        attempt=1,
+        root=str(tmp_path / "bucket"),
+        workdir=tmp_path,
+        output_key="k",
+    )
     token = _CURRENT.set(ctx)
     try:
         yield ctx
@@ -60,8 +69,9 @@ def test_git_state_is_recorded_with_hypergols_keys(repo: git.Repo, tmp_path: Pat
     }
 
 
-def test_outside_a_repository_says_so_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_outside_a_repository_says_so_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
     monkeypatch.chdir(plain)
@@ -80,11 +90,12 @@ def test_dirty_repo_outside_a_pipeline_is_recorded(repo: git.Repo, tmp_path: Pat
     assert ds.read_def()["repo"]["isDirty"] is True
 
 
-def test_pipeline_refuses_to_write_from_a_dirty_repo(repo: git.Repo, op_context: OpContext,
-                                                       tmp_path: Path) -> None:
+def test_pipeline_refuses_to_write_from_a_dirty_repo(
+    repo: git.Repo, op_context: OpContext, tmp_path: Path
+) -> None:
     Path("model.py").write_text("x = 2\n")
     ds = Dataset(Item, project="p", branch="main", name="x")  # location: the op's root
-    with pytest.raises(DirtyRepoError, match="uncommitted changes.*--force"):
+    with pytest.raises(DirtyRepoError, match=r"uncommitted changes.*--force"):
         ds.open("w")
     assert not (tmp_path / "bucket").exists()
     op_context.force = True
@@ -93,8 +104,9 @@ def test_pipeline_refuses_to_write_from_a_dirty_repo(repo: git.Repo, op_context:
     assert (tmp_path / "bucket/p/main/x/x.chk").exists()
 
 
-def test_ops_record_inputs_and_depend_on_them_automatically(repo: git.Repo, op_context: OpContext,
-                                                            tmp_path: Path) -> None:
+def test_ops_record_inputs_and_depend_on_them_automatically(
+    repo: git.Repo, op_context: OpContext, tmp_path: Path
+) -> None:
     root = str(tmp_path / "bucket")
     a, b = Dataset(Item, root, "p", "main", "a"), Dataset(Item, root, "p", "main", "b")
     op_context.output_datasets.clear()

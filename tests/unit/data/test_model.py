@@ -16,12 +16,23 @@ from .models import T0, Assembly, Handwritten, Item, Part
 
 
 def test_declared_fields_get_an_init_and_round_trip() -> None:
-    a = Assembly("lyon", 7, [Part("p1", dt.date(2020, 1, 2))], main=Part("m", dt.date(2021, 3, 4)),
-                 at=dt.time(5, 6, 7), tags=["x"], extra={"k": [1, 2.5, None]})
+    a = Assembly(
+        "lyon",
+        7,
+        [Part("p1", dt.date(2020, 1, 2))],
+        main=Part("m", dt.date(2021, 3, 4)),
+        at=dt.time(5, 6, 7),
+        tags=["x"],
+        extra={"k": [1, 2.5, None]},
+    )
     data = a.to_data()
     assert data == {
-        "site": "lyon", "number": 7, "parts": [{"partId": "p1", "made": "2020-01-02"}],
-        "main": {"partId": "m", "made": "2021-03-04"}, "at": "05:06:07", "tags": ["x"],
+        "site": "lyon",
+        "number": 7,
+        "parts": [{"partId": "p1", "made": "2020-01-02"}],
+        "main": {"partId": "m", "made": "2021-03-04"},
+        "at": "05:06:07",
+        "tags": ["x"],
         "extra": {"k": [1, 2.5, None]},
     }
     back = Assembly.from_data(json.loads(json.dumps(data)))
@@ -79,9 +90,30 @@ def test_objects_pickle() -> None:
     assert pickle.loads(pickle.dumps(a)) == a
 
 
-STRINGS = ["", "plain", "é ü 中文 🎉", "quote \" back \\ slash", "\n\t\r\b\f", "\x00\x1f\x7f", "/", "'"]
-FLOATS = [0.0, -0.0, 1.0, 0.1, 1e16, 1e-7, 123456789.123, 2.5e-300, 1.7976931348623157e308,
-          math.nan, math.inf, -math.inf]
+STRINGS = [
+    "",
+    "plain",
+    "é ü 中文 🎉",
+    'quote " back \\ slash',
+    "\n\t\r\b\f",
+    "\x00\x1f\x7f",
+    "/",
+    "'",
+]
+FLOATS = [
+    0.0,
+    -0.0,
+    1.0,
+    0.1,
+    1e16,
+    1e-7,
+    123456789.123,
+    2.5e-300,
+    1.7976931348623157e308,
+    math.nan,
+    math.inf,
+    -math.inf,
+]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -90,9 +122,12 @@ def test_encoder_is_byte_identical_to_json_dumps(seed: int) -> None:
     enc = encoder_for(Item)
     assert enc is not None
     for _ in range(300):
-        obj = Item(rng.choice([0, -1, 2**70, rng.randint(-10**9, 10**9)]),
-                   rng.choice(STRINGS) + rng.choice(STRINGS), rng.choice([*FLOATS, rng.random() * 10**rng.randint(-20, 20)]),
-                   T0 + dt.timedelta(microseconds=rng.randint(0, 10**12)))
+        obj = Item(
+            rng.choice([0, -1, 2**70, rng.randint(-(10**9), 10**9)]),
+            rng.choice(STRINGS) + rng.choice(STRINGS),
+            rng.choice([*FLOATS, rng.random() * 10 ** rng.randint(-20, 20)]),
+            T0 + dt.timedelta(microseconds=rng.randint(0, 10**12)),
+        )
         assert enc(obj) == json.dumps(obj.to_data(), sort_keys=True)
 
 
@@ -103,13 +138,22 @@ def test_encoder_falls_back_for_values_of_the_wrong_type() -> None:
     assert enc(odd) == json.dumps(odd.to_data(), sort_keys=True)
     nested = encoder_for(Assembly)
     assert nested is not None
-    a = Assembly("s", 1, [Part("p", dt.date(2020, 1, 1))], main=Part("m", dt.date(2020, 1, 1)), extra={"é": 1})
+    a = Assembly(
+        "s",
+        1,
+        [Part("p", dt.date(2020, 1, 1))],
+        main=Part("m", dt.date(2020, 1, 1)),
+        extra={"é": 1},
+    )
     assert nested(a) == json.dumps(a.to_data(), sort_keys=True)
 
 
 def test_batch_decoder_takes_the_slow_path_for_unexpected_keys() -> None:
     decode = batch_decoder_for(Item)
-    rows = [Item(1, "a", 0.5, T0).to_data(), {"itemId": 2, "name": "b", "score": 1.0, "created": T0.isoformat(), "x": 1}]
+    rows = [
+        Item(1, "a", 0.5, T0).to_data(),
+        {"itemId": 2, "name": "b", "score": 1.0, "created": T0.isoformat(), "x": 1},
+    ]
     out = decode(rows)
     assert out[0] == Item(1, "a", 0.5, T0)
     assert out[1].itemId == 2 and not hasattr(out[1], "x")

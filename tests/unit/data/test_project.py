@@ -11,8 +11,13 @@ from hypermodel.data.project import find_dataset
 
 from .models import Item, Part, items
 
-REPO = {"branchName": "main", "commitHash": "ab" * 20, "commitMessage": "m", "comitterName": "Ada",
-        "comitterEmail": "a@x"}
+REPO = {
+    "branchName": "main",
+    "commitHash": "ab" * 20,
+    "commitMessage": "m",
+    "comitterName": "Ada",
+    "comitterEmail": "a@x",
+}
 
 
 def build(root: Path) -> Project:
@@ -26,7 +31,9 @@ def build(root: Path) -> Project:
     with clean.open("w") as w:
         for obj in raw.open("r"):
             w.append(obj)
-    other = Project(str(root), project="shop", branch="dev").datasets.get(dataType=Part, name="parts", chunkCount=256, repoData=REPO)
+    other = Project(str(root), project="shop", branch="dev").datasets.get(
+        dataType=Part, name="parts", chunkCount=256, repoData=REPO
+    )
     other.open("w").close()
     return project
 
@@ -35,7 +42,11 @@ def test_factory_and_listing(tmp_path: Path) -> None:
     project = build(tmp_path)
     listed = project.datasets.list()
     assert [d.name for d in listed] == ["clean", "raw"]
-    assert [d.path for d in project.datasets.list(all_branches=True)] == ["shop/dev/parts", "shop/main/clean", "shop/main/raw"]
+    assert [d.path for d in project.datasets.list(all_branches=True)] == [
+        "shop/dev/parts",
+        "shop/main/clean",
+        "shop/main/raw",
+    ]
     assert project.datasets.list(pattern="ra") == [d for d in listed if d.name == "raw"]
     raw = project.datasets.get(dataType=Item, name="raw")
     assert raw.checksum == listed[1].checksum
@@ -65,7 +76,9 @@ def test_cli_list_show_lineage_verify(tmp_path: Path) -> None:
     assert code == 0 and "clean = hml.Dataset(dataType=Item" in out and "raw =" not in out
     code, out = run(tmp_path, "show", "clean")
     assert code == 0 and "objects       40" in out and "abababab" in out
-    code, out = run(tmp_path, "lineage", project.datasets.get(dataType=Item, name="clean").checksum[:8])
+    code, out = run(
+        tmp_path, "lineage", project.datasets.get(dataType=Item, name="clean").checksum[:8]
+    )
     assert code == 0
     assert out.index("shop/main/clean") < out.index("shop/main/raw")
     assert "└──" in out and "abababab" in out and "Ada" in out
@@ -77,6 +90,8 @@ def test_cli_verify_fails_naming_the_file(tmp_path: Path) -> None:
     build(tmp_path)
     chunk = tmp_path / "shop/main/raw/raw_7.jsonl.gz"
     chunk.write_bytes(chunk.read_bytes()[:-8])
-    result = CliRunner().invoke(build_hml_cli(), ["--root", str(tmp_path), "datasets", "verify", "raw"])
+    result = CliRunner().invoke(
+        build_hml_cli(), ["--root", str(tmp_path), "datasets", "verify", "raw"]
+    )
     assert result.exit_code != 0
     assert "raw_7.jsonl.gz" in str(result.exception)
