@@ -42,12 +42,12 @@ def runs_group() -> click.Group:
         store = _store(ctx)
         rows = []
         for run_id in store.run_ids():
-            meta = store.meta(run_id)
+            record = store.load(run_id, metrics=False)
+            meta = record.meta
             if pipeline and meta.get("pipeline") != pipeline:
                 continue
             if project and meta.get("project") != project:
                 continue
-            record = store.load(run_id, metrics=False)
             if state and record.state != state:
                 continue
             duration = f"{record.duration:.2f}s" if record.duration is not None else "-"

@@ -330,7 +330,12 @@ def lineage_graph(
         for entry in r.inputs:
             edges.append((node_for(entry), rid))
         for entry in r.outputs:
-            edges.append((rid, node_for(entry)))
+            out = node_for(entry)
+            edges.append((rid, out))
+            made_at = entry.get("commit")
+            if made_at and made_at != "unknown":  # a model names the commit it was trained at
+                nodes.setdefault(f"commit:{made_at}", ("commit", f"commit {str(made_at)[:10]}"))
+                edges.append((out, f"commit:{made_at}"))
         commit = (r.git.get("app") or r.meta.get("git") or {}).get("commit")
         if commit:
             cid = f"commit:{commit}"

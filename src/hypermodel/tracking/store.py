@@ -87,6 +87,24 @@ class RunRecord:
 class RunStore:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        self._models: list[dict[str, Any]] | None = None
+
+    def published_models(self) -> list[dict[str, Any]]:
+        """Model references published by ``hypermodel.serving`` (``models/<name>/<version>/
+        reference.json``): each names the run and task that produced it, so an op run's
+        lineage shows the models it published without any wiring. Read once per store."""
+        if self._models is None:
+            found = []
+            for key in self.storage.list("models"):
+                if key.count("/") == 3 and key.endswith("/reference.json"):
+                    try:
+                        ref = orjson.loads(self.storage.read_bytes(key))
+                    except (orjson.JSONDecodeError, NotFoundError):
+                        continue
+                    if isinstance(ref, dict):
+                        found.append(ref)
+            self._models = found
+        return self._models
 
     # -- listing --------------------------------------------------------------------------------
     def run_ids(self) -> list[str]:
@@ -137,6 +155,18 @@ class RunStore:
             record.writers.add(_writer_of(key))
         for event in sorted(events, key=lambda e: e.get("t", 0.0)):
             _apply(record, event)
+        task, pipeline_run = record.meta.get("task"), record.meta.get("pipeline_run_id")
+        if task and pipeline_run:
+            for ref in self.published_models():
+                if ref.get("run_id") == pipeline_run and ref.get("task") == task:
+                    entry = {"kind": "model", "name": ref.get("name"), "version": ref.get("version"),
+                             "checksum": ref.get("model_sha256"), "commit": ref.get("commit")}
+                    if entry not in record.outputs:
+                        record.outputs.append(entry)
+                    for checksum in ref.get("datasets") or []:
+                        ds = {"kind": "dataset", "checksum": checksum, "name": str(checksum)[:12]}
+                        if all(i.get("checksum") != checksum for i in record.inputs):
+                            record.inputs.append(ds)
         if metrics:
             for key in self.storage.list(f"{prefix}/metrics"):
                 record.writers.add(_writer_of(key))
