@@ -159,8 +159,13 @@ class RunStore:
         if task and pipeline_run:
             for ref in self.published_models():
                 if ref.get("run_id") == pipeline_run and ref.get("task") == task:
-                    entry = {"kind": "model", "name": ref.get("name"), "version": ref.get("version"),
-                             "checksum": ref.get("model_sha256"), "commit": ref.get("commit")}
+                    entry = {
+                        "kind": "model",
+                        "name": ref.get("name"),
+                        "version": ref.get("version"),
+                        "checksum": ref.get("model_sha256"),
+                        "commit": ref.get("commit"),
+                    }
                     if entry not in record.outputs:
                         record.outputs.append(entry)
                     for checksum in ref.get("datasets") or []:

@@ -71,16 +71,29 @@ def test_models_published_by_an_op_join_its_lineage(storage: LocalStorage) -> No
 
     from hypermodel.tracking.run import Run as _Run
 
-    _Run._create("p-run.train", "demo", storage, {"task": "train", "pipeline": "p", "pipeline_run_id": "p-run"},
-                 owned=True).close()
-    ref = {"name": "clf", "version": "3", "model_sha256": "d" * 64, "run_id": "p-run", "task": "train",
-           "commit": "c" * 40, "datasets": ["e" * 40]}
+    _Run._create(
+        "p-run.train",
+        "demo",
+        storage,
+        {"task": "train", "pipeline": "p", "pipeline_run_id": "p-run"},
+        owned=True,
+    ).close()
+    ref = {
+        "name": "clf",
+        "version": "3",
+        "model_sha256": "d" * 64,
+        "run_id": "p-run",
+        "task": "train",
+        "commit": "c" * 40,
+        "datasets": ["e" * 40],
+    }
     storage.write_bytes("models/clf/3/reference.json", orjson.dumps(ref))
     storage.write_bytes("models/other/1/reference.json", orjson.dumps({**ref, "task": "evaluate"}))
     record = RunStore(storage).load("p-run.train")
-    assert record.outputs == [{"kind": "model", "name": "clf", "version": "3", "checksum": "d" * 64,
-                               "commit": "c" * 40}]
+    assert record.outputs == [
+        {"kind": "model", "name": "clf", "version": "3", "checksum": "d" * 64, "commit": "c" * 40}
+    ]
     assert [i["checksum"] for i in record.inputs] == ["e" * 40]
-    nodes, edges = lineage_graph([record])
+    _nodes, edges = lineage_graph([record])
     assert (f"model:{'d' * 64}", f"commit:{'c' * 40}") in edges
     assert (f"dataset:{'e' * 40}", "op:p-run.train") in edges
