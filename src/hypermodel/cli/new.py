@@ -93,8 +93,11 @@ def new_group() -> click.Group:
         FIELD:TYPE[:id] with TYPE one of int, float, str, bool, dict, datetime, date, time, a
         data model class of the project, or "List[TYPE]"; ':id' marks id fields (int, str).
         """
+        from ..scaffold.fields import check_class_name, parse_fields
         from ..scaffold.generators import data_model_plan
 
+        check_class_name(class_name)  # bad arguments first, wherever the command runs
+        parse_fields(list(fields))
         _finish(data_model_plan(_layout(project_dir), class_name, list(fields)), dry_run)
 
     @new.command("task")

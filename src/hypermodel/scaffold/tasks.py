@@ -372,7 +372,10 @@ def _pipeline_source(
             f"from {layout.package}.data_models.{module_name(c)} import {c}"
             for c in sorted(set(datasets.values()))
         ),
-        *(f"from {layout.package}.tasks.{module_name(t.name)} import {t.name}" for t in tasks),
+        *(
+            f"from {layout.package}.tasks.{module_name(t.name)} import {t.name}"
+            for t in sorted(tasks, key=lambda t: module_name(t.name))
+        ),
     ]
     source = render(
         "pipeline.py",
