@@ -89,7 +89,11 @@ BARE = textwrap.dedent(
     """
 )
 
-MLFLOW_SAVE = "import joblib, mlflow.sklearn, sys; mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[2])"
+# MLflow 3 saves sklearn models with skops, which asks to trust the tree node type explicitly.
+MLFLOW_SAVE = (
+    "import joblib, mlflow.sklearn, sys; mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[2], "
+    "skops_trusted_types=['sklearn.tree._tree.Tree'])"
+)
 
 
 def train(kind: str, work: Path) -> Path:

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from typing import Any, Union
 
 # JSON types accepted for an annotation (bool is not an int here: JSON true is not 1).
-_JSON_TYPES: dict[Any, tuple[type, ...]] = {
-    int: (int,),
-    float: (int, float),
-    str: (str,),
-    bool: (bool,),
-    dict: (dict,),
-    list: (list,),
+_JSON_TYPES: dict[Any, frozenset[type]] = {
+    int: frozenset({int}),
+    float: frozenset({int, float}),
+    str: frozenset({str}),
+    bool: frozenset({bool}),
+    dict: frozenset({dict}),
+    list: frozenset({list}),
 }
 _TEMPORAL_FORMATS = {dt.datetime: "date-time", dt.date: "date", dt.time: "time"}
 _OPENAPI_TYPES = {
@@ -74,59 +74,133 @@ def schema_name(schema: Any) -> str:
 
 
 # -- validation ----------------------------------------------------------------------------------
-FieldList = list[tuple[str, Any, bool]]  # (name, annotation, required)
+Problems = list[dict[str, Any]]
+Checker = Callable[[Any, str], Problems]  # (value, loc) -> problems; [] when the value fits
 
 
-def describe_fields(schema: Any) -> FieldList:
-    return [
-        (n, a, _required(schema, n) and not _optional(a)) for n, a in field_types(schema).items()
-    ]
+def _ok(value: Any, loc: str) -> Problems:
+    return []
 
 
 class Validator:
-    """parse/dump for one route's schema; data-model field lists are resolved once, not per request."""
+    """parse/dump for one route's schema.
+
+    A data model's annotations are compiled once into checker functions (not re-read per
+    request): the server validates every request, so this is on the hot path.
+    """
 
     def __init__(self, schema: Any) -> None:
         self.schema = schema
-        self._fields: dict[Any, FieldList] = {}
+        self._fields: dict[Any, list[tuple[str, Checker, bool]]] = {}
 
-    def fields(self, cls: Any) -> FieldList:
+    def fields(self, cls: Any) -> list[tuple[str, Checker, bool]]:
         found = self._fields.get(cls)
-        if found is None:  # a race here only computes the same list twice
-            found = self._fields[cls] = describe_fields(cls)
+        if found is None:  # a race here only compiles the same list twice
+            found = [
+                (
+                    name,
+                    self._compile(annotation),
+                    _required(cls, name) and not _optional(annotation),
+                )
+                for name, annotation in field_types(cls).items()
+            ]
+            self._fields[cls] = found
         return found
 
+    def check_fields(self, cls: Any, payload: Any, loc: str = "") -> Problems:
+        """Missing fields and JSON type mismatches of ``payload`` against a data model."""
+        if type(payload) is not dict:
+            return [
+                {"loc": loc or "body", "msg": f"expected a JSON object, got {_json_kind(payload)}"}
+            ]
+        problems: Problems = []
+        for name, check, required in self.fields(cls):
+            if name in payload:
+                found = check(payload[name], f"{loc}.{name}" if loc else name)
+                if found:
+                    problems += found
+            elif required:
+                problems.append({"loc": f"{loc}.{name}" if loc else name, "msg": "field required"})
+        return problems
+
     def parse(self, payload: Any) -> Any:
-        return parse(self.schema, payload, self.fields)
+        """``payload`` (decoded JSON) -> an instance of the schema; raise SchemaError with reasons."""
+        schema = self.schema
+        if is_pydantic(schema):
+            return _parse_pydantic(schema, payload)
+        problems = self.check_fields(schema, payload)
+        if problems:
+            raise SchemaError(problems)
+        try:
+            return schema.from_data(payload)
+        except (
+            Exception
+        ) as exc:  # from_data sees client data: whatever it rejects is the client's error
+            raise SchemaError([{"loc": "body", "msg": f"{type(exc).__name__}: {exc}"}]) from exc
 
     def dump(self, value: Any) -> Any:
-        return dump(self.schema, value, self.fields)
+        """A handler's result -> JSON-able data, checked against the schema when one is declared."""
+        schema = self.schema
+        if schema is None:
+            return value
+        if is_pydantic(schema):
+            obj = value if isinstance(value, schema) else _parse_pydantic(schema, value)
+            return obj.model_dump(mode="json")
+        obj = value if isinstance(value, schema) else self.parse(value)
+        return obj.to_data()
+
+    def _compile(self, annotation: Any) -> Checker:
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if annotation is Any:
+            return _ok
+        if origin in (Union, types.UnionType):
+            return self._compile_union(annotation, args)
+        if origin in (list, tuple, set, frozenset) or annotation in (list, tuple):
+            return self._compile_list(args[0] if args else Any)
+        if origin is dict or annotation is dict:
+            return _expect({dict}, "an object")
+        if annotation in _JSON_TYPES:
+            return _expect(_JSON_TYPES[annotation], _describe(annotation))
+        if is_data_model(annotation):
+            return lambda value, loc: self.check_fields(annotation, value, loc)
+        return _ok  # an annotation we cannot check: from_data decides
+
+    def _compile_union(self, annotation: Any, args: tuple[Any, ...]) -> Checker:
+        nullable = type(None) in args
+        options = [self._compile(a) for a in args if a is not type(None)]
+        expected = _describe(annotation)
+
+        def check(value: Any, loc: str) -> Problems:
+            if value is None and nullable:
+                return []
+            if any(not option(value, loc) for option in options):
+                return []
+            return [{"loc": loc, "msg": f"expected {expected}, got {_json_kind(value)}"}]
+
+        return check
+
+    def _compile_list(self, inner_annotation: Any) -> Checker:
+        inner = self._compile(inner_annotation)
+        fast = _JSON_TYPES.get(inner_annotation)  # a list of scalars: one pass over exact types
+
+        def check(value: Any, loc: str) -> Problems:
+            if type(value) is not list:
+                return [{"loc": loc, "msg": f"expected an array, got {_json_kind(value)}"}]
+            if inner is _ok or (fast is not None and all(type(v) in fast for v in value)):
+                return []
+            return [p for i, item in enumerate(value) for p in inner(item, f"{loc}.{i}")]
+
+        return check
 
 
-def parse(schema: Any, payload: Any, fields: Callable[[Any], FieldList] = describe_fields) -> Any:
-    """``payload`` (decoded JSON) -> an instance of ``schema``; raise SchemaError with reasons."""
-    if is_pydantic(schema):
-        return _parse_pydantic(schema, payload)
-    problems = check_fields(schema, payload, "", fields)
-    if problems:
-        raise SchemaError(problems)
-    try:
-        return schema.from_data(payload)
-    except (
-        Exception
-    ) as exc:  # from_data sees client data: whatever it rejects is the client's error
-        raise SchemaError([{"loc": "body", "msg": f"{type(exc).__name__}: {exc}"}]) from exc
+def _expect(allowed: frozenset[type] | set[type], expected: str) -> Checker:
+    # Exact types: decoded JSON holds exact int/float/str/bool, and True must not pass as an int.
+    def check(value: Any, loc: str) -> Problems:
+        if type(value) in allowed:
+            return []
+        return [{"loc": loc, "msg": f"expected {expected}, got {_json_kind(value)}"}]
 
-
-def dump(schema: Any, value: Any, fields: Callable[[Any], FieldList] = describe_fields) -> Any:
-    """A handler's result -> JSON-able data, checked against ``schema`` when one is declared."""
-    if schema is None:
-        return value
-    if is_pydantic(schema):
-        obj = value if isinstance(value, schema) else _parse_pydantic(schema, value)
-        return obj.model_dump(mode="json")
-    obj = value if isinstance(value, schema) else parse(schema, value, fields)
-    return obj.to_data()
+    return check
 
 
 def _parse_pydantic(schema: Any, payload: Any) -> Any:
@@ -147,7 +221,7 @@ def _parse_pydantic(schema: Any, payload: Any) -> Any:
 
 
 def field_types(schema: Any) -> dict[str, Any]:
-    """The annotated fields of a data model class (dataclass fields or annotations)."""
+    """The annotated fields of a data model class (BaseData fields, dataclass fields or annotations)."""
     try:
         hints = typing.get_type_hints(schema)
     except Exception:  # unresolvable forward references: fall back to raw annotations
@@ -173,65 +247,6 @@ def _required(schema: Any, name: str) -> bool:
             if f.name == name:
                 return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     return not hasattr(schema, name)
-
-
-def check_fields(
-    schema: Any, payload: Any, loc: str = "", fields: Callable[[Any], FieldList] = describe_fields
-) -> list[dict[str, Any]]:
-    """Missing fields and JSON type mismatches of ``payload`` against a data model's annotations."""
-    if not isinstance(payload, dict):
-        return [{"loc": loc or "body", "msg": f"expected a JSON object, got {_json_kind(payload)}"}]
-    problems = []
-    for name, annotation, required in fields(schema):
-        where = f"{loc}.{name}" if loc else name
-        if name not in payload:
-            if required:
-                problems.append({"loc": where, "msg": "field required"})
-            continue
-        problems += _check_value(annotation, payload[name], where, fields)
-    return problems
-
-
-def _check_value(
-    annotation: Any, value: Any, loc: str, fields: Callable[[Any], FieldList]
-) -> list[dict[str, Any]]:
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if annotation is Any or annotation is typing.Any:
-        return []
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return []
-        for arg in (a for a in args if a is not type(None)):
-            if not _check_value(arg, value, loc, fields):
-                return []
-        return [{"loc": loc, "msg": f"expected {_describe(annotation)}, got {_json_kind(value)}"}]
-    if origin in (list, tuple, set, frozenset) or annotation in (list, tuple):
-        if not isinstance(value, list):
-            return [{"loc": loc, "msg": f"expected an array, got {_json_kind(value)}"}]
-        inner = args[0] if args else Any
-        return [
-            p
-            for i, item in enumerate(value)
-            for p in _check_value(inner, item, f"{loc}.{i}", fields)
-        ]
-    if origin is dict or annotation is dict:
-        return (
-            []
-            if isinstance(value, dict)
-            else [{"loc": loc, "msg": f"expected an object, got {_json_kind(value)}"}]
-        )
-    if annotation in _JSON_TYPES:
-        ok = isinstance(value, _JSON_TYPES[annotation]) and not (
-            annotation is not bool and isinstance(value, bool)
-        )
-        return (
-            []
-            if ok
-            else [{"loc": loc, "msg": f"expected {_describe(annotation)}, got {_json_kind(value)}"}]
-        )
-    if is_data_model(annotation):
-        return check_fields(annotation, value, loc, fields)
-    return []  # an annotation we cannot check: from_data decides
 
 
 def _optional(annotation: Any) -> bool:

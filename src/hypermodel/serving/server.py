@@ -33,6 +33,8 @@ _BUILTIN_ENDPOINTS = frozenset(
 )
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Metric labels take only known methods: a client inventing methods must not grow the registry.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -67,12 +69,27 @@ class Metrics:
             registry=self.registry,
         )
         self._prom = prom
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
-        if status >= 400:
-            self.errors.labels(route, str(status)).inc()
+        # Label children are looked up once per (route, method, status): labels() validates and
+        # locks on every call, and this runs on every request. Routes, methods and statuses are
+        # bounded sets, so the dict is too.
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            errors = self.errors.labels(route, str(status)) if status >= 400 else None
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route),
+                errors,
+            )
+            self._children[key] = children
+        requests, latency, errors = children
+        requests.inc()
+        latency.observe(seconds)
+        if errors is not None:
+            errors.inc()
 
     def render(self, inference_app: HmlInferenceApp) -> bytes:
         self.model_info.clear()
@@ -83,7 +100,9 @@ class Metrics:
         return self._prom.generate_latest(self.registry)  # type: ignore[no-any-return]
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    data: Any, status: int = 200, headers: list[tuple[str, str]] | None = None
+) -> Response:
     from flask import Response
 
     body = orjson.dumps(
@@ -93,7 +112,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def _to_jsonable(value: Any) -> Any:
-    for attr in ("tolist", "item", "to_dict"):
+    for attr in ("to_data", "model_dump", "tolist", "item", "to_dict"):
         fn = getattr(value, attr, None)
         if callable(fn):
             return fn()
@@ -108,6 +127,7 @@ def create_flask_app(inference_app: HmlInferenceApp) -> Flask:
     app.config["hml_inference_app"] = inference_app
     metrics = Metrics()
     inference_app._state = metrics
+    app.extensions["hypermodel"] = {"lineage": Lineage(inference_app), "declared": set()}
     _add_builtin_routes(app, inference_app, metrics)
     _add_hooks(app, inference_app, metrics)
     for route in inference_app.routes.values():
@@ -154,40 +174,43 @@ def _add_hooks(app: Flask, inference_app: HmlInferenceApp, metrics: Metrics) -> 
     from flask import g, request
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+    lineage: Lineage = app.extensions["hypermodel"]["lineage"]
+    declared: set[str] = app.extensions["hypermodel"]["declared"]
+
     @app.before_request
     def start() -> None:
-        g.hml_t0 = time.perf_counter()
+        ctx = g._get_current_object()
+        ctx.hml_t0 = time.perf_counter()
         given = request.headers.get("x-request-id", "")
-        g.hml_request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        ctx.hml_request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
     @app.after_request
     def finish(response: Response) -> Response:
-        response.headers["x-request-id"] = g.get("hml_request_id", "")
-        endpoint = request.endpoint
-        if endpoint and endpoint not in _BUILTIN_ENDPOINTS:
-            for header, value in lineage_headers(inference_app, endpoint).items():
-                response.headers.setdefault(header, value)
-        rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        # Proxies resolved once: this runs on every request.
+        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+        headers = response.headers
+        headers.add("x-request-id", getattr(ctx, "hml_request_id", ""))
+        endpoint = req.endpoint
+        if endpoint and endpoint not in _BUILTIN_ENDPOINTS and endpoint not in declared:
+            headers.extend(lineage.headers(()))  # a plain Flask route: the app's only model
+        method = req.method
         metrics.observe(
-            rule,
-            request.method,
+            req.url_rule.rule if req.url_rule is not None else "<unmatched>",
+            method if method in _METHODS else "OTHER",
             response.status_code,
-            time.perf_counter() - g.get("hml_t0", time.perf_counter()),
+            time.perf_counter() - getattr(ctx, "hml_t0", time.perf_counter()),
         )
         return response
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> Response:
-        return json_response(
-            {"error": "request body too large", "limit_bytes": app.config["MAX_CONTENT_LENGTH"]},
-            413,
-        )
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return json_response({"error": "request body too large", "limit_bytes": limit}, 413)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
-        return json_response(
-            {"error": (exc.name or "error").lower(), "detail": exc.description}, exc.code or 500
-        )
+        body = {"error": (exc.name or "error").lower(), "detail": exc.description}
+        return json_response(body, exc.code or 500)
 
     @app.errorhandler(RequestError)
     def request_error(exc: RequestError) -> Response:
@@ -201,23 +224,43 @@ def _add_hooks(app: Flask, inference_app: HmlInferenceApp, metrics: Metrics) -> 
         return json_response({"error": "internal error", "request_id": request_id}, 500)
 
 
-def lineage_headers(inference_app: HmlInferenceApp, endpoint: str) -> dict[str, str]:
-    """Headers naming the model(s) behind ``endpoint``: declared ones, or the app's only model."""
-    route = next((r for r in inference_app.routes.values() if r.endpoint == endpoint), None)
-    names = list(route.models) if route is not None and route.models else []
-    if not names and len(inference_app.app.models) == 1:
-        names = list(inference_app.app.models)
-    merged: dict[str, list[str]] = {}
-    for name in names:
-        for header, value in inference_app.model_lineage(name).items():
-            merged.setdefault(header, []).append(value)
-    return {header: ";".join(values) for header, values in merged.items()}
+class Lineage:
+    """The lineage headers of a set of models, rebuilt only when a model's reference changes."""
+
+    def __init__(self, inference_app: HmlInferenceApp) -> None:
+        self.inference_app = inference_app
+        self._cache: dict[tuple[str, ...], tuple[tuple[Any, ...], list[tuple[str, str]]]] = {}
+
+    def headers(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
+        """Headers for ``names``, or for the app's only model when ``names`` is empty."""
+        models = self.inference_app.app.models
+        if not names:
+            if len(models) != 1:
+                return []
+            names = tuple(models)
+        refs = tuple(getattr(models.get(name), "reference", None) for name in names)
+        cached = self._cache.get(names)
+        if (
+            cached is not None
+            and all(a is b for a, b in zip(cached[0], refs, strict=True))
+            and None not in refs
+        ):
+            return cached[1]
+        merged: dict[str, list[str]] = {}
+        for name in names:
+            for header, value in self.inference_app.model_lineage(name).items():
+                merged.setdefault(header, []).append(value)
+        found = [(header, ";".join(values)) for header, values in merged.items()]
+        self._cache[names] = (refs, found)
+        return found
 
 
 def add_route(inference_app: HmlInferenceApp, app: Flask, route: Route) -> None:
     from flask import Response, request
 
     inputs, outputs = Validator(route.input), Validator(route.output)
+    lineage: Lineage = app.extensions["hypermodel"]["lineage"]
+    app.extensions["hypermodel"]["declared"].add(route.endpoint)
 
     def view() -> Response:
         payload = _read_payload(route, request)
@@ -225,22 +268,23 @@ def add_route(inference_app: HmlInferenceApp, app: Flask, route: Route) -> None:
             try:
                 argument = inputs.parse(payload)
             except SchemaError as exc:
-                return json_response({"error": "invalid request", "problems": exc.problems}, 422)
+                body = {"error": "invalid request", "problems": exc.problems}
+                return json_response(body, 422, lineage.headers(route.models))
         else:
             argument = payload
         result = route.handler(argument) if route.takes_argument else route.handler()
         if isinstance(result, Response):
+            if "x-model-long-name" not in result.headers:
+                result.headers.extend(lineage.headers(route.models))
             return result
         try:
             data = outputs.dump(result)
-        except (
-            SchemaError
-        ) as exc:  # the handler broke its own contract: a server bug, not the client's
+        except SchemaError as exc:  # the handler broke its own contract: a server bug
             raise RuntimeError(
                 f"route {route.path} returned data that does not match "
                 f"{getattr(route.output, '__name__', route.output)}: {exc}"
             ) from exc
-        return json_response(data)
+        return json_response(data, 200, lineage.headers(route.models))
 
     view.__name__ = route.endpoint
     app.add_url_rule(route.path, route.endpoint, view, methods=list(route.methods))

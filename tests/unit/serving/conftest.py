@@ -22,7 +22,9 @@ def wine() -> Any:
 def fitted(wine: Any) -> Any:
     from sklearn.tree import DecisionTreeClassifier
 
-    return DecisionTreeClassifier(max_depth=3, random_state=0).fit(wine.data.values, wine.target.values)
+    return DecisionTreeClassifier(max_depth=3, random_state=0).fit(
+        wine.data.values, wine.target.values
+    )
 
 
 @pytest.fixture
@@ -34,7 +36,9 @@ def app(tmp_path: Path) -> hml.HmlApp:
 def published(app: hml.HmlApp, fitted: Any, wine: Any) -> ModelContainer:
     mc = ModelContainer("wine-clf")
     mc.model = fitted
-    frame = wine.frame.assign(colour=["red", "white"] * (len(wine.frame) // 2) + ["red"] * (len(wine.frame) % 2))
+    frame = wine.frame.assign(
+        colour=["red", "white"] * (len(wine.frame) // 2) + ["red"] * (len(wine.frame) % 2)
+    )
     mc.analyze_distributions(frame, numeric=list(wine.feature_names), categorical=["colour"])
     mc.add_training_dataset("0123abcd" * 5)
     mc.publish(app)

@@ -32,7 +32,10 @@ def test_routes_lists_builtin_and_declared(app: hml.HmlApp, published: ModelCont
     result = CliRunner().invoke(app.cli(), ["inference", "routes"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert any(line.startswith("POST") and "/predict" in line and "model=wine-clf" in line for line in lines)
+    assert any(
+        line.startswith("POST") and "/predict" in line and "model=wine-clf" in line
+        for line in lines
+    )
     for path in ("/livez", "/readyz", "/metrics", "/openapi.json"):
         assert any(f" {path} " in line for line in lines), path
 
@@ -54,7 +57,9 @@ def test_run_commands_default_to_the_app_port(app: hml.HmlApp) -> None:
     assert threads.default == 8
 
 
-def test_deploy_is_added_only_when_its_module_exists(app: hml.HmlApp, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deploy_is_added_only_when_its_module_exists(
+    app: hml.HmlApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(inference_cli, "_DEPLOY_MODULE", "hypermodel_tests_no_such_module")
     assert "deploy" not in inference_cli.inference_group(app).commands
 
@@ -66,7 +71,9 @@ def test_deploy_is_added_only_when_its_module_exists(app: hml.HmlApp, monkeypatc
     assert "deploy" in inference_cli.inference_group(app).commands
 
 
-def test_failing_init_is_one_line_on_the_cli(app: hml.HmlApp, capsys: pytest.CaptureFixture[str]) -> None:
+def test_failing_init_is_one_line_on_the_cli(
+    app: hml.HmlApp, capsys: pytest.CaptureFixture[str]
+) -> None:
     @hml.inference(app.inference)
     def init(inference_app: hml.HmlInferenceApp) -> None:
         inference_app.load_model(ModelContainer("never-published"))

@@ -74,7 +74,9 @@ def features(wine: Any) -> list[float]:
     return [float(v) for v in wine.data.iloc[0]]
 
 
-def test_prediction_with_lineage_headers(client: Any, published: ModelContainer, features: list[float]) -> None:
+def test_prediction_with_lineage_headers(
+    client: Any, published: ModelContainer, features: list[float]
+) -> None:
     response = client.post("/predict", json={"features": features})
     assert response.status_code == 200, response.json
     assert response.json == {"cultivar": int(published.predict([features])[0])}
@@ -88,10 +90,15 @@ def test_prediction_with_lineage_headers(client: Any, published: ModelContainer,
     assert response.headers["x-request-id"]
 
 
-def test_lineage_on_declared_model_route_and_seed_style_route(client: Any, published: ModelContainer) -> None:
+def test_lineage_on_declared_model_route_and_seed_style_route(
+    client: Any, published: ModelContainer
+) -> None:
     ref = published.reference
     assert ref is not None
-    assert client.post("/label", json={"alcohol": 14, "proline": 1}).headers["x-model-long-name"] == ref.long_name
+    assert (
+        client.post("/label", json={"alcohol": 14, "proline": 1}).headers["x-model-long-name"]
+        == ref.long_name
+    )
     legacy = client.get("/legacy")
     assert legacy.data == b"ok" and legacy.headers["x-model-digest"] == f"sha256:{ref.model_sha256}"
     assert "x-model-long-name" not in client.get("/livez").headers
@@ -115,11 +122,15 @@ def test_malformed_json_is_400_with_reason(client: Any) -> None:
         ([1, 2], "body", "expected a JSON object"),
     ],
 )
-def test_data_model_validation_is_422_with_problems(client: Any, body: Any, loc: str, msg: str) -> None:
+def test_data_model_validation_is_422_with_problems(
+    client: Any, body: Any, loc: str, msg: str
+) -> None:
     response = client.post("/predict", json=body)
     assert response.status_code == 422
     assert response.json["error"] == "invalid request"
-    assert any(p["loc"] == loc and msg in p["msg"] for p in response.json["problems"]), response.json
+    assert any(p["loc"] == loc and msg in p["msg"] for p in response.json["problems"]), (
+        response.json
+    )
 
 
 def test_pydantic_validation_is_422_with_problems(client: Any) -> None:
@@ -138,11 +149,15 @@ def test_oversized_body_is_413(app: hml.HmlApp, published: ModelContainer) -> No
     assert response.json == {"error": "request body too large", "limit_bytes": 1024}
 
 
-def test_handler_exception_is_500_without_details(client: Any, caplog: pytest.LogCaptureFixture,
-                                                   features: list[float]) -> None:
+def test_handler_exception_is_500_without_details(
+    client: Any, caplog: pytest.LogCaptureFixture, features: list[float]
+) -> None:
     with caplog.at_level(logging.ERROR, logger="hypermodel.serving"):
-        response = client.post("/predict", json={"features": features, "note": "boom"},
-                               headers={"x-request-id": "req-42"})
+        response = client.post(
+            "/predict",
+            json={"features": features, "note": "boom"},
+            headers={"x-request-id": "req-42"},
+        )
     assert response.status_code == 500
     assert response.json == {"error": "internal error", "request_id": "req-42"}
     assert b"secret internals" not in response.data and b"Traceback" not in response.data
@@ -182,7 +197,8 @@ def test_readyz_waits_for_init_and_models(app: hml.HmlApp, published: ModelConta
     assert client.get("/livez").status_code == 200
     app.inference.build()  # no initialiser, no model
     assert client.get("/readyz").json["reasons"] == [
-        "no model registered (app.register_model or inference_app.load_model)"]
+        "no model registered (app.register_model or inference_app.load_model)"
+    ]
     app.register_model("wine-clf", ModelContainer("wine-clf"))
     assert client.get("/readyz").json["reasons"] == ["model 'wine-clf' is not loaded"]
     app.inference.load_model("wine-clf")
@@ -213,7 +229,9 @@ def test_metrics_count_requests_errors_and_latency(client: Any, features: list[f
     assert _sample(text, "hml_model_info", model="wine-clf") == 1
 
 
-def test_each_app_has_its_own_metrics(tmp_path: Any, published: ModelContainer, client: Any, features: list[float]) -> None:
+def test_each_app_has_its_own_metrics(
+    tmp_path: Any, published: ModelContainer, client: Any, features: list[float]
+) -> None:
     client.post("/predict", json={"features": features})
     other = hml.HmlApp("other", root=str(tmp_path / "other"))
     text = other.inference.flask.test_client().get("/metrics").data.decode()
@@ -228,7 +246,9 @@ def test_index_and_openapi(client: Any, published: ModelContainer) -> None:
     doc = client.get("/openapi.json").json
     assert doc["openapi"].startswith("3.")
     post = doc["paths"]["/predict"]["post"]
-    assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Wine"}
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Wine"
+    }
     wine = doc["components"]["schemas"]["Wine"]
     assert wine["required"] == ["features"]
     assert wine["properties"]["features"] == {"type": "array", "items": {"type": "number"}}
@@ -270,14 +290,37 @@ def test_deployment_config_applies_env_and_configurators(app: hml.HmlApp) -> Non
 
     @hml.deploy_inference(app.inference)
     def configure(deployment: HmlInferenceDeployment) -> None:
-        deployment.with_replicas(3).with_service_type("NodePort").with_hpa(2, 5).with_empty_dir("tmp", "/tmp")
+        deployment.with_replicas(3).with_service_type("NodePort").with_hpa(2, 5).with_empty_dir(
+            "tmp", "/tmp"
+        )
 
     cfg = app.inference.deployment_config()
     assert isinstance(cfg, HmlInferenceDeployment)
-    assert (cfg.deployment_name, cfg.replicas, cfg.service_type, cfg.port) == ("wines-inference", 3, "NodePort", 8000)
+    assert (cfg.deployment_name, cfg.replicas, cfg.service_type, cfg.port) == (
+        "wines-inference",
+        3,
+        "NodePort",
+        8000,
+    )
     assert (cfg.hpa_min_replicas, cfg.hpa_max_replicas) == (2, 5)
     assert cfg.env == {"LOG_LEVEL": "debug"} and cfg.volumes[0].mount_path == "/tmp"
     with pytest.raises(DeclarationError):
         cfg.with_service_type("Magic")
     with pytest.raises(DeclarationError):
         cfg.with_hpa(3, 2)
+
+
+def test_undeclared_output_objects_and_unknown_methods(
+    app: hml.HmlApp, published: ModelContainer
+) -> None:
+    @app.inference.route("/raw")
+    def raw(payload: Any) -> Prediction:
+        return Prediction(cultivar=2)
+
+    app.inference.load_model(ModelContainer("wine-clf"))
+    client = app.inference.build().test_client()
+    assert client.post("/raw", json={}).json == {"cultivar": 2}
+    assert client.open("/raw", method="BREW").status_code == 405
+    text = client.get("/metrics").data.decode()
+    assert _sample(text, "hml_http_requests_total", method="OTHER", status="405") == 1
+    assert "BREW" not in text
