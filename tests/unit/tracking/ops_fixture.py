@@ -77,3 +77,26 @@ def reads_and_writes() -> str:
 @hml.pipeline(app.pipelines)
 def data_pipe():
     reads_and_writes()
+
+
+def _chunk_job(i: int) -> int:
+    run = hml.current_run()  # the op's run, inherited by the forked chunk worker
+    for step in range(50):
+        run.add_metrics(f"chunk/{i}", float(step), step)
+    return i
+
+
+@hml.op()
+def fan_out(n: int = 4) -> int:
+    """Chunk jobs in other processes write metrics to the op's run."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    hml.current_run().add_metrics("parent", 1.0, 0)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        return sum(pool.map(_chunk_job, range(n)))
+
+
+@hml.pipeline(app.pipelines)
+def fan_pipe():
+    fan_out()
