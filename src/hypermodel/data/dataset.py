@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
+import itertools
 import json
 import os
 import uuid
@@ -737,10 +738,17 @@ class DatasetReader:
         return None
 
     def __iter__(self) -> Iterator[Any]:
-        for cid in self.dataset.chunk_ids():
-            yield from self.read_chunk(cid)
+        # objects come out of per-block lists through itertools.chain (C), not through two
+        # generator frames per object
+        return itertools.chain.from_iterable(
+            batch for cid in self.dataset.chunk_ids() for batch in self._batches(cid)
+        )
 
     def read_chunk(self, chunk_id: str) -> Iterator[Any]:
+        """The objects of one chunk (verified: see ``_blocks``)."""
+        return itertools.chain.from_iterable(self._batches(chunk_id))
+
+    def _batches(self, chunk_id: str) -> Iterator[list[Any]]:
         decode_all = self._decode_all
         where = self._name(chunk_id)
         blocks = self._blocks(chunk_id)
@@ -762,7 +770,7 @@ class DatasetReader:
             finally:
                 if collecting:
                     gc.enable()
-            yield from objects
+            yield objects
 
     def count_chunk(self, chunk_id: str) -> int:
         return sum(

@@ -144,7 +144,7 @@ class S3Storage(FsspecStorage):
 
 def _split(url: str, protocol: str) -> tuple[str, str]:
     rest = url.split("://", 1)[1] if "://" in url else url
-    bucket, _, prefix = rest.strip("/").partition("/")
+    bucket, _, prefix = rest.rstrip("/").partition("/")
     if not bucket:
         raise UsageError(f"storage URL {url!r} names no bucket: use {protocol}://bucket/prefix")
     prefix = prefix.strip("/")
