@@ -180,6 +180,14 @@ def test_node_port_and_hpa(deployer: Deployer) -> None:
     assert "horizontalpodautoscaler/shop-inference unchanged" in out.splitlines()
     assert deployer.get(SERVICES)["spec"]["ports"][0]["nodePort"] == node_port
 
+    # Back to ClusterIP: the node port goes with it.
+    code, out, err = deployer(make_app(env={"MODEL_NAME": "red"}), "--hpa", "1:4:70")
+    assert code == 0, err
+    assert "service/shop-inference patched" in out.splitlines()
+    service = deployer.get(SERVICES)
+    assert service["spec"]["type"] == "ClusterIP"
+    assert "nodePort" not in service["spec"]["ports"][0]
+
 
 def test_context_option_picks_the_kubeconfig_context(deployer: Deployer) -> None:
     current = yaml.safe_load(deployer.cluster.kubeconfig.read_text())["current-context"]

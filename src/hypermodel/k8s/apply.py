@@ -157,7 +157,7 @@ def _patch_body(desired: Manifest, live: Manifest) -> Manifest:
     for path in _OWNED_LISTS.get(kind, ()):
         items = _get(patch, path)
         if kind == "Service" and path == ("spec", "ports") and items is not None:
-            items = _keep_node_ports(items, live)
+            items = _keep_node_ports(items, patch["spec"].get("type"), live)
         # An empty list is deleted outright: a lone replace directive would leave `[{}]` behind.
         _set(patch, path, [*items, {"$patch": "replace"}] if items else None)
     return patch
@@ -176,11 +176,13 @@ def _null_removed(previous: Any, patch: dict[str, Any], path: tuple[str, ...]) -
             _null_removed(old, patch[key], here)
 
 
-def _keep_node_ports(ports: list[dict[str, Any]], live: Manifest) -> list[dict[str, Any]]:
+def _keep_node_ports(
+    ports: list[dict[str, Any]], desired_type: str | None, live: Manifest
+) -> list[dict[str, Any]]:
     """Keep the node ports the server allocated, so a patch does not move them."""
-    spec = live.get("spec") or {}
-    if spec.get("type") == "ClusterIP":
+    if desired_type == "ClusterIP":  # a ClusterIP Service may not keep node ports
         return ports
+    spec = live.get("spec") or {}
     allocated = {p.get("name"): p.get("nodePort") for p in spec.get("ports") or []}
     out = []
     for port in ports:

@@ -131,6 +131,9 @@ def test_patch_keeps_allocated_node_ports() -> None:
     patch = _patch_body(_with_last_applied(service), live)
     assert patch["spec"]["ports"][0]["nodePort"] == 31234
     assert patch["spec"]["ports"][-1] == {"$patch": "replace"}
+    back = build_manifests(make_app())[1]  # ClusterIP again: the node port must go
+    patch = _patch_body(_with_last_applied(back), live)
+    assert "nodePort" not in patch["spec"]["ports"][0]
 
 
 def test_covers_allows_server_defaults_but_not_differences() -> None:
