@@ -24,7 +24,7 @@ def _split(stream: Stream, transform: Callable[[Any], Any] | None) -> Iterator[A
     torch = require("torch", "torch", "Stream.to_torch()")
     info = torch.utils.data.get_worker_info()
     worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
-    objects = stream.iter_positions(stream.positions(worker, workers))
+    objects = stream.iter_slices(stream.slices(worker, workers))
     return objects if transform is None else (transform(o) for o in objects)
 
 
@@ -77,7 +77,7 @@ def to_tf(
     tf = require("tensorflow", "tf", "Stream.to_tf()")
     convert = transform or (lambda obj: obj.to_data())
     if output_signature is None:
-        first = next(iter(stream.iter_positions(iter(stream.positions()))), None)
+        first = next(iter(stream.iter_slices(stream.slices())), None)
         if first is None:
             raise DatasetUsageError(
                 f"cannot infer a signature from the empty {stream!r}: pass output_signature="

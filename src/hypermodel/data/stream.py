@@ -78,6 +78,32 @@ def epoch_order(shard: range, shuffle: bool, seed: int | None, epoch: int) -> Se
     return order
 
 
+def stream_slices(
+    shard: range,
+    shuffle: bool,
+    seed: int | None,
+    start_offset: int,
+    epochs: int | None,
+    worker: int = 0,
+    num_workers: int = 1,
+) -> Iterator[Sequence[int]]:
+    """Dataset positions in stream order, one sequence per epoch, starting ``start_offset``
+    records in. Worker ``w`` of ``k`` gets the ``j``-th position (counted from the offset)
+    when ``j % k == w``."""
+    per_epoch = len(shard)
+    if per_epoch == 0:
+        return
+    epoch, skip = divmod(start_offset, per_epoch)
+    counted = 0  # positions handed out (to all workers) before this epoch's slice
+    while epochs is None or epoch < epochs:
+        order = epoch_order(shard, shuffle, seed, epoch)
+        first = skip + (worker - counted) % num_workers
+        yield order[first::num_workers] if num_workers > 1 or first else order
+        counted += per_epoch - skip
+        skip = 0
+        epoch += 1
+
+
 def stream_positions(
     shard: range,
     shuffle: bool,
@@ -86,15 +112,8 @@ def stream_positions(
     epochs: int | None,
 ) -> Iterator[int]:
     """Dataset positions in stream order, starting ``start_offset`` records in."""
-    per_epoch = len(shard)
-    if per_epoch == 0:
-        return
-    epoch, skip = divmod(start_offset, per_epoch)
-    while epochs is None or epoch < epochs:
-        order = epoch_order(shard, shuffle, seed, epoch)
-        yield from order[skip:] if skip else order
-        skip = 0
-        epoch += 1
+    for part in stream_slices(shard, shuffle, seed, start_offset, epochs):
+        yield from part
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -106,11 +125,11 @@ class _Reader:
     """
 
     def __init__(self, dataset: Dataset, index: DatasetIndex, budget: int) -> None:
-        from .model import decoder_for
+        from .model import batch_decoder_for
 
         self.dataset = dataset
         self.budget = budget
-        self.decode: Callable[[dict[str, Any]], Any] = decoder_for(dataset.dataType)
+        self.decode: Callable[[list[Any]], list[Any]] = batch_decoder_for(dataset.dataType)
         self.where = f"{dataset.storage.url}/{dataset.directory}"
         self.blocks: list[tuple[str, Member]] = []
         self.starts: list[int] = []
@@ -135,16 +154,14 @@ class _Reader:
             self.size -= self.sizes.pop(old)
         return lines
 
-    def window(self, positions: list[int]) -> list[Any]:
+    def window(self, positions: Sequence[int]) -> list[Any]:
         starts, cache, find = self.starts, self.cache, bisect.bisect_right
         lines = []
         for p in positions:
             b = find(starts, p) - 1
             block = cache.get(b)
-            if block is None:
+            if block is None:  # evicted first-in first-out: random access makes LRU no better
                 block = self._load(b)
-            elif len(cache) > 1:
-                cache.move_to_end(b)
             lines.append(block[p - starts[b]])
         try:
             data = orjson.loads(b"[" + b",".join(lines) + b"]")
@@ -155,19 +172,13 @@ class _Reader:
                 raise DatasetCorruptError(
                     f"dataset {self.where} has a record that is not JSON"
                 ) from exc
-        decode = self.decode
-        return [decode(d) for d in data]
+        return self.decode(data)
 
 
-def _windows(positions: Iterator[int], size: int) -> Iterator[list[int]]:
-    window: list[int] = []
-    for p in positions:
-        window.append(p)
-        if len(window) >= size:
-            yield window
-            window = []
-    if window:
-        yield window
+def _windows(slices: Iterator[Sequence[int]], size: int) -> Iterator[Sequence[int]]:
+    for part in slices:
+        for i in range(0, len(part), size):
+            yield part[i : i + size]
 
 
 _DONE = object()
@@ -277,26 +288,27 @@ class Stream:
             )
         return max(0, self.records_per_epoch * self.epochs - self.start_offset)
 
+    def slices(self, worker: int = 0, num_workers: int = 1) -> Iterator[Sequence[int]]:
+        """Dataset positions in stream order, one sequence per epoch; ``worker`` of
+        ``num_workers`` gets every ``num_workers``-th of them (how DataLoader workers split it)."""
+        return stream_slices(
+            self._shard(), self.shuffle, self.seed, self.start_offset, self.epochs,
+            worker, num_workers,
+        )  # fmt: skip
+
     def positions(self, worker: int = 0, num_workers: int = 1) -> Iterator[int]:
-        """Dataset positions in stream order; ``worker`` of ``num_workers`` gets every
-        ``num_workers``-th of them (how DataLoader workers split one stream)."""
-        it = stream_positions(
-            self._shard(), self.shuffle, self.seed, self.start_offset, self.epochs
-        )
-        if num_workers == 1:
-            return it
-        return (p for k, p in enumerate(it) if k % num_workers == worker)
+        return (p for part in self.slices(worker, num_workers) for p in part)
 
     def __iter__(self) -> Iterator[Any]:
         self.position = self.start_offset
-        for obj in self.iter_positions(self.positions()):
+        for obj in self.iter_slices(self.slices()):
             self.position += 1
             yield obj
 
-    def iter_positions(self, positions: Iterator[int]) -> Iterator[Any]:
+    def iter_slices(self, slices: Iterator[Sequence[int]]) -> Iterator[Any]:
         """Decoded objects at the given dataset positions, read ahead on a thread."""
         reader = _Reader(self.dataset, self.index, self.cache_bytes)
-        windows = (reader.window(w) for w in _windows(positions, self.window))
+        windows = (reader.window(w) for w in _windows(slices, self.window))
         if self.prefetch <= 0:
             return (obj for batch in windows for obj in batch)
         return _prefetched(windows, self.prefetch)

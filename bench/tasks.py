@@ -1,0 +1,161 @@
+"""bench tasks: a trivial one-to-one task over 200,000 objects in 16 chunks, 1 and 2 workers.
+
+Ours (``OneToOne``, one job per chunk on a fork pool, outputs written straight into their
+chunks) vs Hypergol 0.2.1's ``Pipeline`` running the equivalent ``Task`` (its one-to-one kind
+appends one object per input) with ``threads`` 1 and 2, on the same input files. Wall clock,
+medians of ``--runs``. Targets: >= 10x Hypergol, >= 1.7x from 1 to 2 workers.
+
+    python bench/tasks.py [--objects 200000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import line, ratio
+from datasets import Record, load_hypergol, make_objects
+
+from hypermodel.data import BaseData, Dataset
+from hypermodel.data.tasks import OneToOne
+
+BENCH = "tasks"
+REPO = {
+    "branchName": "bench",
+    "commitHash": "0" * 40,
+    "commitMessage": "bench",
+    "comitterName": "bench",
+    "comitterEmail": "bench@example.com",
+}
+
+
+class Scored(BaseData, id="recordId"):
+    recordId: int
+    score: float
+
+
+class Rescore(OneToOne):
+    def run(self, record: Record) -> Scored:
+        return Scored(recordId=record.recordId, score=record.score * 2)
+
+
+def dataset(root: Path, data_type: type, name: str) -> Dataset:
+    return Dataset(data_type, str(root), "bench", "main", name, chunkCount=16, repoData=REPO)  # type: ignore[arg-type]
+
+
+def ours(root: Path, workers: int, runs: int) -> float:
+    source = dataset(root, Record, "records")
+    samples = []
+    for k in range(runs):
+        out = dataset(root, Scored, f"ours{workers}_{k}")
+        task = Rescore([source], out, workers=workers, progress=False)
+        t0 = time.perf_counter()
+        result = task()
+        samples.append(time.perf_counter() - t0)
+        assert result["objects"] > 0
+    return sorted(samples)[len(samples) // 2]
+
+
+def _publish(cls: type, qualname: str, name: str) -> type:
+    """Hypergol's pool pickles tasks and data types by reference: make them module attributes.
+    ``__name__`` stays what Hypergol writes as dataType; ``__qualname__`` is what pickle finds."""
+    cls.__name__, cls.__qualname__, cls.__module__ = name, qualname, __name__
+    globals()[qualname] = cls
+    return cls
+
+
+def peer(hypergol: Any, root: Path, n: int, threads: int, runs: int) -> float:
+    from datasets import hypergol_types
+
+    HRecord, repo = hypergol_types(hypergol)
+    _publish(HRecord, "HRecord", "Record")
+
+    class HScored(hypergol.BaseData):
+        def __init__(self, recordId: int, score: float):
+            self.recordId = recordId
+            self.score = score
+
+        def get_id(self) -> tuple[int]:
+            return (self.recordId,)
+
+    _publish(HScored, "HScored", "Scored")
+
+    class HRescore(hypergol.Task):
+        def run(self, record: Any) -> None:
+            self.output.append(HScored(recordId=record.recordId, score=record.score * 2))
+
+    _publish(HRescore, "HRescore", "HRescore")
+
+    def hds(data_type: type, name: str) -> Any:
+        return hypergol.Dataset(
+            dataType=data_type,
+            location=str(root),
+            project="bench",
+            branch="main",
+            name=name,
+            repoData=repo,
+            chunkCount=16,
+        )
+
+    quiet = hypergol.Logger(level=logging.ERROR)
+    samples = []
+    for k in range(runs):
+        source, out = hds(HRecord, "records"), hds(HScored, f"theirs{threads}_{k}")
+        task = HRescore(outputDataset=out, inputDatasets=[source])
+        pipeline = hypergol.Pipeline(tasks=[task], logger=quiet)
+        t0 = time.perf_counter()
+        pipeline.run(threads=threads)
+        samples.append(time.perf_counter() - t0)
+        assert sum(1 for _ in out.open("r")) == n
+    return sorted(samples)[len(samples) // 2]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--objects", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args, _ = parser.parse_known_args()
+    root = Path(tempfile.mkdtemp(prefix="hml-bench-tasks-"))
+    try:
+        with dataset(root, Record, "records").open("w") as writer:
+            for obj in make_objects(args.objects):
+                writer.append(obj)
+        mine = {w: ours(root, w, args.runs) for w in (1, 2)}
+        for w, t in mine.items():
+            line(BENCH, f"ours one-to-one {args.objects} objects, {w} worker(s)", t, runs=args.runs)
+            line(BENCH, f"ours {w} worker(s) throughput", args.objects / t / 1000, "k objects/s")
+        ratio(BENCH, "ours 2 workers", "ours 1 worker", mine[1] / mine[2], ">= 1.7x")
+        hypergol = load_hypergol()
+        if hypergol is None:
+            return 0
+        theirs = {t: peer(hypergol, root, args.objects, t, args.runs) for t in (1, 2)}
+        for t, value in theirs.items():
+            line(
+                BENCH,
+                f"hypergol Pipeline {args.objects} objects, {t} thread(s)",
+                value,
+                runs=args.runs,
+            )
+        ratio(BENCH, "hypergol 2 threads", "hypergol 1 thread", theirs[1] / theirs[2], "none")
+        for w in (1, 2):
+            ratio(
+                BENCH,
+                f"ours {w} worker(s)",
+                f"hypergol {w} thread(s)",
+                theirs[w] / mine[w],
+                ">= 10x",
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
