@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -241,3 +242,33 @@ def test_demo_app_deploys_twice_from_its_console_script(deployer: Deployer) -> N
     assert deployment["spec"]["replicas"] == 2
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][:2] == ["inference", "run-prod"]
+
+
+def test_in_cluster_config_inside_a_pod(
+    deployer: Deployer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # A pod sees KUBERNETES_SERVICE_HOST/PORT and its service account's token and CA files.
+    if deployer.cluster.external:
+        pytest.skip("needs the token and CA of the local test apiserver")
+    from kubernetes.config import incluster_config
+
+    config = json.loads(deployer.cluster.kubeconfig.read_text())
+    server = config["clusters"][0]["cluster"]
+    token = tmp_path / "token"
+    token.write_text(config["users"][0]["user"]["token"])
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", server["certificate-authority"])
+    host, port = server["server"].removeprefix("https://").rsplit(":", 1)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", host)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", port)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig-in-a-pod"))
+
+    argv = ["inference", "deploy", "--namespace", deployer.namespace]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(make_app().cli(), argv, prog_name="shop")
+    out, err = deployer.capsys.readouterr()
+    assert exit_info.value.code == 0, err
+    assert out.splitlines() == [
+        "deployment/shop-inference created",
+        "service/shop-inference created",
+    ]

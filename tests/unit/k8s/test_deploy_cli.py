@@ -101,15 +101,27 @@ def test_unreachable_server_is_one_line(capsys: pytest.CaptureFixture[str], tmp_
 
 
 def test_in_cluster_config_is_used_inside_a_pod(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # Inside a pod there is no kubeconfig: the service account files are read instead.
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
-    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    # Inside a pod there is no kubeconfig: the service account's token and CA are read instead.
+    import certifi
+    from kubernetes.config import incluster_config
+
+    missing = tmp_path / "no-token"
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(missing))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(free_port()))
     code, _, err = deploy(make_app(), capsys=capsys)
     assert code == 1
     assert "cannot load the Kubernetes configuration" in err
-    assert "Service token file does not exist" in err or "serviceaccount" in err.lower()
+    assert "token" in err.lower() and "Traceback" not in err
+
+    # With the files in place, the pod's service (not any kubeconfig) is what gets called.
+    missing.write_text("pod-token")
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", certifi.where())
+    code, _, err = deploy(make_app(), capsys=capsys)
+    assert code == 1
+    assert "cannot reach the Kubernetes API server at https://127.0.0.1:" in err
 
 
 # -- the patch logic, without a server ---------------------------------------------------------------
