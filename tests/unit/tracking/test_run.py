@@ -244,3 +244,44 @@ def test_writes_after_close_are_ignored(storage: LocalStorage) -> None:
     run.close()
     run.add_metrics("late", 1.0)  # logged once, never raised
     run.add_tag("late")
+
+
+def test_git_state_of_a_named_external_package(
+    storage: LocalStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    repo = tmp_path / "extlib"
+    (repo / "voxnet_fake").mkdir(parents=True)
+    (repo / "voxnet_fake" / "__init__.py").write_text("X = 1\n")
+    env = {
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@b",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@b",
+        "PATH": "/usr/bin:/bin",
+    }
+    subprocess.run(["git", "init", "-q", "-b", "dev", str(repo)], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(repo),
+            "remote",
+            "add",
+            "origin",
+            "https://bot:t0ken@example.org/x/voxnet.git",
+        ],
+        check=True,
+    )
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", "init"], check=True, env=env)
+    (repo / "voxnet_fake" / "__init__.py").write_text("X = 2\n")  # uncommitted change
+    monkeypatch.syspath_prepend(str(repo))
+    run = Run("ext", storage=storage)
+    run.add_package_repo_state("voxnet_fake")
+    run.close()
+    state = RunStore(storage).load("ext").git["voxnet_fake"]
+    assert state["branch"] == "dev" and len(state["commit"]) == 40
+    assert state["dirty"] is True
+    assert state["remote"] == "https://example.org/x/voxnet.git"  # the token never lands in the run
