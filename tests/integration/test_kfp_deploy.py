@@ -362,3 +362,31 @@ def test_cli_errors_exit_non_zero_with_one_line(
         and "Traceback" not in down.stderr
     )
     assert "warning: the app's root" in down.stderr  # notes are shown before the failure
+
+
+def test_a_failing_health_check_fails_at_once(kfp: FakeKfp, httpserver: HTTPServer) -> None:
+    kfp.fail_on = r"GET .*/healthz$"
+    app = make_app()
+    with pytest.raises(KubeflowError, match=r"answered 500 .*'connect': database is down"):
+        deploy(app, app.pipelines["scoring"], target(httpserver), prod=False)
+    assert kfp.calls() == [f"GET {API}/healthz"]  # one attempt, no retries with sleeps
+
+
+def test_a_host_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import time
+
+    from hypermodel.kubeflow import deploy as deploy_module
+
+    monkeypatch.setattr(deploy_module, "CONNECT_TIMEOUT", 0.5)
+    with socket.socket() as silent:  # accepts connections (the kernel does) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        start = time.monotonic()
+        with pytest.raises(
+            KubeflowError,
+            match=r"cannot reach Kubeflow at http://127\.0\.0\.1:\d+ \(ReadTimeoutError\)",
+        ):
+            deploy_module._Kfp(Target(host=host, token=TOKEN, namespace="team-a"))
+        assert time.monotonic() - start < 10

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from ..dsl.pipeline import Pipeline
 
 
+#: Seconds per attempt of the health check (urllib3 makes up to 4 attempts).
+CONNECT_TIMEOUT = 5.0
+
+
 class KubeflowError(HypermodelError):
     """Kubeflow Pipelines could not be reached, or refused a request."""
 
@@ -181,15 +185,29 @@ class _Kfp:
         self.host = target.host
         kfp = require("kfp", "kubeflow", "Deploying to Kubeflow")
         self.server_api = require("kfp_server_api", "kubeflow", "Deploying to Kubeflow")
+
+        class Client(kfp.Client):  # type: ignore[misc,name-defined]
+            checked = False
+
+            def get_kfp_healthz(self, sleep_duration: int = 0) -> Any:
+                # One attempt with a timeout: kfp's own check retries for 25 s on an error
+                # and waits forever on a host that accepts connections but never answers.
+                self.checked = True
+                # (connect, read): the generated client ignores a plain float
+                timeout = (CONNECT_TIMEOUT, CONNECT_TIMEOUT)
+                return self._healthz_api.healthz_service_get_healthz(_request_timeout=timeout)
+
         self.client = self.call(
             "connect",
-            lambda: kfp.Client(
+            lambda: Client(
                 host=target.host,
                 namespace=target.namespace or "kubeflow",
                 existing_token=target.token or None,
                 client_id=target.client_id or None,
             ),
         )
+        if not self.client.checked:  # the client skips its check when given a namespace
+            self.call("connect", self.client.get_kfp_healthz)
 
     def call(self, step: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         import urllib3
