@@ -524,6 +524,7 @@ class DatasetWriter:
         self._lines: list[list[str]] = [[] for _ in self._ids]
         self._type = dataset.dataType
         self._buffer_bytes = buffer_bytes
+        self._buffered = 0
         self._closed = False
         self.count = 0
         self.checksum: str | None = None
@@ -532,53 +533,38 @@ class DatasetWriter:
     def _make_append(self) -> Any:
         """The append function: a closure over the writer's state, because it runs once per
         object and attribute lookups are most of its cost."""
-        from .model import placer_for
+        from .model import appender_for
 
         typ = self._type
         chunk_count = self.dataset.chunkCount
         generic_line = fmt.line_encoder(typ)
-        index_of = fmt.chunk_indexer(typ, chunk_count)
-        place = placer_for(typ, chunk_count)
-        if place is None:
-
-            def place(obj: Any, lines: list[list[str]]) -> int:
-                line = generic_line(obj)
-                lines[index_of(obj)].append(line)
-                return len(line)
-
         lines = self._lines
-        budget = self._buffer_bytes
-        buffered = 0
         writer = self
 
         def append(obj: BaseData) -> None:
             """Add ``obj`` to its chunk (raises at once for a wrong type or id)."""
-            nonlocal buffered
             if writer._closed:
                 raise DatasetUsageError(f"append to {writer.dataset!r} after its writer was closed")
             try:
-                if obj.__class__ is typ:
-                    size = place(obj, lines)
-                    if size < 0:  # an id value of the wrong type: the checked path says why
-                        fmt.chunk_index(obj.get_hash_id(), chunk_count)
-                        size = place(obj, lines)  # pragma: no cover - the line above raised
-                else:
-                    writer._check_type(obj)
-                    line = json.dumps(obj.to_data(), sort_keys=True) + "\n"
-                    lines[fmt.chunk_index(obj.get_hash_id(), chunk_count)].append(line)
-                    size = len(line)
+                writer._check_type(obj)
+                index = fmt.chunk_index(obj.get_hash_id(), chunk_count)
+                line = (
+                    generic_line(obj)
+                    if obj.__class__ is typ
+                    else json.dumps(obj.to_data(), sort_keys=True) + "\n"
+                )
             except DatasetError:
                 raise
             except Exception as exc:
                 raise DatasetUsageError(
                     f"cannot store {obj!r} in {writer.dataset!r}: {type(exc).__name__}: {exc}"
                 ) from exc
-            buffered += size
-            if buffered >= budget:
-                buffered = 0
+            lines[index].append(line)
+            writer._buffered += len(line)
+            if writer._buffered >= writer._buffer_bytes:
                 writer._spill_all()
 
-        return append
+        return appender_for(typ, chunk_count, lines, writer, append) or append
 
     def _check_type(self, obj: Any) -> None:
         if not isinstance(obj, self._type):
@@ -597,6 +583,7 @@ class DatasetWriter:
                 chunk.flush(level, self._staging.temp_dir)
         for i in range(len(self._lines)):
             self._lines[i] = []
+        self._buffered = 0
 
     def close(self) -> str:
         """Write the remaining chunks and publish; returns the dataset checksum."""

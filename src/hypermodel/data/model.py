@@ -493,6 +493,52 @@ def placer_for(
     return _compile(src, "place", env)  # type: ignore[no-any-return]
 
 
+def appender_for(
+    cls: type[BaseData],
+    chunk_count: int,
+    lines: list[list[str]],
+    writer: Any,
+    slow: Callable[[Any], None],
+) -> Callable[[Any], None] | None:
+    """The whole ``writer.append(obj)`` in one generated function: encode, place, buffer, and
+    spill when ``writer._buffered`` reaches ``writer._buffer_bytes``. Anything unusual (a
+    closed writer, a subclass, an id or value of an unexpected type, an encoding error) goes
+    to ``slow``, which appends through the checked path or raises the right error."""
+    if encoder_for(cls) is None or _schema(cls).hash_text is None:
+        return None
+    schema = _schema(cls)
+    env: dict[str, Any] = {
+        "_sha1": __import__("hashlib").sha1,
+        "_cls": cls,
+        "_w": writer,
+        "_lines": lines,
+        "_slow": slow,
+        "_budget": writer._buffer_bytes,
+    }
+    binds, body = _encoder_parts(schema, env)
+    bound = {name: f"v{i}" for i, name in enumerate(sorted(schema.names))}
+    checks, parts = [], []
+    for name in cls._hml_id:
+        tp = schema.hints[name]
+        var = bound[name]
+        checks.append(f"{var}.__class__ is not _{tp.__name__}")
+        parts.append(var if tp is str else f"_str({var})")
+    if chunk_count == 4096:
+        index = "((h := _sha1(key.encode()).digest())[0] << 4) | (h[1] >> 4)"
+    else:
+        index = "_sha1(key.encode()).digest()[0]" + (" >> 4" if chunk_count == 16 else "")
+    src = "def append(obj):\n    if obj.__class__ is not _cls or _w._closed:\n        return _slow(obj)\n"
+    src += "    try:\n        d = obj.__dict__\n" + "".join("    " + b + "\n" for b in binds)
+    src += f"        if {' or '.join(checks)}:\n            return _slow(obj)\n"
+    src += f"        key = {' + '.join(parts)}\n"
+    src += f"        line = f'{body}\\n'\n"
+    src += "    except Exception:\n        return _slow(obj)\n"
+    src += f"    _lines[{index}].append(line)\n"
+    src += "    _w._buffered += len(line)\n"
+    src += "    if _w._buffered >= _budget:\n        _w._spill_all()\n"
+    return _compile(src, "append", env)  # type: ignore[no-any-return]
+
+
 def _fstring_literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'").replace("{", "{{").replace("}", "}}")
 

@@ -377,3 +377,19 @@ def test_location_defaults_to_hml_root(hml_root: Path, monkeypatch: pytest.Monke
     write(ds, items(3))
     assert (hml_root / "p/b/n/n.chk").exists()
     assert os.environ["HML_ROOT"] == str(hml_root)
+
+
+class SpecialItem(Item):
+    """A subclass: stored through the checked path, read back as the dataset's type."""
+
+
+def test_subclass_and_unencodable_values(tmp_path: Path) -> None:
+    ds = make(tmp_path)
+    with ds.open("w") as writer:
+        writer.append(SpecialItem(1, "s", 1.0, T0))
+        writer.append(items(1, start=2)[0])
+    assert sorted(o.itemId for o in ds.open("r")) == [1, 2]
+    other = make(tmp_path, "bad", data_type=Assembly)
+    with pytest.raises(DatasetUsageError, match="cannot store"), other.open("w") as writer:
+        writer.append(Assembly("s", 1, [], extra={"x": object()}))
+    assert not other.exists()
