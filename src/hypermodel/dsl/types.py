@@ -133,7 +133,6 @@ def parse_text(text: str, expected: type | None, where: str) -> Any:
             return float(text)
         value = orjson.loads(text)
     except (ValueError, orjson.JSONDecodeError) as exc:
-        raise UsageError(
-            f"{where}: {text!r} is not a valid {SUPPORTED.get(expected, 'str')}"
-        ) from exc  # type: ignore[arg-type]
+        kind = SUPPORTED.get(expected, "str") if expected else "str"
+        raise UsageError(f"{where}: {text!r} is not a valid {kind}") from exc
     return check_value(value, expected, where)
