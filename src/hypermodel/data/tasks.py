@@ -191,6 +191,24 @@ class BaseTask(Op):
             return self.run_chunk(step.split(":", 1)[1])
         raise DatasetUsageError(f"task '{self.name}': unknown step {step!r}")
 
+    def compile_kfp(self, builder: Any, task: Any, arguments: dict[str, Any]) -> Any:
+        """Kubeflow form: a ParallelFor of pods, one per chunk (``--step chunk:<id>``), then
+        one publish pod (``--step publish``) whose output is the task's output."""
+        chunk_ids = self.kfp_chunk_ids()
+        if not chunk_ids:
+            return builder.add(task, arguments)
+        dsl = builder.dsl
+        run_chunk = builder.component(task, {"step": str}, dict, name=f"{task.name}-chunk")
+        publish = builder.component(task, {"step": str}, dict, name=f"{task.name}-publish")
+        items = [f"chunk:{cid}" for cid in chunk_ids]
+        with dsl.ParallelFor(items=items, parallelism=self.workers or 0) as step:
+            fan_out = builder.configure(run_chunk(step=step), task)
+        return builder.configure(publish(step="publish"), task).after(fan_out)
+
+    def kfp_chunk_ids(self) -> list[str]:
+        """The chunk jobs a Kubeflow fan-out runs (none: the task runs in one pod)."""
+        return []
+
     @functools.cached_property
     def code_fingerprint(self) -> str:
         try:
@@ -409,6 +427,9 @@ class _ChunkTask(BaseTask):
     @property
     def input_chunk_ids(self) -> list[str]:
         return self.inputDatasets[0].chunk_ids()
+
+    def kfp_chunk_ids(self) -> list[str]:
+        return self.input_chunk_ids
 
 
 class OneToOne(_ChunkTask):
