@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from hypermodel import hml
 from hypermodel.data.dataset import Dataset
 
-from .test_tasks import N, REPO, Join, Label, LoadLabels, LoadNums, Num, Row
+from .test_tasks import REPO, Join, Label, LoadLabels, LoadNums, N, Num, Row
 
 pytest.importorskip("kfp")
 
