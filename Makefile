@@ -22,6 +22,7 @@ $(DEMO_STAMP): pyproject.toml setup.py demo/pyproject.toml | $(VENV)/bin/python
 $(STAMP): pyproject.toml setup.py demo/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev]' -e ./demo
 	$(BIN)/pip install -q -e '.[tf]'  # the TensorFlow tests: tensorflow-cpu + tensorboard
+	$(BIN)/pip install -q torch==2.13.0  # stream.to_torch tests; this exact pin is a local CPU wheel
 	$(BIN)/pip install -q --no-deps hypergol==0.2.1  # file-compatibility peer (its pins do not build on 3.11)
 	touch $@ $(DEMO_STAMP)
 
