@@ -303,6 +303,10 @@ def pipeline_plan(layout: ProjectLayout, name: str, parts: list[str]) -> Plan:
     require_modules(layout, "tasks", task_names, "tasks")
     tasks = [read_task(layout, t) for t in task_names]
     pipeline = snake_case(name)
+    if pipeline in {module_name(t) for t in task_names}:
+        raise ScaffoldError(
+            f"pipeline {name} would have the name of its task {pipeline}: choose another name"
+        )
     plan = Plan(layout.root)
     source, written = _pipeline_source(layout, pipeline, tasks, classes)
     plan.add(layout.subpackage("pipelines") / f"{pipeline}.py", source)

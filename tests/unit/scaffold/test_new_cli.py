@@ -199,6 +199,8 @@ def test_pipeline_errors(project: Path) -> None:
     assert "no task before it" in str(unordered.exception)
     no_task = hml("new", "pipeline", "Totals", "Item", cwd=project)
     assert "names no task" in str(no_task.exception)
+    same = hml("new", "pipeline", "SumItems", "SumItems", cwd=project)
+    assert "name of its task" in str(same.exception)
     unknown = hml("new", "pipeline", "Totals", "SumItems", "Ghost", cwd=project)
     assert "Ghost" in str(unknown.exception)
 
