@@ -335,7 +335,7 @@ def test_4096_chunks_with_few_open_files_and_bounded_memory(tmp_path: Path) -> N
                      repoData={{"x": 1}}, chunkCount=4096)
         tracemalloc.start()
         with ds.open("w", buffer_bytes=1 << 20) as writer:
-            for i in range(0, 30000, 1000):
+            for i in range(0, 16000, 1000):
                 for obj in items(1000, start=i):
                     writer.append(obj)
         peak = tracemalloc.get_traced_memory()[1]
@@ -347,7 +347,7 @@ def test_4096_chunks_with_few_open_files_and_bounded_memory(tmp_path: Path) -> N
     )
     assert out.returncode == 0, out.stderr
     peak, count = map(int, out.stdout.split())
-    assert count == 30000
+    assert count == 16000
     assert peak < 48 << 20, f"peak {peak / 2**20:.0f} MiB"
 
 
