@@ -71,6 +71,10 @@ def export_model(model: Any, path: str | os.PathLike[str], lineage: dict[str, An
         "get_lineage": module.get_lineage,
     }
     tf.saved_model.save(module, str(target), signatures=signatures)
+    # the same lineage as a file, readable without TensorFlow (publishing, audits)
+    extra = target / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    (extra / "hml_lineage.json").write_text(json.dumps(lineage, indent=2, sort_keys=True) + "\n")
     return target
 
 

@@ -225,3 +225,44 @@ def test_training_from_a_list_exports_without_dataset_checksum(
     exported = load_exported(manager.export())
     assert exported.long_name == "scorer-test"
     assert exported.dataset_checksum == "none"
+
+
+def test_publish_to_the_bucket_then_serve_latest(trained: Trained, ex: ModuleType) -> None:
+    from hypermodel.tf import TensorflowModelContainer
+
+    app = hml.HmlApp("tf-published", root=str(trained.root / "published"))
+    reference = TensorflowModelContainer("scorer", ex.ScorerBatchProcessor()).publish(
+        trained.export, app, version="v1"
+    )
+    assert reference["lineage"]["long_name"] == trained.manager.longName
+    assert reference["lineage"]["dataset_checksum"] == dataset_checksum(trained.train)
+
+    served = TensorflowModelContainer("scorer", ex.ScorerBatchProcessor())
+    app.inference.load_model(served, "latest")
+    served.serve(app.inference, "/score", input=ex.Reading, output=ex.Score)
+    client = app.inference.build().test_client()
+    response = client.post("/score", json=ex.readings(1)[0].to_data())
+    assert response.status_code == 200
+    assert response.headers["x-model-version"] == "v1"
+    assert response.headers["x-model-long-name"] == trained.manager.longName
+    assert response.headers["x-model-dataset"] == dataset_checksum(trained.train)
+
+
+def test_published_versions_are_never_overwritten_and_tampering_is_caught(
+    trained: Trained, ex: ModuleType
+) -> None:
+    from hypermodel.errors import AlreadyExistsError
+    from hypermodel.serving.errors import ModelIntegrityError
+    from hypermodel.tf import TensorflowModelContainer
+
+    app = hml.HmlApp("tf-tamper", root=str(trained.root / "tamper"))
+    container = TensorflowModelContainer("scorer", ex.ScorerBatchProcessor(), app=app)
+    container.publish(trained.export, version="v1")
+    with pytest.raises(AlreadyExistsError, match="already published"):
+        container.publish(trained.export, version="v1")
+    archive = trained.root / "tamper/models/scorer/v1/saved_model.tar"
+    data = bytearray(archive.read_bytes())
+    data[-2000] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="does not match the SHA256"):
+        TensorflowModelContainer("scorer", ex.ScorerBatchProcessor(), app=app).load("v1")
