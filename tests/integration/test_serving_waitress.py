@@ -53,12 +53,18 @@ APP = textwrap.dedent(
 )
 
 
-def _call(url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+def _call(
+    url: str, body: Any = None, raw: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+            return (
+                response.status,
+                {k.lower(): v for k, v in response.headers.items()},
+                response.read(),
+            )
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
@@ -84,19 +90,37 @@ def _start(root: Path, tmp: Path, *args: str) -> tuple[subprocess.Popen[bytes], 
     port = free_port()
     env = {**os.environ, "HML_ROOT": str(root), "PYTHONPATH": str(REPO)}
     log = (tmp / f"server-{port}.log").open("wb")
-    proc = subprocess.Popen([sys.executable, str(script), "inference", *args, "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            "inference",
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=tmp,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_for_port(port, proc, timeout=60)
     except (RuntimeError, TimeoutError) as exc:
         proc.kill()
         proc.wait()
-        unavailable(f"inference server did not start: {exc}: {(tmp / f'server-{port}.log').read_text()[-2000:]}")
+        unavailable(
+            f"inference server did not start: {exc}: {(tmp / f'server-{port}.log').read_text()[-2000:]}"
+        )
     return proc, port
 
 
 @pytest.fixture(scope="module")
-def prod(published: tuple[Path, ModelContainer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, ModelContainer, Path]]:
+def prod(
+    published: tuple[Path, ModelContainer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, ModelContainer, Path]]:
     root, mc = published
     tmp = tmp_path_factory.mktemp("prod")
     proc, port = _start(root, tmp, "run-prod", "--threads", "4")
@@ -129,7 +153,9 @@ def test_bad_requests_are_4xx_with_reasons(prod: tuple[str, ModelContainer, Path
     status, _, body = _call(f"{url}/predict", {"features": ["x"]})
     assert status == 422 and json.loads(body)["problems"][0]["loc"] == "features.0"
     status, _, body = _call(f"{url}/predict", {})
-    assert status == 422 and json.loads(body)["problems"] == [{"loc": "features", "msg": "field required"}]
+    assert status == 422 and json.loads(body)["problems"] == [
+        {"loc": "features", "msg": "field required"}
+    ]
     status, _, body = _call(f"{url}/predict", raw=b'{"features": [' + b"1.0," * 400_000 + b"1.0]}")
     assert status == 413 and json.loads(body)["error"] == "request body too large"
 
@@ -159,7 +185,11 @@ def test_probes_index_and_metrics(prod: tuple[str, ModelContainer, Path]) -> Non
 
     def count(text: str) -> float:
         for line in text.splitlines():
-            if line.startswith("hml_http_errors_total{") and 'route="/predict"' in line and 'status="422"' in line:
+            if (
+                line.startswith("hml_http_errors_total{")
+                and 'route="/predict"' in line
+                and 'status="422"' in line
+            ):
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
 
@@ -167,7 +197,9 @@ def test_probes_index_and_metrics(prod: tuple[str, ModelContainer, Path]) -> Non
     assert "hml_http_request_duration_seconds_bucket" in after
 
 
-def test_run_dev_serves_the_same_app(published: tuple[Path, ModelContainer], tmp_path: Path) -> None:
+def test_run_dev_serves_the_same_app(
+    published: tuple[Path, ModelContainer], tmp_path: Path
+) -> None:
     root, _ = published
     proc, port = _start(root, tmp_path, "run-dev", "--no-reload")
     try:
