@@ -30,6 +30,8 @@ from collections.abc import Callable
 from json.encoder import encode_basestring_ascii  # the C function json.dumps uses for str
 from typing import Any, ClassVar
 
+import orjson
+
 from .errors import DataModelError, NoIdError
 
 _ID_TYPES = (int, str)
@@ -415,6 +417,7 @@ def _encoder_parts(schema: _Schema, env: dict[str, Any]) -> tuple[list[str], str
     env.update(
         {
             "_s": encode_basestring_ascii,
+            "_od": orjson.dumps,
             "_i": int.__repr__,
             "_fr": float.__repr__,
             "_dumps": _dumps_sorted,
@@ -439,6 +442,10 @@ def _encoder_parts(schema: _Schema, env: dict[str, Any]) -> tuple[list[str], str
             env[f"_T{i}"] = tp
             # same conversion as to_data(): isoformat() of anything that has one, None as null
             expr = f"_s({v}.isoformat()) if {v}.__class__ is _T{i} else _dumps(None if {v} is None else {v}.isoformat())"
+            if tp is dt.date:  # orjson writes dates exactly as isoformat(), 4x faster
+                expr = f"_od({v}).decode() if {v}.__class__ is _T{i} else ({expr})"
+            elif tp is dt.datetime:  # naive datetimes too (not aware ones, nor times: it differs)
+                expr = f"_od({v}).decode() if {v}.__class__ is _T{i} and {v}.tzinfo is None else ({expr})"
         elif isinstance(tp, type) and issubclass(tp, BaseData) and tp.to_data is BaseData.to_data:
             env[f"_T{i}"] = tp
             env[f"_E{i}"] = _nested_encoder(tp)
@@ -537,6 +544,18 @@ def appender_for(
     src += "    _w._buffered += len(line)\n"
     src += "    if _w._buffered >= _budget:\n        _w._spill_all()\n"
     return _compile(src, "append", env)  # type: ignore[no-any-return]
+
+
+def _small_sha1() -> Callable[[bytes], Any]:
+    """CPython's built-in SHA1 is ~30% faster than OpenSSL's for the few bytes of an id."""
+    try:
+        import _sha1
+
+        return _sha1.sha1  # type: ignore[no-any-return]
+    except ImportError:  # pragma: no cover - other interpreters
+        import hashlib
+
+        return hashlib.sha1
 
 
 def _fstring_literal(text: str) -> str:

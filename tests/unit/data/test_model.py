@@ -157,3 +157,37 @@ def test_batch_decoder_takes_the_slow_path_for_unexpected_keys() -> None:
     out = decode(rows)
     assert out[0] == Item(1, "a", 0.5, T0)
     assert out[1].itemId == 2 and not hasattr(out[1], "x")
+
+
+class Moments(BaseData, id="k"):
+    k: int
+    at: dt.datetime
+    day: dt.date
+    clock: dt.time
+
+
+def test_temporal_encoding_is_byte_identical_to_isoformat() -> None:
+    rng = random.Random(7)
+    enc = encoder_for(Moments)
+    assert enc is not None
+    zones = [
+        None,
+        dt.timezone.utc,
+        dt.timezone(dt.timedelta(hours=5, minutes=30)),
+        dt.timezone(dt.timedelta(hours=-3)),
+    ]
+    for i in range(3000):
+        micro = rng.choice([0, 1, 10, 99, 999999, 100000, rng.randint(0, 999999)])
+        at = dt.datetime(
+            rng.randint(1, 9999),
+            rng.randint(1, 12),
+            rng.randint(1, 28),
+            rng.randint(0, 23),
+            rng.randint(0, 59),
+            rng.randint(0, 59),
+            micro,
+            tzinfo=rng.choice(zones),
+        )
+        obj = Moments(i, at, at.date(), at.time())
+        assert enc(obj) == json.dumps(obj.to_data(), sort_keys=True)
+        assert Moments.from_data(json.loads(enc(obj))) == obj
