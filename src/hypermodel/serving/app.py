@@ -263,21 +263,30 @@ class HmlInferenceApp:
 
     def build(self) -> Flask:
         """Create the Flask app and run the ``@hml.inference`` initialisers once."""
+        from .model import INITIALISING_APP
+
         flask_app = self.flask
         if not self.initialised:
-            for fn in self._initialisers:
-                try:
-                    fn(self)
-                except HypermodelError:
-                    raise
-                except Exception as exc:
-                    raise HypermodelError(
-                        f"inference initialiser '{getattr(fn, '__name__', fn)}' of app "
-                        f"'{self.app.name}' failed: {type(exc).__name__}: {exc}"
-                    ) from exc
+            token = INITIALISING_APP.set(self.app)
+            try:
+                for fn in self._initialisers:
+                    self._run_initialiser(fn)
+            finally:
+                INITIALISING_APP.reset(token)
             self._check_route_models()
             self.initialised = True
         return flask_app
+
+    def _run_initialiser(self, fn: Callable[[HmlInferenceApp], Any]) -> None:
+        try:
+            fn(self)
+        except HypermodelError:
+            raise
+        except Exception as exc:
+            raise HypermodelError(
+                f"inference initialiser '{getattr(fn, '__name__', fn)}' of app "
+                f"'{self.app.name}' failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _check_route_models(self) -> None:
         for route in self.routes.values():

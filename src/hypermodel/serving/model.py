@@ -26,6 +26,7 @@ import json
 import os
 import re
 import secrets
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +45,10 @@ DISTRIBUTIONS_FILE = "distributions.json"
 REFERENCE_FILE = "reference.json"
 LATEST_FILE = "latest.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+# The app whose @hml.inference initialisers are running (set by HmlInferenceApp.build): a
+# container loaded there without a target reads that app's bucket and joins its models.
+INITIALISING_APP: ContextVar[Any] = ContextVar("hml_initialising_app", default=None)
 
 __all__ = ["ModelContainer", "ModelIntegrityError", "ModelReference"]
 
@@ -400,6 +405,9 @@ class ModelContainer:
         self.target = features.get("target", self.target)
         self.datasets = list(reference.datasets)
         self.reference = reference
+        serving = INITIALISING_APP.get()
+        if serving is not None and self.name not in serving.models:
+            serving.register_model(self.name, self)  # so /readyz and lineage headers see it
         return self
 
     def versions(self, storage: Any = None) -> list[str]:
@@ -466,8 +474,9 @@ class ModelContainer:
             return open_storage(target)
         if target is not None:
             raise UsageError(f"expected a Storage, an app or a bucket URL, got {target!r}")
-        if self.app is not None:
-            return self.app.storage()  # type: ignore[no-any-return]
+        app = self.app if self.app is not None else INITIALISING_APP.get()
+        if app is not None:
+            return app.storage()  # type: ignore[no-any-return]
         from ..context import maybe_context
 
         ctx = maybe_context()

@@ -324,3 +324,23 @@ def test_undeclared_output_objects_and_unknown_methods(
     text = client.get("/metrics").data.decode()
     assert _sample(text, "hml_http_requests_total", method="OTHER", status="405") == 1
     assert "BREW" not in text
+
+
+def test_a_container_loaded_in_init_uses_the_app_bucket_and_joins_it(
+    app: hml.HmlApp, published: ModelContainer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("HML_ROOT", str(tmp_path / "elsewhere"))  # not where the model is
+    mc = ModelContainer("wine-clf")  # declared at module level in an app, no app bound
+
+    @hml.inference(app.inference)
+    def init(inference_app: hml.HmlInferenceApp) -> None:
+        mc.load("latest")
+
+        @inference_app.route("/predict")
+        def predict(payload: Any) -> Any:
+            return {"ok": True}
+
+    client = app.inference.build().test_client()
+    assert app.models["wine-clf"] is mc
+    assert client.get("/readyz").status_code == 200
+    assert client.post("/predict", json={}).headers["x-model-long-name"] == mc.reference.long_name  # type: ignore[union-attr]
