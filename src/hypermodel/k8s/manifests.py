@@ -70,16 +70,16 @@ def deployment_config(app: HmlApp, options: DeployOptions | None = None) -> HmlI
     options = options or DeployOptions()
     cfg = app.inference.deployment_config()
     if options.namespace:
-        cfg.namespace = options.namespace
+        cfg.with_namespace(options.namespace)
     if options.image:
         cfg.with_image(options.image)
     if options.replicas is not None:
         cfg.with_replicas(options.replicas)
     if options.service_type:
         _check_service_type(options.service_type)
-        cfg.with_service_type(options.service_type)
-    if options.ingress_host:
-        cfg.with_ingress(options.ingress_host)
+        cfg.with_service_type(options.service_type, cfg.node_port)
+    if options.ingress_host:  # only the host: a configurator's class, path and TLS still apply
+        cfg.ingress_host = options.ingress_host
     if options.hpa:
         cfg.with_hpa(*options.hpa)
     return cfg

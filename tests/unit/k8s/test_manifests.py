@@ -169,6 +169,15 @@ def test_deploy_options_win_over_configurators() -> None:
     assert container(list(kinds.values()))["image"] == "reg/shop:2"
 
 
+def test_ingress_host_option_keeps_the_configured_class_and_tls() -> None:
+    app = make_app(configure=lambda d: d.with_ingress("a.example.com", "/api", "nginx", "tls"))
+    ingress = by_kind(build_manifests(app, DeployOptions(ingress_host="b.example.com")))["Ingress"]
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"hosts": ["b.example.com"], "secretName": "tls"}]
+    rule = ingress["spec"]["rules"][0]
+    assert (rule["host"], rule["http"]["paths"][0]["path"]) == ("b.example.com", "/api")
+
+
 def test_a_configurator_may_return_none_or_the_deployment() -> None:
     seen: list[str] = []
 
