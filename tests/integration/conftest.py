@@ -18,7 +18,6 @@ When a server cannot start the test is skipped on a laptop and fails under CI (s
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -149,9 +148,8 @@ def storage(storage_url: str) -> Storage:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # every test here starts or uses a real server
+    # this hook sees every collected test: mark only those under tests/integration/
+    here = Path(__file__).resolve().parent
     for item in items:
-        if "integration" in str(item.fspath) and os.sep + "integration" + os.sep in str(
-            item.fspath
-        ):
+        if here in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.integration)
