@@ -394,6 +394,22 @@ class _Staging:
             self._temp = None
 
 
+def _finish_local(
+    ids: list[str], chunks: list[_ChunkSpill], level: int, temp_dir: Any
+) -> dict[str, str]:
+    """Compress, hash and write the last pieces of every chunk on local disk, on two threads:
+    zlib, SHA1 and file writes release the GIL, and chunks are independent."""
+    if len(ids) < 2:
+        return {
+            cid: chunk.finish(level, temp_dir)[0] for cid, chunk in zip(ids, chunks, strict=True)
+        }
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="hml-chunk") as pool:
+        sums = list(pool.map(lambda chunk: chunk.finish(level, temp_dir)[0], chunks))
+    return dict(zip(ids, sums, strict=True))
+
+
 class _Uploads:
     """Chunk uploads to a bucket run on a few threads (a bucket PUT is mostly waiting) while the
     next chunk compresses; at most ``limit`` compressed chunks are held at once."""
@@ -600,10 +616,13 @@ class DatasetWriter:
             for chunk, lines in zip(self._chunks, self._lines, strict=True):
                 chunk.lines = lines
                 self.count += len(lines)
-            with _Uploads(self._staging) as uploads:
-                for cid, chunk in zip(self._ids, self._chunks, strict=True):
-                    checksums[cid], body = chunk.finish(level, self._staging.temp_dir)
-                    uploads.store(cid, body)
+            if self._staging.local_dir is not None:
+                checksums = _finish_local(self._ids, self._chunks, level, self._staging.temp_dir)
+            else:
+                with _Uploads(self._staging) as uploads:
+                    for cid, chunk in zip(self._ids, self._chunks, strict=True):
+                        checksums[cid], body = chunk.finish(level, self._staging.temp_dir)
+                        uploads.store(cid, body)
             self._chunks = []
             self.checksum = self._publisher.publish(checksums)
         except BaseException:
