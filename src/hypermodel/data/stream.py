@@ -34,7 +34,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -141,6 +141,9 @@ class _Reader:
         self.cache: OrderedDict[int, list[bytes]] = OrderedDict()
         self.sizes: dict[int, int] = {}
         self.size = 0
+        # position -> line of every cached member (None when not cached): one list lookup per
+        # record on the hot path instead of a bisect and two dict lookups
+        self.flat: list[bytes | None] = [None] * index.total
 
     def _load(self, block: int) -> list[bytes]:
         chunk_id, member = self.blocks[block]
@@ -149,25 +152,34 @@ class _Reader:
         self.cache[block] = lines
         self.sizes[block] = size
         self.size += size
+        start = self.starts[block]
+        self.flat[start : start + len(lines)] = lines
         while self.size > self.budget and len(self.cache) > 1:
-            old, _ = self.cache.popitem(last=False)
+            old, gone = self.cache.popitem(last=False)
             self.size -= self.sizes.pop(old)
+            first = self.starts[old]
+            self.flat[first : first + len(gone)] = [None] * len(gone)
         return lines
 
     def window(self, positions: Sequence[int]) -> list[Any]:
-        starts, cache, find = self.starts, self.cache, bisect.bisect_right
-        lines = []
-        for p in positions:
-            b = find(starts, p) - 1
-            block = cache.get(b)
-            if block is None:  # evicted first-in first-out: random access makes LRU no better
-                block = self._load(b)
-            lines.append(block[p - starts[b]])
+        flat = self.flat
+        lines = [flat[p] for p in positions]
+        if None in lines:  # some members are not cached (first touch, or evicted)
+            starts, find = self.starts, bisect.bisect_right
+            for i, line in enumerate(lines):
+                if line is None:
+                    p = positions[i]
+                    b = find(starts, p) - 1
+                    block = self.cache.get(b)
+                    if block is None:  # evicted first-in first-out: LRU is no better here
+                        block = self._load(b)
+                    lines[i] = block[p - starts[b]]
+        got = cast("list[bytes]", lines)  # every None was filled above
         try:
-            data = orjson.loads(b"[" + b",".join(lines) + b"]")
+            data = orjson.loads(b"[" + b",".join(got) + b"]")
         except orjson.JSONDecodeError:  # NaN / huge ints that json.dumps writes: parse one by one
             try:
-                data = [json.loads(line) for line in lines]
+                data = [json.loads(line) for line in got]
             except ValueError as exc:
                 raise DatasetCorruptError(
                     f"dataset {self.where} has a record that is not JSON"
@@ -184,7 +196,7 @@ def _windows(slices: Iterator[Sequence[int]], size: int) -> Iterator[Sequence[in
 _DONE = object()
 
 
-def _prefetched(make: Iterator[list[Any]], depth: int) -> Iterator[Any]:
+def _prefetched(make: Iterator[list[Any]], depth: int) -> Iterator[list[Any]]:
     """Run ``make`` on a background thread, ``depth`` windows ahead; errors surface here."""
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -213,7 +225,7 @@ def _prefetched(make: Iterator[list[Any]], depth: int) -> Iterator[Any]:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield from item
+            yield item
     finally:
         stop.set()
         while thread.is_alive():  # unblock a producer waiting on a full queue
@@ -301,17 +313,19 @@ class Stream:
 
     def __iter__(self) -> Iterator[Any]:
         self.position = self.start_offset
-        for obj in self.iter_slices(self.slices()):
-            self.position += 1
-            yield obj
+        for batch in self._batches(self.slices()):
+            for obj in batch:
+                self.position += 1
+                yield obj
 
     def iter_slices(self, slices: Iterator[Sequence[int]]) -> Iterator[Any]:
         """Decoded objects at the given dataset positions, read ahead on a thread."""
+        return (obj for batch in self._batches(slices) for obj in batch)
+
+    def _batches(self, slices: Iterator[Sequence[int]]) -> Iterator[list[Any]]:
         reader = _Reader(self.dataset, self.index, self.cache_bytes)
         windows = (reader.window(w) for w in _windows(slices, self.window))
-        if self.prefetch <= 0:
-            return (obj for batch in windows for obj in batch)
-        return _prefetched(windows, self.prefetch)
+        return windows if self.prefetch <= 0 else _prefetched(windows, self.prefetch)
 
     def to_torch(self, transform: Callable[[Any], Any] | None = None) -> Any:
         """A ``torch.utils.data.IterableDataset``; DataLoader workers split it without overlap."""
