@@ -21,7 +21,6 @@ from .render import render
 
 # The requirement a generated project puts on hypermodel; a local checkout for development.
 HYPERMODEL_SPEC_ENV = "HML_SOURCE"
-DEFAULT_HYPERMODEL_SPEC = "hypermodel"
 SUBPACKAGES = {
     "data_models": "Data model classes (BaseData): `hml new data-model NAME field:type ...`.",
     "tasks": "Tasks over datasets: `hml new task NAME OutputClass --source|--one-to-one`.",
@@ -31,13 +30,21 @@ SUBPACKAGES = {
 
 
 def hypermodel_spec(explicit: str | None = None) -> str:
-    """What the generated pyproject depends on: ``--hypermodel-spec``, $HML_SOURCE, or PyPI's."""
-    spec = explicit or os.environ.get(HYPERMODEL_SPEC_ENV) or DEFAULT_HYPERMODEL_SPEC
+    """What the generated pyproject depends on: ``--hypermodel-spec``, $HML_SOURCE, or
+    ``hypermodel>=<this major.minor>`` (the generated code uses this version's API)."""
+    spec = explicit or os.environ.get(HYPERMODEL_SPEC_ENV) or default_hypermodel_spec()
     if os.path.isdir(spec):  # a local checkout: a PEP 508 direct reference
         spec = f"hypermodel @ {Path(spec).resolve().as_uri()}"
     if '"' in spec or "\n" in spec:
         raise ScaffoldError(f"hypermodel requirement {spec!r} cannot contain quotes or newlines")
     return spec
+
+
+def default_hypermodel_spec() -> str:
+    from .. import __version__
+
+    major, minor = [*__version__.split("."), "0"][:2]
+    return f"hypermodel>={major}.{minor}"
 
 
 def project_plan(name: str, directory: str | Path = ".", spec: str | None = None) -> Plan:

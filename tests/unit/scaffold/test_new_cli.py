@@ -46,7 +46,12 @@ def test_new_project_layout(project: Path) -> None:
 def test_hypermodel_spec_defaults_to_pypi_or_env(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("HML_SOURCE", raising=False)
     ok(hml("new", "project", "Plain", "--directory", str(tmp_path)))
-    assert 'dependencies = ["hypermodel"]' in (tmp_path / "plain/pyproject.toml").read_text()
+    from hypermodel import __version__
+
+    minor = ".".join(__version__.split(".")[:2])
+    assert (
+        f'dependencies = ["hypermodel>={minor}"]' in (tmp_path / "plain/pyproject.toml").read_text()
+    )
     monkeypatch.setenv("HML_SOURCE", "hypermodel[serve]==0.2.0")
     ok(hml("new", "project", "Pinned", "--directory", str(tmp_path)))
     assert '"hypermodel[serve]==0.2.0"' in (tmp_path / "pinned/pyproject.toml").read_text()
