@@ -13,6 +13,7 @@ import pytest
 from hypermodel import hml
 from hypermodel.data.dataset import Dataset
 from hypermodel.data.errors import DatasetUsageError
+from hypermodel.data.index import load_index
 from hypermodel.data.model import BaseData
 from hypermodel.data.tasks import Delayed, OneToMany, OneToOne, Source, TaskFailedError
 
@@ -178,12 +179,13 @@ def test_one_to_many_bounded_memory_spills_and_stays_identical(
     root, nums, labels = inputs
     first = ds(root, Digit, "spill_a")
     Digits([nums, labels], first, workers=1, creationTime="t")()
-    monkeypatch.setattr("hypermodel.data.jobs.PARTS_FLUSH_BYTES", 64)
     import hypermodel.data.jobs as jobs
 
     monkeypatch.setattr(jobs.Router.__init__, "__defaults__", (64,))
     second = ds(root, Digit, "spill_b")
     Digits([nums, labels], second, workers=2, creationTime="t")()
+    members = [sum(len(c.members) for c in load_index(d).chunks) for d in (first, second)]
+    assert members[1] > 2 * members[0]  # the small bound spilled many more gzip members
     a, b = first.read_chk(), second.read_chk()
     assert [a[f"spill_a_{c}.jsonl.gz"] for c in first.chunk_ids()] == [
         b[f"spill_b_{c}.jsonl.gz"] for c in second.chunk_ids()
