@@ -113,19 +113,35 @@ FLOATS = [
     math.nan,
     math.inf,
     -math.inf,
+    1e-4,
+    -1e-4,
+    9.999999999999999e-05,
+    0.00010000000000000002,
+    9999999999999998.0,
+    -9999999999999998.0,
+    1e15,
+    5e-324,
+    1 / 3,
+    2.0**52 + 0.5,
 ]
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(8))
 def test_encoder_is_byte_identical_to_json_dumps(seed: int) -> None:
     rng = random.Random(seed)
     enc = encoder_for(Item)
     assert enc is not None
-    for _ in range(300):
+    for _ in range(3000):
         obj = Item(
             rng.choice([0, -1, 2**70, rng.randint(-(10**9), 10**9)]),
             rng.choice(STRINGS) + rng.choice(STRINGS),
-            rng.choice([*FLOATS, rng.random() * 10 ** rng.randint(-20, 20)]),
+            rng.choice(
+                [
+                    *FLOATS,
+                    rng.random() * 10 ** rng.randint(-20, 20),
+                    -rng.random() * 10 ** rng.randint(-6, 17),
+                ]
+            ),
             T0 + dt.timedelta(microseconds=rng.randint(0, 10**12)),
         )
         assert enc(obj) == json.dumps(obj.to_data(), sort_keys=True)
