@@ -133,13 +133,14 @@ def gzip_member(data: bytes, level: int) -> bytes:
     return comp.compress(data) + comp.flush()
 
 
-def inflate(data: bytes) -> Iterator[bytes]:
-    """Uncompressed content of concatenated gzip members."""
+def inflate(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(compressed length, uncompressed content) of each of concatenated gzip members."""
     while data:
         d = zlib.decompressobj(31)
-        yield d.decompress(data)
+        text = d.decompress(data)
         if not d.eof:
             raise DatasetError("a routed part is truncated")
+        yield len(data) - len(d.unused_data), text
         data = d.unused_data
 
 
@@ -209,17 +210,22 @@ def merge_parts(records: Records, target: str, sources: list[tuple[str, int]]) -
     ds = records.dataset
     hasher = hashlib.sha1()
     bodies: list[bytes] = []
-    count = 0
-    for source, n in sources:
+    members: list[list[int]] = []  # the chunk's index entries: [offset, length, first, count]
+    offset = count = 0
+    for source, _n in sources:
         body = ds.storage.read_bytes(records.part_key(target, source))
-        for text in inflate(body):
+        for length, text in inflate(body):
             hasher.update(text)
+            lines = text.count(b"\n")
+            members.append([offset, length, count, lines])
+            offset += length
+            count += lines
         bodies.append(body)
-        count += n
     if not bodies:  # an empty chunk is still a valid gzip file, as every writer makes it
         bodies.append(gzip_member(b"", ds.compresslevel))
+        members.append([0, len(bodies[0]), 0, 0])
     store_chunk_members(ds, target, records.token, bodies)
-    return {"sha1": hasher.hexdigest(), "count": count}
+    return {"sha1": hasher.hexdigest(), "count": count, "members": members}
 
 
 # -- the pool -------------------------------------------------------------------------------------

@@ -582,7 +582,9 @@ class OneToMany(_ChunkTask):
             else:
                 todo.append(cid)
         results.update(self._run_phase("merge", todo, prepare=False))
-        return self._publish_output(results, records)
+        checksum = self._publish_output(results, records)
+        _write_index(self.outputDataset, checksum, results)
+        return checksum
 
     def run_chunk(self, chunk_id: str) -> dict[str, Any]:
         if self._plan() is not None:
@@ -683,6 +685,17 @@ class Source(BaseTask):
 
     def publish(self) -> dict[str, Any]:
         return self.run_all()
+
+
+def _write_index(dataset: Dataset, checksum: str, results: dict[str, dict[str, Any]]) -> None:
+    """The stream index of a one-to-many output, from what the merges saw: no extra pass."""
+    from .index import ChunkIndex, DatasetIndex, Member, index_key
+
+    chunks = [
+        ChunkIndex(cid, results[cid]["count"], [Member(*m) for m in results[cid]["members"]])
+        for cid in dataset.chunk_ids()
+    ]
+    dataset.storage.write_text(index_key(dataset), DatasetIndex(checksum, chunks).to_json())
 
 
 def _no_pool(workers: int) -> ProcessPoolExecutor:

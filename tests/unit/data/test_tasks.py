@@ -13,7 +13,7 @@ import pytest
 from hypermodel import hml
 from hypermodel.data.dataset import Dataset
 from hypermodel.data.errors import DatasetUsageError
-from hypermodel.data.index import load_index
+from hypermodel.data.index import DatasetIndex, build_index, index_key, load_index
 from hypermodel.data.model import BaseData
 from hypermodel.data.tasks import Delayed, OneToMany, OneToOne, Source, TaskFailedError
 
@@ -167,6 +167,9 @@ def test_one_to_many_routes_objects_to_their_chunks(
     expected = {(i, d + f"L{i % 5}") for i in range(N) if i != 7 for d in set(str(i * i))}
     got = {(d.numId, d.digit) for d in digits}
     assert got == expected and out["objects"] == len(expected)
+    # the stream index was written at publish, and is what a full indexing pass finds
+    stored = digits.storage.read_text(index_key(digits))
+    assert DatasetIndex.from_json(stored).to_json() == build_index(digits).to_json()
     counts = digits.verify()  # every chunk verifies and holds only its own objects
     assert sum(counts.values()) == len(expected)
     for cid in ["00", "7f", "ff"]:
