@@ -1,12 +1,13 @@
 """bench serve: wrk against `<app> inference run-prod` vs the same handler in bare Flask+waitress
 and vs `mlflow models serve` on the same model; `--soak N` adds an N-second full-load soak.
 
-    python bench/serve.py                       # 3 interleaved rounds of 10 s per server
+    python bench/serve.py                       # 5 interleaved rounds of 8 s per server and model
     python bench/serve.py --soak 60             # plus a 60 s soak of run-prod (errors, RSS)
     python bench/serve.py --model tree          # only the depth-3 tree
 
 Two models: the demo's (RandomForest, 100 trees, depth 4, on sklearn's wine data), where
-prediction time dominates, and a depth-3 tree, where the server's own overhead dominates. wrk shares the machine's cores with the server: read the ratios.
+prediction time dominates, and a depth-3 tree, where the server's own overhead dominates.
+wrk shares the machine's cores with the server: read the ratios (medians of paired rounds).
 MLflow runs from its own venv (bench/.venv-mlflow, created on first use with the same
 scikit-learn/numpy as ours); when it cannot be installed the MLflow line says why.
 """
@@ -413,9 +414,9 @@ def main(argv: list[str]) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--duration", type=int, default=10, help="seconds of load per round and server"
+        "--duration", type=int, default=8, help="seconds of load per round and server"
     )
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
         "--model",
         choices=("demo", "tree", "both"),
