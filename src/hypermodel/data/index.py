@@ -20,7 +20,7 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from ..errors import NotFoundError
 from . import format as fmt
@@ -218,20 +218,7 @@ def read_member(dataset: Dataset, chunk_id: str, member: Member) -> list[bytes]:
 
 
 def _read_range(dataset: Dataset, key: str, offset: int, length: int) -> bytes:
-    stream: Any
     try:
-        stream = dataset.storage.open_read(key)
+        return dataset.storage.read_range(key, offset, length)
     except NotFoundError as exc:
         raise DatasetCorruptError(f"chunk {dataset.storage.url}/{key} is missing") from exc
-    with stream:
-        try:
-            stream.seek(offset)
-        except (OSError, AttributeError, ValueError):  # not seekable: skip forward
-            left = offset
-            while left:
-                got = stream.read(min(left, _READ_BLOCK))
-                if not got:
-                    break
-                left -= len(got)
-        data: bytes = stream.read(length)
-    return data

@@ -70,6 +70,13 @@ class Storage(abc.ABC):
         """A local filesystem path for the key, when the backend is on local disk."""
         return None
 
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """``length`` bytes from ``start`` (fewer at the end); buckets override it with one
+        ranged GET, so random access never downloads the rest of the object."""
+        with self.open_read(key) as stream:
+            stream.seek(start)
+            return stream.read(length)
+
     def join(self, *parts: str) -> str:
         return check_key("/".join(p.strip("/") for p in parts if p))
 

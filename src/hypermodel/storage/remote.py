@@ -91,6 +91,12 @@ class FsspecStorage(Storage):
         except FileNotFoundError as exc:
             raise NotFoundError(f"{self.url}/{key} does not exist") from exc
 
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(self._path(key), start=start, end=start + length))
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.url}/{key} does not exist") from exc
+
     def size(self, key: str) -> int:
         try:
             return int(self.fs.size(self._path(key)))
