@@ -108,7 +108,7 @@ def json_response(
     body = orjson.dumps(
         data, default=_to_jsonable, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
     )
-    return Response(body, status=status, mimetype="application/json", headers=headers)
+    return Response(body, status=status, content_type="application/json", headers=headers)
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -171,34 +171,46 @@ def _add_builtin_routes(app: Flask, inference_app: HmlInferenceApp, metrics: Met
 
 
 def _add_hooks(app: Flask, inference_app: HmlInferenceApp, metrics: Metrics) -> None:
-    from flask import g, request
+    from flask import request
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
     lineage: Lineage = app.extensions["hypermodel"]["lineage"]
     declared: set[str] = app.extensions["hypermodel"]["declared"]
 
-    @app.before_request
-    def start() -> None:
-        ctx = g._get_current_object()
-        ctx.hml_t0 = time.perf_counter()
-        given = request.headers.get("x-request-id", "")
-        ctx.hml_request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    # The start time is taken by a WSGI wrapper rather than a before_request hook: cheaper, and
+    # it also covers requests that fail before Flask dispatches them.
+    inner = app.wsgi_app
+
+    def timed(environ: dict[str, Any], start_response: Any) -> Any:
+        environ["hml.t0"] = time.perf_counter()
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            # Our headers join the WSGI list here, already validated once (werkzeug's Headers
+            # re-validates every value on every request, which showed in profiles).
+            headers.extend(environ.get("hml.headers", ()))
+            return start_response(status, headers, exc_info)
+
+        return inner(environ, start)
+
+    app.wsgi_app = timed  # type: ignore[method-assign]
 
     @app.after_request
     def finish(response: Response) -> Response:
-        # Proxies resolved once: this runs on every request.
-        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
-        headers = response.headers
-        headers.add("x-request-id", getattr(ctx, "hml_request_id", ""))
+        req = request._get_current_object()  # type: ignore[attr-defined]  # resolved once
+        environ = req.environ
+        extra = [("x-request-id", request_id(environ))]
         endpoint = req.endpoint
-        if endpoint and endpoint not in _BUILTIN_ENDPOINTS and endpoint not in declared:
-            headers.extend(lineage.headers(()))  # a plain Flask route: the app's only model
+        if endpoint in declared:
+            extra += environ.get("hml.lineage", ())  # set by the route's view
+        elif endpoint and endpoint not in _BUILTIN_ENDPOINTS:
+            extra += lineage.headers(())  # a plain Flask route: the app's only model
+        environ["hml.headers"] = extra
         method = req.method
         metrics.observe(
             req.url_rule.rule if req.url_rule is not None else "<unmatched>",
             method if method in _METHODS else "OTHER",
             response.status_code,
-            time.perf_counter() - getattr(ctx, "hml_t0", time.perf_counter()),
+            time.perf_counter() - environ.get("hml.t0", time.perf_counter()),
         )
         return response
 
@@ -218,10 +230,25 @@ def _add_hooks(app: Flask, inference_app: HmlInferenceApp, metrics: Metrics) -> 
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception) -> Response:
-        request_id = g.get("hml_request_id", "")
+        rid = request_id(request.environ)
         # The traceback stays in the server log; the client only gets the id to quote.
-        log.error("request %s %s %s failed", request_id, request.method, request.path, exc_info=exc)
-        return json_response({"error": "internal error", "request_id": request_id}, 500)
+        log.error("request %s %s %s failed", rid, request.method, request.path, exc_info=exc)
+        return json_response({"error": "internal error", "request_id": rid}, 500)
+
+
+def _header_value(value: str) -> str:
+    """Header-safe text: a dataset checksum is a user string and must not inject headers."""
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in value)
+
+
+def request_id(environ: dict[str, Any]) -> str:
+    """The client's ``x-request-id`` when it is a safe token, else a new one; one per request."""
+    rid: str | None = environ.get("hml.request_id")
+    if rid is None:
+        given = environ.get("HTTP_X_REQUEST_ID", "")
+        rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        environ["hml.request_id"] = rid
+    return rid
 
 
 class Lineage:
@@ -250,7 +277,7 @@ class Lineage:
         for name in names:
             for header, value in self.inference_app.model_lineage(name).items():
                 merged.setdefault(header, []).append(value)
-        found = [(header, ";".join(values)) for header, values in merged.items()]
+        found = [(header, _header_value(";".join(values))) for header, values in merged.items()]
         self._cache[names] = (refs, found)
         return found
 
@@ -268,14 +295,15 @@ def add_route(inference_app: HmlInferenceApp, app: Flask, route: Route) -> None:
             try:
                 argument = inputs.parse(payload)
             except SchemaError as exc:
+                request.environ["hml.lineage"] = lineage.headers(route.models)
                 body = {"error": "invalid request", "problems": exc.problems}
-                return json_response(body, 422, lineage.headers(route.models))
+                return json_response(body, 422)
         else:
             argument = payload
         result = route.handler(argument) if route.takes_argument else route.handler()
         if isinstance(result, Response):
             if "x-model-long-name" not in result.headers:
-                result.headers.extend(lineage.headers(route.models))
+                request.environ["hml.lineage"] = lineage.headers(route.models)
             return result
         try:
             data = outputs.dump(result)
@@ -284,7 +312,8 @@ def add_route(inference_app: HmlInferenceApp, app: Flask, route: Route) -> None:
                 f"route {route.path} returned data that does not match "
                 f"{getattr(route.output, '__name__', route.output)}: {exc}"
             ) from exc
-        return json_response(data, 200, lineage.headers(route.models))
+        request.environ["hml.lineage"] = lineage.headers(route.models)
+        return json_response(data)
 
     view.__name__ = route.endpoint
     app.add_url_rule(route.path, route.endpoint, view, methods=list(route.methods))

@@ -344,3 +344,15 @@ def test_a_container_loaded_in_init_uses_the_app_bucket_and_joins_it(
     assert app.models["wine-clf"] is mc
     assert client.get("/readyz").status_code == 200
     assert client.post("/predict", json={}).headers["x-model-long-name"] == mc.reference.long_name  # type: ignore[union-attr]
+
+
+def test_lineage_header_values_cannot_inject_headers(app: hml.HmlApp, fitted: Any) -> None:
+    mc = ModelContainer("wine-clf")
+    mc.model = fitted
+    mc.add_training_dataset("abc\r\nx-evil: 1")
+    mc.publish(app)
+    app.inference.load_model(ModelContainer("wine-clf"))
+    app.inference.route("/p")(lambda payload: {"ok": True})
+    response = app.inference.build().test_client().post("/p", json={})
+    assert response.headers["x-model-dataset"] == "abc??x-evil: 1"
+    assert "x-evil" not in response.headers
