@@ -361,6 +361,18 @@ def _check(start_offset: int, rank: int, shards: int, epochs: int | None, window
         raise DatasetUsageError(f"window must be >= 1, got {window}")
 
 
+def records_at(
+    dataset: Dataset, positions: Sequence[int], cache_bytes: int = CACHE_BYTES
+) -> list[Any]:
+    """The objects at these dataset positions (chunk order, then order in the chunk), reading
+    only the gzip members that hold them."""
+    index = load_index(dataset)
+    for p in positions:
+        if not 0 <= p < index.total:
+            raise DatasetUsageError(f"position {p} is outside {dataset!r} (0..{index.total - 1})")
+    return _Reader(dataset, index, cache_bytes).window(positions) if positions else []
+
+
 def stream(dataset: Dataset, **options: Any) -> Stream:
     """``Dataset.stream`` (see the module docstring for the parameters)."""
     return Stream(dataset, **options)

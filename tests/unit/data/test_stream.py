@@ -14,7 +14,7 @@ from hypermodel.data.dataset import Dataset
 from hypermodel.data.errors import DatasetCorruptError, DatasetUsageError
 from hypermodel.data.index import index_key, load_index
 from hypermodel.data.model import BaseData
-from hypermodel.data.stream import epoch_order, epoch_seed, shard_positions
+from hypermodel.data.stream import epoch_order, epoch_seed, records_at, shard_positions
 from hypermodel.storage.local import LocalStorage
 from tests.support import unavailable
 
@@ -155,6 +155,14 @@ def test_offset_reads_no_skipped_member(ds: Dataset, monkeypatch: pytest.MonkeyP
     s = ds.stream(start_offset=N - 3, epochs=1)
     assert len(ids(s)) == 3
     assert read == [(s.index.chunks[-1].chunk_id, s.index.chunks[-1].members[-1].first)]
+
+
+def test_records_at_positions(ds: Dataset, order: list[int]) -> None:
+    picks = [5, N - 1, 0, 5, 377]
+    assert [r.recId for r in records_at(ds, picks)] == [order[p] for p in picks]
+    assert records_at(ds, []) == []
+    with pytest.raises(DatasetUsageError, match="outside"):
+        records_at(ds, [N])
 
 
 def test_too_large_an_offset_yields_nothing_and_len_is_zero(ds: Dataset) -> None:
