@@ -198,7 +198,11 @@ def _add_hooks(app: Flask, inference_app: HmlInferenceApp, metrics: Metrics) -> 
     def finish(response: Response) -> Response:
         req = request._get_current_object()  # type: ignore[attr-defined]  # resolved once
         environ = req.environ
-        extra = [("x-request-id", request_id(environ))]
+        # The id is echoed when the client sent one or something went wrong (the body of a 500
+        # quotes it); a plain success skips generating one: every header costs on the hot path.
+        status = response.status_code
+        given = "hml.request_id" in environ or "HTTP_X_REQUEST_ID" in environ
+        extra = [("x-request-id", request_id(environ))] if given or status >= 400 else []
         endpoint = req.endpoint
         if endpoint in declared:
             extra += environ.get("hml.lineage", ())  # set by the route's view
@@ -209,7 +213,7 @@ def _add_hooks(app: Flask, inference_app: HmlInferenceApp, metrics: Metrics) -> 
         metrics.observe(
             req.url_rule.rule if req.url_rule is not None else "<unmatched>",
             method if method in _METHODS else "OTHER",
-            response.status_code,
+            status,
             time.perf_counter() - environ.get("hml.t0", time.perf_counter()),
         )
         return response

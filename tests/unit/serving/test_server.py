@@ -79,6 +79,11 @@ def test_prediction_with_lineage_headers(
 ) -> None:
     response = client.post("/predict", json={"features": features})
     assert response.status_code == 200, response.json
+    assert "x-request-id" not in response.headers  # only echoed, or on errors
+    echoed = client.post("/predict", json={"features": features}, headers={"x-request-id": "abc-1"})
+    assert echoed.headers["x-request-id"] == "abc-1"
+    bad = client.post("/predict", json={}, headers={"x-request-id": "bad id with spaces"})
+    assert bad.status_code == 422 and len(bad.headers["x-request-id"]) == 32
     assert response.json == {"cultivar": int(published.predict([features])[0])}
     ref = published.reference
     assert ref is not None
@@ -87,7 +92,6 @@ def test_prediction_with_lineage_headers(
     assert response.headers["x-model-dataset"] == "0123abcd" * 5
     assert response.headers["x-model-commit"] == ref.commit
     assert response.headers["x-model-version"] == ref.version
-    assert response.headers["x-request-id"]
 
 
 def test_lineage_on_declared_model_route_and_seed_style_route(
