@@ -115,7 +115,7 @@ def run_op_command(app: HmlApp, pipeline: Pipeline, task: Task) -> click.Command
         kfp_task_id: str | None,
         hml_args: tuple[tuple[str, str], ...],
         **kwargs: Any,
-    ) -> int:
+    ) -> None:
         from ..local.runner import FAILED, run_single
 
         values = given(kwargs, task.op.params)
@@ -148,7 +148,7 @@ def run_op_command(app: HmlApp, pipeline: Pipeline, task: Task) -> click.Command
             click.echo(
                 f"error: op '{task.name}' failed after {result.attempts} attempt(s)", err=True
             )
-            return 1
+            raise click.exceptions.Exit(1)
         if result.cache_hit:
             click.echo(
                 f"op '{task.name}': cached output reused (pass --no-cache to run it)", err=True
@@ -156,7 +156,6 @@ def run_op_command(app: HmlApp, pipeline: Pipeline, task: Task) -> click.Command
         if output_file is not None:
             write_output_file(output_file, result.output)
         click.echo(render(result.output))
-        return 0
 
     doc = task.op.description or f"Run op '{task.op.name}'."
     return click.Command(
@@ -217,7 +216,7 @@ def run_all_command(app: HmlApp, pipeline: Pipeline) -> click.Command:
 
     def callback(
         workers: int | None, no_cache: bool, force: bool, quiet: bool, **kwargs: Any
-    ) -> int:
+    ) -> None:
         from ..local.progress import ConsoleReporter, print_summary
         from ..local.runner import run_pipeline
 
@@ -240,11 +239,10 @@ def run_all_command(app: HmlApp, pipeline: Pipeline) -> click.Command:
             if skipped:
                 click.echo(f"skipped because of it: {', '.join(skipped)}", err=True)
             click.echo(f"error: pipeline '{pipeline.name}' failed (run {result.run_id})", err=True)
-            return 1
+            raise click.exceptions.Exit(1)
         for name in leaves(pipeline):
             click.echo(f"{name}: {render(result.tasks[name].output)}")
         click.echo(f"outputs: {app.settings.root}/runs/{result.run_id}/outputs/")
-        return 0
 
     return click.Command(
         "run-all",

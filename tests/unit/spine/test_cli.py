@@ -110,7 +110,9 @@ def test_run_all_failure_shows_traceback_once_and_exits_non_zero(tmp_path: Path)
     assert out.returncode == 1
     assert out.stderr.count("Traceback (most recent call last)") == 1
     assert "ValueError: broken on purpose" in out.stderr
-    skipped = next(line for line in out.stderr.splitlines() if line.startswith("skipped because of it:"))
+    skipped = next(
+        line for line in out.stderr.splitlines() if line.startswith("skipped because of it:")
+    )
     assert "after_broken" in skipped
     assert "not applied locally (applied on Kubeflow): cpu=2, memory=4Gi" in out.stderr
 
@@ -133,3 +135,16 @@ def test_import_stays_light() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_exit_codes_hold_under_click_testing(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from . import apps
+
+    app = apps.make_app("spine").configure(root=str(tmp_path))
+    runner = CliRunner()
+    failed = runner.invoke(app.cli(), ["pipelines", "failing", "run", "broken"])
+    assert failed.exit_code == 1 and "broken on purpose" in failed.output
+    ok = runner.invoke(app.cli(), ["pipelines", "failing", "run", "load", "--rows", "2"])
+    assert ok.exit_code == 0 and ok.output.strip().endswith("data-2")
