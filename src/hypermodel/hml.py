@@ -82,6 +82,8 @@ _LAZY = {
     "HmlInferenceApp": "hypermodel.serving.app",
     "HmlInferenceDeployment": "hypermodel.serving.app",
     "ModelContainer": "hypermodel.serving.model",
+    "RequestError": "hypermodel.serving.errors",
+    "ModelIntegrityError": "hypermodel.serving.errors",
     "BaseData": "hypermodel.data.model",
     "Dataset": "hypermodel.data.dataset",
     "DatasetCorruptError": "hypermodel.data.errors",

@@ -6,7 +6,7 @@ import os
 
 from hypermodel import hml
 
-from . import pipeline
+from . import inference, pipeline
 
 app = hml.HmlApp(
     name="wines",
@@ -18,6 +18,7 @@ app = hml.HmlApp(
 app.with_env("WINES_LOG_LEVEL", "INFO")
 
 pipeline.declare(app)
+inference.declare(app)
 
 
 @hml.deploy_op(app.pipelines)

@@ -1,127 +1,136 @@
 """The training pipeline: load -> (profile, split) -> train -> evaluate.
 
-Each op is a plain function; hypermodel runs it locally (`wines pipelines wines run-all`) or as
-one Kubeflow pod per op (`wines pipelines wines deploy-dev`) with the same code.
+Data travels as datasets in the app's bucket (chunked, checksummed, with lineage); the model is
+published with its digest and the checksum of the dataset it was trained on. Each op is a plain
+function: hypermodel runs it locally (`wines pipelines wines run-all`) or as one Kubeflow pod
+per op (`wines pipelines wines deploy-dev`) with the same code.
 """
 
 from __future__ import annotations
 
-import io
+import random
 from typing import Any
 
 from hypermodel import hml
 
-FEATURES = [
-    "alcohol",
-    "malic_acid",
-    "ash",
-    "alcalinity_of_ash",
-    "magnesium",
-    "total_phenols",
-    "flavanoids",
-    "nonflavanoid_phenols",
-    "proanthocyanins",
-    "color_intensity",
-    "hue",
-    "od280/od315_of_diluted_wines",
-    "proline",
-]
-TARGET = "cultivar"
+from .data import FEATURES, Wine
+
+MODEL = "wine-classifier"
+PROJECT, BRANCH = "wines", "main"
 
 
-def _read_frame(key: str) -> Any:
+def dataset(name: str) -> Any:
+    """A dataset of wines in the running op's bucket."""
+    return hml.Dataset(dataType=Wine, project=PROJECT, branch=BRANCH, name=name, chunkCount=16)
+
+
+def run_scoped(base: str) -> str:
+    """Datasets are immutable: each run writes its own, named after the run."""
+    return f"{base}_{hml.context().run_id.replace('-', '_')}"
+
+
+def frame(name: str) -> Any:
     import pandas as pd
 
-    return pd.read_json(io.BytesIO(hml.context().storage.read_bytes(key)), orient="records")
+    wines = sorted(dataset(name).open("r"), key=lambda w: w.wineId)
+    data = pd.DataFrame([w.features for w in wines], columns=FEATURES)
+    data["cultivar"] = [w.cultivar for w in wines]
+    return data
 
 
-def _write_frame(frame: Any, name: str) -> str:
-    ctx = hml.context()
-    key = f"demo/{ctx.run_id}/{name}.json"
-    ctx.storage.write_bytes(key, frame.to_json(orient="records").encode())
-    return key
-
-
-@hml.op(cache=True)
-def load(source: str = "sklearn") -> str:
-    """Load the wine data bundled with scikit-learn into the bucket; returns its key."""
+@hml.op()
+def load(source: str = "sklearn") -> dict:
+    """Store scikit-learn's bundled wine data (no network) as a dataset."""
     from sklearn.datasets import load_wine
 
     if source != "sklearn":
         raise ValueError(f"unknown source {source!r}: only 'sklearn' ships with the demo")
-    bunch = load_wine(as_frame=True)
-    frame = bunch.frame.rename(columns={"target": TARGET})
-    return _write_frame(frame, "wines")
+    bunch = load_wine()
+    out = dataset(run_scoped("wines"))
+    with out.open("w") as writer:
+        for i, (row, target) in enumerate(zip(bunch.data, bunch.target, strict=True)):
+            writer.append(Wine(wineId=i, features=[float(v) for v in row], cultivar=int(target)))
+    return {"name": out.name, "checksum": out.checksum, "rows": len(bunch.target)}
 
 
 @hml.op()
-def profile(data: str) -> dict:
-    """Summaries of every feature (mean, std, min, max), used to check serving inputs."""
-    frame = _read_frame(data)
-    described = frame[FEATURES].describe().T[["mean", "std", "min", "max"]]
-    return {
-        "rows": len(frame),
-        "features": {
-            k: {s: round(float(v), 6) for s, v in row.items()} for k, row in described.iterrows()
-        },
+def profile(data: dict) -> dict:
+    """Mean, std, min and max of every feature, to compare serving inputs against."""
+    described = frame(data["name"])[FEATURES].describe().T[["mean", "std", "min", "max"]]
+    features = {
+        k: {s: round(float(v), 6) for s, v in row.items()} for k, row in described.iterrows()
     }
+    return {"rows": data["rows"], "features": features}
 
 
 @hml.op()
-def split(data: str, test_fraction: float = 0.25, seed: int = 7) -> dict:
-    """A stratified train/test split; returns the keys of both parts."""
-    from sklearn.model_selection import train_test_split
-
-    frame = _read_frame(data)
-    train, test = train_test_split(
-        frame, test_size=test_fraction, random_state=seed, stratify=frame[TARGET]
-    )
+def split(data: dict, test_fraction: float = 0.25, seed: int = 7) -> dict:
+    """A stratified train/test split into two datasets (their lineage names the source)."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    by_class: dict[int, list[Wine]] = {}
+    for wine in dataset(data["name"]).open("r"):
+        by_class.setdefault(wine.cultivar, []).append(wine)
+    rng = random.Random(seed)
+    train_ds, test_ds = dataset(run_scoped("train")), dataset(run_scoped("test"))
+    with train_ds.open("w") as train_w, test_ds.open("w") as test_w:
+        for cultivar in sorted(by_class):
+            members = sorted(by_class[cultivar], key=lambda w: w.wineId)
+            rng.shuffle(members)
+            cut = round(len(members) * test_fraction)
+            for wine in members[:cut]:
+                test_w.append(wine)
+            for wine in members[cut:]:
+                train_w.append(wine)
     return {
-        "train": _write_frame(train, "train"),
-        "test": _write_frame(test, "test"),
-        "train_rows": len(train),
-        "test_rows": len(test),
+        "train": train_ds.name,
+        "test": test_ds.name,
+        "train_checksum": train_ds.checksum,
+        "test_checksum": test_ds.checksum,
     }
 
 
 @hml.op(retries=1, cpu="1", memory="1Gi")
 def train(parts: dict, n_estimators: int = 100, max_depth: int = 4, seed: int = 7) -> dict:
-    """Fit a random forest on the training part and store the model in the bucket."""
-    import joblib
+    """Fit a random forest and publish it with its digest and the training dataset's checksum."""
     from sklearn.ensemble import RandomForestClassifier
 
-    frame = _read_frame(parts["train"])
-    model = RandomForestClassifier(
+    data = frame(parts["train"])
+    container = hml.ModelContainer(MODEL)
+    container.model = RandomForestClassifier(
         n_estimators=n_estimators, max_depth=max_depth, random_state=seed
     )
-    model.fit(frame[FEATURES], frame[TARGET])
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    ctx = hml.context()
-    key = f"demo/{ctx.run_id}/model.joblib"
-    ctx.storage.write_bytes(key, buffer.getvalue())
-    return {"model": key, "n_estimators": n_estimators, "max_depth": max_depth}
+    container.model.fit(data[FEATURES].to_numpy(), data["cultivar"])
+    container.analyze_distributions(data, numeric=FEATURES)
+    container.add_training_dataset(dataset(parts["train"]))
+    ref = container.publish()
+    train_accuracy = float(container.model.score(data[FEATURES].to_numpy(), data["cultivar"]))
+    return {
+        "model": ref.long_name,
+        "version": ref.version,
+        "train_accuracy": round(train_accuracy, 4),
+    }
 
 
 @hml.op()
 def evaluate(parts: dict, model: dict, summary: dict) -> dict:
-    """Accuracy and macro F1 on the test part, and how far test features drift from training."""
-    import joblib
+    """Accuracy and macro F1 on the test dataset, and how far test features drift from training."""
     from sklearn.metrics import accuracy_score, f1_score
 
-    frame = _read_frame(parts["test"])
-    fitted = joblib.load(io.BytesIO(hml.context().storage.read_bytes(model["model"])))
-    predicted = fitted.predict(frame[FEATURES])
+    data = frame(parts["test"])
+    container = hml.ModelContainer(MODEL)
+    container.load(model["version"])  # digests are verified before the model is unpickled
+    predicted = container.predict(data[FEATURES].to_numpy())
+    stats = summary["features"]
     drift = max(
-        abs(float(frame[f].mean()) - summary["features"][f]["mean"])
-        / (summary["features"][f]["std"] or 1.0)
-        for f in FEATURES
+        abs(float(data[f].mean()) - stats[f]["mean"]) / (stats[f]["std"] or 1.0) for f in FEATURES
     )
     return {
-        "accuracy": round(float(accuracy_score(frame[TARGET], predicted)), 4),
-        "f1_macro": round(float(f1_score(frame[TARGET], predicted, average="macro")), 4),
+        "accuracy": round(float(accuracy_score(data["cultivar"], predicted)), 4),
+        "f1_macro": round(float(f1_score(data["cultivar"], predicted, average="macro")), 4),
         "max_feature_drift_sd": round(drift, 4),
-        "test_rows": len(frame),
+        "test_rows": len(data),
+        "model": model["model"],
     }
 
 
