@@ -4,7 +4,6 @@ replaced as Kubeflow's launcher would), and the outputs and stored data equal ru
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -30,14 +29,6 @@ def hml_task(replayed: Replayed, kfp_task: str) -> str:
 
 def stored(root: Path, run_id: str, task: str) -> Any:
     return json.loads((root / "runs" / run_id / "outputs" / f"{task}.json").read_text())["output"]
-
-
-def checksums(folder: Path) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.iterdir())
-        if p.is_file()
-    }
 
 
 def test_demo_compiled_commands_reproduce_run_all(tmp_path: Path) -> None:
@@ -75,6 +66,7 @@ def test_demo_compiled_commands_reproduce_run_all(tmp_path: Path) -> None:
         run_id=KFP_RUN,
         timeout=240,
         extra_env={"HML_ROOT": str(pod_root), "PATH": path},
+        cwd=tmp_path,  # like a pod: no git checkout around the code
     )
     assert out.commands["train"][0] == "wines"
     assert {hml_task(out, t) for t in out.outputs} == {
@@ -84,21 +76,53 @@ def test_demo_compiled_commands_reproduce_run_all(tmp_path: Path) -> None:
         "train",
         "evaluate",
     }
-    for kfp_task, value in out.outputs.items():
-        task = hml_task(out, kfp_task)
-        expected = json.dumps(stored(local_root, run_id, task), sort_keys=True).replace(
-            run_id, "<run>"
-        )
-        got = json.dumps(value, sort_keys=True).replace(KFP_RUN, "<run>")
-        assert got == expected, f"op {task}: compiled pipeline gave {got}, run-all gave {expected}"
+    local_out = {
+        hml_task(out, t): stored(local_root, run_id, hml_task(out, t)) for t in out.outputs
+    }
+    pod_out = {hml_task(out, t): v for t, v in out.outputs.items()}
+    for task, value in pod_out.items():
         assert stored(pod_root, KFP_RUN, task) == value  # the pod stored what it published
-    # The data the ops wrote (frames, the model) are byte for byte the same.
-    local_data, pod_data = (
-        checksums(local_root / "demo" / run_id),
-        checksums(pod_root / "demo" / KFP_RUN),
-    )
-    assert set(local_data) >= {"wines.json", "train.json", "test.json", "model.joblib"}
-    assert pod_data == local_data
+        expected = normalised(local_out[task], run_id)
+        got = normalised(value, KFP_RUN)
+        assert got == expected, f"op {task}: compiled pipeline gave {got}, run-all gave {expected}"
+
+    # Datasets: the same chunks, byte for byte (their .def differs only by creation time and run).
+    local_split, pod_split = local_out["split"], pod_out["split"]
+    for local_name, pod_name in [
+        (local_out["load"]["name"], pod_out["load"]["name"]),
+        (local_split["train"], pod_split["train"]),
+        (local_split["test"], pod_split["test"]),
+    ]:
+        assert chunk_checksums(local_root, local_name) == chunk_checksums(pod_root, pod_name)
+    # The model: the same bytes and distributions, trained on the same data.
+    local_ref = reference(local_root, local_out["train"]["version"])
+    pod_ref = reference(pod_root, pod_out["train"]["version"])
+    for key in ("model_sha256", "distributions_sha256"):
+        assert local_ref[key] == pod_ref[key]
+    assert local_ref["datasets"] == [local_split["train_checksum"]]
+    assert pod_ref["datasets"] == [pod_split["train_checksum"]]
+    assert pod_ref["run_id"] == KFP_RUN and local_ref["run_id"] == run_id
+
+
+# Values that name a moment or a checksum over one (creation time in a .def, a model version).
+VOLATILE = {"checksum", "train_checksum", "test_checksum", "model", "version"}
+
+
+def normalised(value: Any, run_id: str) -> Any:
+    if isinstance(value, dict):
+        return {k: normalised(v, run_id) for k, v in value.items() if k not in VOLATILE}
+    text = json.dumps(value, sort_keys=True).replace(run_id.replace("-", "_"), "<run>")
+    return json.loads(text.replace(run_id, "<run>"))
+
+
+def chunk_checksums(root: Path, name: str) -> dict[str, str]:
+    chk = json.loads((root / "wines" / "main" / name / f"{name}.chk").read_text())
+    return {k.replace(name, "<name>"): v for k, v in chk.items() if not k.endswith(".def")}
+
+
+def reference(root: Path, version: str) -> dict[str, Any]:
+    path = root / "models" / "wine-classifier" / version / "reference.json"
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("params", [{}, {"count": 4, "weight": 2.0, "strict": False}])

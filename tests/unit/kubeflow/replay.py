@@ -82,6 +82,7 @@ def replay(
     extra_env: dict[str, str] | None = None,
     entrypoint: list[str] | None = None,
     timeout: float = 120,
+    cwd: Path | None = None,
 ) -> Replayed:
     spec, _platform = load(path)
     root = spec["root"]
@@ -137,7 +138,13 @@ def replay(
             env["HML_WORKDIR"] = str(workdir / "hml-work")
         full_env = {**os.environ, **env, **(extra_env or {})}
         proc = subprocess.run(
-            command, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+            command,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=cwd,
         )
         assert proc.returncode == 0, (
             f"task {name} failed ({proc.returncode}): {' '.join(command)}\n{proc.stderr}"
