@@ -8,7 +8,7 @@
 
         @inference_app.route("/predict", input=Wine, output=Prediction)
         def predict(wine: Wine) -> Prediction:
-            return Prediction(cultivar=int(model.predict([wine.features()])[0]))
+            return Prediction(cultivar=int(model.predict([wine.features])[0]))
 
 The seed's style still works: ``@inference_app.flask.route("/predict")`` on the Flask app.
 """
