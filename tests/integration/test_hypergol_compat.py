@@ -8,6 +8,7 @@ import json
 import sys
 import types
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,11 @@ REPO = {
 
 
 @pytest.fixture(scope="module")
-def hypergol() -> Any:
-    if "-m" not in sys.argv:
+def hypergol() -> Iterator[Any]:
+    added_flag = "-m" not in sys.argv
+    if added_flag:
         sys.argv.append("-m")  # otherwise `import hypergol` imports TensorFlow and torch
+    shimmed = False
     try:
         import pkg_resources  # noqa: F401
     except ImportError:  # setuptools >= 81 dropped it; hypergol only reads its own version
@@ -39,13 +42,20 @@ def hypergol() -> Any:
             version=importlib.metadata.version(name)
         )  # type: ignore[attr-defined]
         sys.modules["pkg_resources"] = shim
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            import hypergol
-        except ImportError as exc:
-            unavailable(f"hypergol 0.2.1 is not installed (make venv installs it): {exc}")
-    return hypergol
+        shimmed = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                import hypergol
+            except ImportError as exc:
+                unavailable(f"hypergol 0.2.1 is not installed (make venv installs it): {exc}")
+        yield hypergol
+    finally:  # leave no trace for other tests (pytest's own tools look for pkg_resources)
+        if shimmed:
+            sys.modules.pop("pkg_resources", None)
+        if added_flag:
+            sys.argv.remove("-m")
 
 
 def hypergol_item(hypergol: Any) -> type:
