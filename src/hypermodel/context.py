@@ -34,7 +34,8 @@ class OpContext:
     output_datasets: list[str] = field(default_factory=list)
     # checksum -> lineage record (.def + chkFileChecksum) of each dataset read, for writers
     dataset_records: dict[str, Any] = field(default_factory=dict, repr=False)
-    arguments: dict[str, Any] = field(default_factory=dict)  # the op's bound arguments (tracked as params)
+    # the op's bound arguments (tracked as params)
+    arguments: dict[str, Any] = field(default_factory=dict)
     output: Any = None  # the op's JSON output once it returned (tracked by tracking.auto)
     _storage: Storage | None = field(default=None, repr=False)
 
