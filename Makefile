@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed-demo
-export HML_ROOT ?= $(CURDIR)/.hml
+DEMO_ROOT ?= $(CURDIR)/.hml
 
 .PHONY: demo test test-infra lint typecheck pytest bench venv clean golden manifests
 
@@ -30,8 +30,8 @@ venv: $(STAMP)
 
 ## Run the demo app end to end on the local bucket (./.hml).
 demo: $(DEMO_STAMP)
-	$(BIN)/wines pipelines wines run-all
-	@echo "results: $(HML_ROOT)  (try: $(BIN)/hml --root $(HML_ROOT) runs list)"
+	$(BIN)/wines --root $(DEMO_ROOT) pipelines wines run-all
+	@echo "results: $(DEMO_ROOT)  (try: $(BIN)/hml --root $(DEMO_ROOT) runs list)"
 
 ## Lint, type-check and run every test, starting the servers the tests need.
 test: $(STAMP) test-infra lint typecheck pytest

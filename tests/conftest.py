@@ -8,6 +8,12 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _isolated_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes a bucket it did not ask for (e.g. an $HML_ROOT set by the shell)."""
+    monkeypatch.setenv("HML_ROOT", str(tmp_path / "default-root"))
+
+
 @pytest.fixture
 def hml_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh local bucket root, also exported as $HML_ROOT for subprocesses."""

@@ -17,7 +17,7 @@ def build_app_cli(app: HmlApp) -> click.Group:
         name=app.package_entrypoint,
         help=f"{app.name}: pipelines and inference (hypermodel app).",
         no_args_is_help=True,
-        context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "HML"},
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
     @click.option(
         "--root",
