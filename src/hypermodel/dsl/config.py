@@ -8,26 +8,23 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import DeclarationError
 
 
-@dataclass(frozen=True)
-class SecretEnv:
+class SecretEnv(NamedTuple):
     env: str
     secret: str
     key: str
 
 
-@dataclass(frozen=True)
-class SecretVolume:
+class SecretVolume(NamedTuple):
     secret: str
     mount_path: str
 
 
-@dataclass(frozen=True)
-class Volume:
+class Volume(NamedTuple):
     kind: str  # "empty_dir" | "pvc"
     name: str
     mount_path: str

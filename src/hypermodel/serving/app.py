@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..dsl.config import ContainerConfig
 from ..errors import DeclarationError, HypermodelError
-from .schema import check_schema, schema_name
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -132,8 +131,8 @@ class Route:
             "path": self.path,
             "methods": list(self.methods),
             "endpoint": self.endpoint,
-            "input": schema_name(self.input) if self.input else None,
-            "output": schema_name(self.output) if self.output else None,
+            "input": _schema_name(self.input) if self.input else None,
+            "output": _schema_name(self.output) if self.output else None,
             "models": list(self.models),
         }
 
@@ -221,6 +220,8 @@ class HmlInferenceApp:
                 f"({', '.join(BUILTIN_PATHS)})"
             )
         models = (model,) if isinstance(model, str) else tuple(model or ())
+        from .schema import check_schema  # imported when routes are declared, not at app import
+
         input_schema = check_schema(input, f"route {path} input")
         output_schema = check_schema(output, f"route {path} output")
 
@@ -320,3 +321,9 @@ def _takes_argument(fn: Callable[..., Any]) -> bool:
     return any(
         p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
     )
+
+
+def _schema_name(schema: Any) -> str:
+    from .schema import schema_name
+
+    return schema_name(schema)
