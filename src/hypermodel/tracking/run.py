@@ -598,11 +598,9 @@ def _open_run(
 
 
 def _app_dir() -> str:
-    import sys
-
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    return str(Path(path).parent) if path else os.getcwd()
+    """Where the app's code state is read: the working directory, as datasets and models do,
+    so that a run, the datasets it wrote and the model it published name the same commit."""
+    return os.getcwd()
 
 
 def _lineage_entry(item: Any) -> dict[str, Any]:
