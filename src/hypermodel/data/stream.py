@@ -25,9 +25,12 @@ a bounded cache. A background thread reads and decodes ``prefetch`` windows ahea
 from __future__ import annotations
 
 import bisect
+import gc
 import hashlib
+import itertools
 import json
 import logging
+import operator
 import queue
 import random
 import secrets
@@ -162,6 +165,10 @@ class _Reader:
         return lines
 
     def window(self, positions: Sequence[int]) -> list[Any]:
+        return self.objects(self.lines(positions))
+
+    def lines(self, positions: Sequence[int]) -> list[bytes]:
+        """The stored lines at these positions (reading the members not cached)."""
         flat = self.flat
         lines = [flat[p] for p in positions]
         if None in lines:  # some members are not cached (first touch, or evicted)
@@ -174,17 +181,29 @@ class _Reader:
                     if block is None:  # evicted first-in first-out: LRU is no better here
                         block = self._load(b)
                     lines[i] = block[p - starts[b]]
-        got = cast("list[bytes]", lines)  # every None was filled above
+        return cast("list[bytes]", lines)  # every None was filled above
+
+    def objects(self, lines: list[bytes]) -> list[Any]:
+        """Lines -> decoded objects: one orjson call and one batch decode per window."""
+        # the parsed rows and decoded objects hold no cycles: a collection triggered by
+        # allocating them would only re-scan everything built so far (2x the decoding time)
+        collecting = gc.isenabled()
+        gc.disable()
         try:
-            data = orjson.loads(b"[" + b",".join(got) + b"]")
-        except orjson.JSONDecodeError:  # NaN / huge ints that json.dumps writes: parse one by one
-            try:
-                data = [json.loads(line) for line in got]
-            except ValueError as exc:
-                raise DatasetCorruptError(
-                    f"dataset {self.where} has a record that is not JSON"
-                ) from exc
-        return self.decode(data)
+            return self.decode(_parse(lines, self.where))
+        finally:
+            if collecting:
+                gc.enable()
+
+
+def _parse(lines: list[bytes], where: str) -> list[Any]:
+    try:
+        return orjson.loads(b"[" + b",".join(lines) + b"]")  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError:  # NaN / huge ints that json.dumps writes: parse one by one
+        try:
+            return [json.loads(line) for line in lines]
+        except ValueError as exc:
+            raise DatasetCorruptError(f"dataset {where} has a record that is not JSON") from exc
 
 
 def _windows(slices: Iterator[Sequence[int]], size: int) -> Iterator[Sequence[int]]:
@@ -275,7 +294,8 @@ class Stream:
         self.window = window
         self.cache_bytes = cache_bytes
         self._index: DatasetIndex | None = None
-        self.position = start_offset  # records yielded so far, counted from the first epoch
+        self._current: Iterator[Any] | None = None
+        self._end = start_offset  # records yielded so far, counted from the first epoch
 
     @property
     def index(self) -> DatasetIndex:
@@ -311,21 +331,44 @@ class Stream:
     def positions(self, worker: int = 0, num_workers: int = 1) -> Iterator[int]:
         return (p for part in self.slices(worker, num_workers) for p in part)
 
+    @property
+    def position(self) -> int:
+        """Records yielded so far, counted from the first epoch: the ``start_offset`` to
+        resume from."""
+        # objects leave through itertools.chain over list iterators (no Python frame per
+        # object): the position is the end of the current window less what its iterator
+        # still holds
+        current = self._current
+        return self._end - (operator.length_hint(current) if current is not None else 0)
+
+    @position.setter
+    def position(self, value: int) -> None:
+        self._end = value
+        self._current = None
+
     def __iter__(self) -> Iterator[Any]:
         self.position = self.start_offset
-        for batch in self._batches(self.slices()):
-            for obj in batch:
-                self.position += 1
-                yield obj
+        return itertools.chain.from_iterable(self._tracked(self._batches(self.slices())))
+
+    def _tracked(self, batches: Iterator[list[Any]]) -> Iterator[Iterator[Any]]:
+        for batch in batches:
+            current = iter(batch)
+            self._end = self.position + len(batch)
+            self._current = current
+            yield current
 
     def iter_slices(self, slices: Iterator[Sequence[int]]) -> Iterator[Any]:
         """Decoded objects at the given dataset positions, read ahead on a thread."""
-        return (obj for batch in self._batches(slices) for obj in batch)
+        return itertools.chain.from_iterable(self._batches(slices))
 
     def _batches(self, slices: Iterator[Sequence[int]]) -> Iterator[list[Any]]:
+        """Decoded windows. The prefetch thread reads (ranged reads, gzip: both release the
+        GIL) and gathers lines ahead; parsing and decoding, which hold the GIL, run here, so
+        the two threads do not fight over it."""
         reader = _Reader(self.dataset, self.index, self.cache_bytes)
-        windows = (reader.window(w) for w in _windows(slices, self.window))
-        return windows if self.prefetch <= 0 else _prefetched(windows, self.prefetch)
+        lines = (reader.lines(w) for w in _windows(slices, self.window))
+        ahead = lines if self.prefetch <= 0 else _prefetched(lines, self.prefetch)
+        return map(reader.objects, ahead)
 
     def to_torch(self, transform: Callable[[Any], Any] | None = None) -> Any:
         """A ``torch.utils.data.IterableDataset``; DataLoader workers split it without overlap."""
