@@ -34,10 +34,11 @@ import functools
 import hashlib
 import inspect
 import multiprocessing
+import operator
 import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -60,6 +61,7 @@ from .jobs import (
     run_jobs,
     task_token,
 )
+from .model import BaseData
 
 __all__ = ["Delayed", "OneToMany", "OneToOne", "SimpleTask", "Source", "TaskFailedError"]
 
@@ -497,38 +499,89 @@ class OneToOne(_ChunkTask):
     def _job(self, phase: str, chunk_id: str) -> dict[str, Any]:
         out = self.outputDataset
         writer = out.chunk_writer(chunk_id, self.token)
-        encode, typ, count = fmt.line_encoder(out.dataType), out.dataType, out.chunkCount
-        here = out.chunk_ids().index(chunk_id)
-        run, write = self.run, writer.write_line
-        oid: Any = None
+        encode = _line_encoder(out.dataType)
+        out_key, in_key, checked = _chunk_check(
+            self.inputDatasets[0].dataType, out.dataType, out.chunkCount,
+            out.chunk_ids().index(chunk_id),
+        )  # fmt: skip
+        typ, run, write = out.dataType, self.run, writer.write_line
+        first: Any = None
         try:
-            for oid, row in self._joined(chunk_id):
-                try:
-                    result = run(*row)
-                    if result is None:
-                        continue
-                    if not isinstance(result, typ):
-                        raise DatasetUsageError(
-                            f"run() returned a {type(result).__name__}; {out!r} holds "
-                            f"{typ.__name__} objects"
-                        )
-                    hid = result.get_hash_id()
-                    # same hash id as the input: same chunk, no SHA1 needed to know it
-                    if hid != row[0].get_hash_id() and fmt.chunk_index(hid, count) != here:
-                        raise DatasetUsageError(
-                            f"run() returned {result!r}, whose id places it in another chunk; a "
-                            "one-to-one task keeps each object's id (use OneToMany to change ids)"
-                        )
-                    write(encode(result))
-                except Exception as exc:
-                    raise self._failed(chunk_id, oid, exc) from None
+            if len(self._readers) == 1:  # no join: objects straight from the reader's batches
+                rows: Iterator[tuple[Any, ...]] = map(_one, self._readers[0].read_chunk(chunk_id))
+            else:
+                rows = (row for _oid, row in self._joined(chunk_id))
+            for row in rows:
+                first = row[0]
+                result = run(*row)
+                if result is None:
+                    continue
+                if type(result) is not typ and not isinstance(result, typ):
+                    raise DatasetUsageError(
+                        f"run() returned a {type(result).__name__}; {out!r} holds "
+                        f"{typ.__name__} objects"
+                    )
+                if out_key(result) != in_key(first) and not checked(result, first):
+                    raise DatasetUsageError(
+                        f"run() returned {result!r}, whose id places it in another chunk; a "
+                        "one-to-one task keeps each object's id (use OneToMany to change ids)"
+                    )
+                write(encode(result))
             sha = writer.close()
+        except TaskJobError:
+            writer.abort()
+            raise
+        except Exception as exc:
+            writer.abort()
+            oid = _LazyId(first) if first is not None else None
+            raise self._failed(chunk_id, oid, exc) from None
         except BaseException:
             writer.abort()
             raise
         record = {"sha1": sha, "count": writer.count}
         Records(out, self.token).mark_done(chunk_id, record)
         return record
+
+
+def _one(obj: Any) -> tuple[Any]:
+    return (obj,)
+
+
+def _line_encoder(data_type: type[BaseData]) -> Callable[[Any], str]:
+    """``obj -> line``: the class's generated encoder called directly (one frame less)."""
+    from .model import encoder_for
+
+    fast = encoder_for(data_type)
+    if fast is None:
+        return fmt.line_encoder(data_type)
+    return lambda obj: fast(obj) + "\n"
+
+
+def _chunk_check(
+    in_type: type[BaseData], out_type: type[BaseData], count: int, here: int
+) -> tuple[Callable[[Any], Any], Callable[[Any], Any], Callable[[Any, Any], bool]]:
+    """``(out_key, in_key, checked)``: a result whose ``out_key`` equals its input object's
+    ``in_key`` has the input's hash id, so it is in this chunk with no SHA1 to compute; else
+    ``checked(result, input)`` decides. When both classes keep the default ids the keys are C
+    attrgetters over the id fields (no id tuples built); otherwise ``id`` (the same object)."""
+    index = fmt.chunk_indexer(out_type, count)
+
+    def checked(result: Any, obj: Any) -> bool:
+        return bool(result.get_hash_id() == obj.get_hash_id() or index(result) == here)
+
+    default = (BaseData.get_hash_id, BaseData.get_id)
+    if (
+        (in_type.get_hash_id, in_type.get_id) == default
+        and (out_type.get_hash_id, out_type.get_id) == default
+        and in_type._hml_id
+        and len(in_type._hml_id) == len(out_type._hml_id)
+    ):
+        return (
+            operator.attrgetter(*out_type._hml_id),
+            operator.attrgetter(*in_type._hml_id),
+            checked,
+        )
+    return id, id, checked
 
 
 SimpleTask = OneToOne  # Hypergol's name
