@@ -15,6 +15,7 @@ mean another token and a fresh start.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import json
 import os
@@ -281,7 +282,15 @@ def run_jobs(
     pool = pool_factory(min(workers, len(jobs)))
     failure: BaseException | None = None
     try:
-        running: dict[Future[dict[str, Any]], str] = {pool.submit(job, cid): cid for cid in jobs}
+        # the pool forks its workers on the first submit: with the parent's objects frozen,
+        # collections in the workers skip them instead of touching (and so copying) their pages
+        gc.freeze()
+        try:
+            running: dict[Future[dict[str, Any]], str] = {
+                pool.submit(job, cid): cid for cid in jobs
+            }
+        finally:
+            gc.unfreeze()
         while running:
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in done:

@@ -311,10 +311,23 @@ class BaseTask(Op):
             if workers <= 1 or len(chunk_ids) <= 1:
                 local = self._prepared() if prepare else self
                 return run_jobs(chunk_ids, functools.partial(local._job, phase), 1, _no_pool, bar)
+            self._warm()
             job = functools.partial(_worker_job, self.token, phase)
             return run_jobs(chunk_ids, job, workers, lambda n: self._pool(n, prepare), bar)
         finally:
             bar.close()
+
+    def _warm(self) -> None:
+        """Generate the classes' encoders and decoders here, before the pool forks, so that
+        every worker inherits them instead of generating its own in its first job."""
+        from .model import batch_decoder_for, encoder_for
+
+        for ds in [*self._all_inputs(), self.outputDataset]:
+            try:
+                batch_decoder_for(ds.dataType)
+                encoder_for(ds.dataType)
+            except Exception:  # a class that cannot have them fails in its job, with the why
+                continue
 
     # -- entry points ------------------------------------------------------------------------------
     def run_all(self) -> dict[str, Any]:
@@ -499,21 +512,28 @@ class OneToOne(_ChunkTask):
     def _job(self, phase: str, chunk_id: str) -> dict[str, Any]:
         out = self.outputDataset
         writer = out.chunk_writer(chunk_id, self.token)
-        encode = _line_encoder(out.dataType)
+        encode, nl = _encoder(out.dataType), "\n"
         out_key, in_key, checked = _chunk_check(
             self.inputDatasets[0].dataType, out.dataType, out.chunkCount,
             out.chunk_ids().index(chunk_id),
         )  # fmt: skip
-        typ, run, write = out.dataType, self.run, writer.write_line
-        first: Any = None
+        typ, write = out.dataType, writer.write_line
+        # one input: run(obj) straight over the reader's batches; several: run(*row) over the
+        # join, with the first input's object deciding the chunk
+        items: Iterator[Any]
+        call: Callable[[Any], Any]
+        first: Callable[[Any], Any]
+        if len(self._readers) == 1:
+            items, call, first = self._readers[0].read_chunk(chunk_id), self.run, _itself
+        else:
+            run = self.run
+            items = (row for _oid, row in self._joined(chunk_id))
+            call, first = functools.partial(_star, run), operator.itemgetter(0)
+            in_key = functools.partial(_keyed, in_key, first)
+        item: Any = None
         try:
-            if len(self._readers) == 1:  # no join: objects straight from the reader's batches
-                rows: Iterator[tuple[Any, ...]] = map(_one, self._readers[0].read_chunk(chunk_id))
-            else:
-                rows = (row for _oid, row in self._joined(chunk_id))
-            for row in rows:
-                first = row[0]
-                result = run(*row)
+            for item in items:
+                result = call(item)
                 if result is None:
                     continue
                 if type(result) is not typ and not isinstance(result, typ):
@@ -521,19 +541,19 @@ class OneToOne(_ChunkTask):
                         f"run() returned a {type(result).__name__}; {out!r} holds "
                         f"{typ.__name__} objects"
                     )
-                if out_key(result) != in_key(first) and not checked(result, first):
+                if out_key(result) != in_key(item) and not checked(result, first(item)):
                     raise DatasetUsageError(
                         f"run() returned {result!r}, whose id places it in another chunk; a "
                         "one-to-one task keeps each object's id (use OneToMany to change ids)"
                     )
-                write(encode(result))
+                write(encode(result) + nl)
             sha = writer.close()
         except TaskJobError:
             writer.abort()
             raise
         except Exception as exc:
             writer.abort()
-            oid = _LazyId(first) if first is not None else None
+            oid = _LazyId(first(item)) if item is not None else None
             raise self._failed(chunk_id, oid, exc) from None
         except BaseException:
             writer.abort()
@@ -543,18 +563,27 @@ class OneToOne(_ChunkTask):
         return record
 
 
-def _one(obj: Any) -> tuple[Any]:
-    return (obj,)
+def _itself(obj: Any) -> Any:
+    return obj
 
 
-def _line_encoder(data_type: type[BaseData]) -> Callable[[Any], str]:
-    """``obj -> line``: the class's generated encoder called directly (one frame less)."""
+def _star(run: Callable[..., Any], row: tuple[Any, ...]) -> Any:
+    return run(*row)
+
+
+def _keyed(key: Callable[[Any], Any], first: Callable[[Any], Any], row: Any) -> Any:
+    return key(first(row))
+
+
+def _encoder(data_type: type[BaseData]) -> Callable[[Any], str]:
+    """``obj -> line`` without its newline: the class's generated encoder when it has one."""
     from .model import encoder_for
 
     fast = encoder_for(data_type)
-    if fast is None:
-        return fmt.line_encoder(data_type)
-    return lambda obj: fast(obj) + "\n"
+    if fast is not None:
+        return fast
+    line = fmt.line_encoder(data_type)
+    return lambda obj: line(obj)[:-1]
 
 
 def _chunk_check(
