@@ -223,14 +223,19 @@ def batch_decoder_for(cls: type[BaseData]) -> Callable[[list[Any]], list[Any]]:
         "_cls": cls,
         "_new": object.__new__,
         "_slow": decode,
-        "_keys": frozenset(schema.names),
+        "_dict": dict,
+        "_len": len,
     }
+    # the exact-keys test as a length and one `in` per field: 2x faster than keys() == set
+    same_keys = " and ".join(
+        [f"_len(data) == {len(schema.names)}"] + [f"{n!r} in data" for n in schema.names]
+    )
     lines = [
         "def decode_all(rows):",
         "    out = []",
         "    add = out.append",
         "    for data in rows:",
-        "        if data.__class__ is dict and data.keys() == _keys:",
+        f"        if data.__class__ is _dict and {same_keys}:",
     ]
     for name in schema.names:
         expr = _from_data_expr(schema.hints.get(name, Any), "_x", env)

@@ -75,13 +75,16 @@ class DatasetReader:
         where = self._name(chunk_id)
         blocks = self._blocks(chunk_id)
         for block in blocks:
-            rows = _parse_block(block, where)
-            # the decoded objects hold no cycles: the collector would only re-scan every
-            # object built so far, again and again (2-4x the decoding time)
+            # parsed rows and decoded objects hold no cycles: the collector, triggered by
+            # their allocations, would only re-scan every object alive (the caller's too),
+            # again and again (2-4x the parsing and decoding time)
             collecting = gc.isenabled()
             gc.disable()
             try:
+                rows = _parse_block(block, where)
                 objects = decode_all(rows)
+            except DatasetCorruptError:
+                raise
             except Exception as exc:
                 for _ in blocks:  # a corrupt chunk says so (the rest of it raises); else:
                     pass
