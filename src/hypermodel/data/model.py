@@ -535,12 +535,19 @@ def appender_for(
     }
     binds, body = _encoder_parts(schema, env)
     bound = {name: f"v{i}" for i, name in enumerate(sorted(schema.names))}
-    checks, parts = [], []
+    checks, parts, texts = [], [], []
     for name in cls._hml_id:
         tp = schema.hints[name]
         var = bound[name]
         checks.append(f"{var}.__class__ is not _{tp.__name__}")
-        parts.append(var if tp is str else f"_str({var})")
+        if tp is str:
+            parts.append(var)
+        else:  # an int id's text serves the key and the line (str() is repr() for an int)
+            texts.append(f"        t{var} = _str({var})\n")
+            parts.append(f"t{var}")
+            body = body.replace(
+                f"{{_i({var}) if {var}.__class__ is _int else _dumps({var})}}", f"{{t{var}}}"
+            )
     if chunk_count == 4096:
         index = "((h := _sha1(key.encode()).digest())[0] << 4) | (h[1] >> 4)"
     else:
@@ -548,6 +555,7 @@ def appender_for(
     src = "def append(obj):\n    if obj.__class__ is not _cls or _w._closed:\n        return _slow(obj)\n"
     src += "    try:\n        d = obj.__dict__\n" + "".join("    " + b + "\n" for b in binds)
     src += f"        if {' or '.join(checks)}:\n            return _slow(obj)\n"
+    src += "".join(texts)
     src += f"        key = {' + '.join(parts)}\n"
     src += f"        line = f'{body}\\n'\n"
     src += "    except Exception:\n        return _slow(obj)\n"
