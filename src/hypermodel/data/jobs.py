@@ -157,7 +157,7 @@ class Router:
         self.dataset = dataset
         self.type = dataset.dataType
         self.encode = fmt.line_encoder(dataset.dataType)
-        self.count = dataset.chunkCount
+        self.place = fmt.chunk_indexer(dataset.dataType, dataset.chunkCount)  # the writer's rule
         self.ids = dataset.chunk_ids()
         self.lines: dict[int, list[str]] = {}
         self.counts: dict[int, int] = {}
@@ -172,7 +172,11 @@ class Router:
                 f"cannot append a {type(obj).__name__} to {self.dataset!r}, which holds "
                 f"{self.type.__name__} objects"
             )
-        target = fmt.chunk_index(obj.get_hash_id(), self.count)
+        # the fast placer knows the declared class; a subclass may override get_hash_id
+        if obj.__class__ is self.type:
+            target = self.place(obj)
+        else:
+            target = fmt.chunk_index(obj.get_hash_id(), self.dataset.chunkCount)
         line = self.encode(obj)
         self.lines.setdefault(target, []).append(line)
         self.counts[target] = self.counts.get(target, 0) + 1
