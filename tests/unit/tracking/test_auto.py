@@ -137,4 +137,6 @@ def test_chunk_jobs_in_forked_workers_write_to_the_op_run(
         f"chunk/{i}": 50 for i in range(4)
     }
     assert len(r.metrics["parent"]) == 1
-    assert len(r.writers) >= 3  # the op's process and two chunk workers, each under its own id
+    # the op's process and the chunk workers write under their own ids (one worker may take
+    # every job when it is quick, so two ids is the least that proves it)
+    assert len(r.writers) >= 2
