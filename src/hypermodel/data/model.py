@@ -214,9 +214,7 @@ def batch_decoder_for(cls: type[BaseData]) -> Callable[[list[Any]], list[Any]]:
     converts the parsed dict in place and adopts it as the object's ``__dict__`` (the dict is
     fresh from the JSON parser); rows whose keys differ from the fields take the slow path."""
     decode = decoder_for(cls)
-    if decode is not _schema_from_data(cls) or (
-        "__init__" in cls.__dict__ and not _generated_init(cls)
-    ):
+    if not adopts_parsed_rows(cls):
         return lambda rows: [decode(row) for row in rows]
     schema = _schema(cls)
     env: dict[str, Any] = {
@@ -251,6 +249,14 @@ def batch_decoder_for(cls: type[BaseData]) -> Callable[[list[Any]], list[Any]]:
         "    return out",
     ]
     return _compile("\n".join(lines) + "\n", "decode_all", env)  # type: ignore[no-any-return]
+
+
+def adopts_parsed_rows(cls: type[BaseData]) -> bool:
+    """Whether decoding may adopt a parsed dict as the object's ``__dict__`` (the default
+    from_data() and a generated or no __init__)."""
+    return decoder_for(cls) is _schema_from_data(cls) and (
+        "__init__" not in cls.__dict__ or _generated_init(cls)
+    )
 
 
 def _schema_from_data(cls: type[BaseData]) -> Any:

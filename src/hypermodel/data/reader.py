@@ -1,8 +1,9 @@
 """Reading datasets: chunk by chunk, every chunk's SHA1 verified while it is decompressed.
 
 A chunk of up to ``VERIFY_AHEAD_BYTES`` (uncompressed) is verified before any of its objects is
-returned; a larger one streams and raises at its end. Blocks of lines are parsed with one
-``orjson`` call and turned into objects by the class's generated batch decoder.
+returned; a larger one streams and raises at its end. Blocks of lines become objects in one
+msgspec call where the class allows (``rows.py``), else they are parsed with one ``orjson``
+call and turned into objects by the class's generated batch decoder.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from .errors import DatasetCorruptError, DatasetError, DatasetUsageError
 if TYPE_CHECKING:
     from .dataset import Dataset
 
-_READ_BLOCK = 1 << 18
+# Compressed bytes read at once (a whole chunk of up to ~35,000 small objects: one read, one
+# inflate, one decode call), and the most inflated bytes handed to the decoder at once.
+_READ_BLOCK = 4 << 20
+_INFLATE_BLOCK = 4 << 20
 # Chunks up to this size (uncompressed) are verified before any of their objects is returned.
 VERIFY_AHEAD_BYTES = 32 << 20
 
@@ -47,8 +51,11 @@ class DatasetReader:
         self.definition = definition
         self.checksum = fmt.sha1_text(chk_text)
         from .model import batch_decoder_for
+        from .rows import row_decoders_for
 
         self._decode_all = batch_decoder_for(dataset.dataType)
+        fast = row_decoders_for(dataset.dataType)
+        self._decode_lines = fast.lines if fast is not None else None
         ctx = maybe_context()
         if record_input and ctx is not None:
             _record_input(ctx, self.checksum, definition)
@@ -62,35 +69,37 @@ class DatasetReader:
     def __iter__(self) -> Iterator[Any]:
         # objects come out of per-block lists through itertools.chain (C), not through two
         # generator frames per object
-        return itertools.chain.from_iterable(
-            batch for cid in self.dataset.chunk_ids() for batch in self._batches(cid)
-        )
+        blocks = ((cid, block) for cid in self.dataset.chunk_ids() for block in self._blocks(cid))
+        return itertools.chain.from_iterable(self._decoded(blocks))
 
     def read_chunk(self, chunk_id: str) -> Iterator[Any]:
         """The objects of one chunk (verified: see ``_blocks``)."""
-        return itertools.chain.from_iterable(self._batches(chunk_id))
+        return itertools.chain.from_iterable(
+            self._decoded((chunk_id, block) for block in self._blocks(chunk_id))
+        )
 
-    def _batches(self, chunk_id: str) -> Iterator[list[Any]]:
-        decode_all = self._decode_all
-        where = self._name(chunk_id)
-        blocks = self._blocks(chunk_id)
-        for block in blocks:
+    def _decoded(self, blocks: Iterator[tuple[str, bytes]]) -> Iterator[list[Any]]:
+        decode_all, decode_lines = self._decode_all, self._decode_lines
+        for chunk_id, block in blocks:
             # parsed rows and decoded objects hold no cycles: the collector, triggered by
             # their allocations, would only re-scan every object alive (the caller's too),
             # again and again (2-4x the parsing and decoding time)
             collecting = gc.isenabled()
             gc.disable()
             try:
-                rows = _parse_block(block, where)
-                objects = decode_all(rows)
+                objects = decode_lines(block) if decode_lines is not None else None
+                if objects is None:  # no fast decoder, or it refused the block
+                    objects = decode_all(_parse_block(block, self._name(chunk_id)))
             except DatasetCorruptError:
                 raise
             except Exception as exc:
-                for _ in blocks:  # a corrupt chunk says so (the rest of it raises); else:
-                    pass
+                for other, _ in blocks:  # a corrupt chunk says so (the rest of it raises)
+                    if other != chunk_id:
+                        break
                 raise DatasetError(
-                    f"cannot decode a line of {where} as {self.dataset.dataType.__name__} "
-                    f"({type(exc).__name__}: {exc}): the class does not match the stored data"
+                    f"cannot decode a line of {self._name(chunk_id)} as "
+                    f"{self.dataset.dataType.__name__} ({type(exc).__name__}: {exc}): "
+                    "the class does not match the stored data"
                 ) from exc
             finally:
                 if collecting:
@@ -156,23 +165,30 @@ class DatasetReader:
 
 
 def _inflate(stream: IO[bytes], where: str) -> Iterator[bytes]:
-    """Decompress a (possibly multi-member) gzip stream, refusing truncation and corruption."""
+    """Decompress a (possibly multi-member) gzip stream, refusing truncation and corruption.
+    Reads ``_READ_BLOCK`` bytes at a time (a whole chunk, usually) and gives out at most
+    ``_INFLATE_BLOCK`` bytes at a time, so the blocks decoded at once stay bounded."""
     d = zlib.decompressobj(31)
     in_member = False
     members = 0
     try:
         while raw := stream.read(_READ_BLOCK):
-            while raw:
+            while True:
                 in_member = True
-                out = d.decompress(raw)
+                out = d.decompress(raw, _INFLATE_BLOCK)
                 if out:
                     yield out
-                if not d.eof:
-                    break
-                members += 1
-                in_member = False
-                raw = d.unused_data
-                d = zlib.decompressobj(31)
+                if d.eof:
+                    members += 1
+                    in_member = False
+                    raw = d.unused_data
+                    d = zlib.decompressobj(31)
+                    if not raw:
+                        break
+                    continue
+                raw = d.unconsumed_tail
+                if not raw and len(out) < _INFLATE_BLOCK:
+                    break  # this input is used up and no output is pending: read more
     except zlib.error as exc:
         raise DatasetCorruptError(f"chunk {where} is not valid gzip ({exc})") from exc
     if in_member or members == 0:

@@ -132,7 +132,11 @@ class _Reader:
 
         self.dataset = dataset
         self.budget = budget
+        from .rows import row_decoders_for
+
         self.decode: Callable[[list[Any]], list[Any]] = batch_decoder_for(dataset.dataType)
+        fast = row_decoders_for(dataset.dataType)
+        self.decode_array = fast.array if fast is not None else None
         self.where = f"{dataset.storage.url}/{dataset.directory}"
         self.blocks: list[tuple[str, Member]] = []
         self.starts: list[int] = []
@@ -184,12 +188,17 @@ class _Reader:
         return cast("list[bytes]", lines)  # every None was filled above
 
     def objects(self, lines: list[bytes]) -> list[Any]:
-        """Lines -> decoded objects: one orjson call and one batch decode per window."""
+        """Lines -> decoded objects: one msgspec call per window (or one orjson call and one
+        batch decode where msgspec refuses them)."""
         # the parsed rows and decoded objects hold no cycles: a collection triggered by
         # allocating them would only re-scan everything built so far (2x the decoding time)
         collecting = gc.isenabled()
         gc.disable()
         try:
+            if self.decode_array is not None:
+                objects = self.decode_array(b"[" + b",".join(lines) + b"]")
+                if objects is not None:
+                    return objects
             return self.decode(_parse(lines, self.where))
         finally:
             if collecting:
