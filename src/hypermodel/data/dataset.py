@@ -684,6 +684,19 @@ class ChunkWriter:
         if self._chunk.size >= self._flush:
             self._chunk.flush(self.dataset.compresslevel, self._staging.temp_dir)
 
+    def write_lines(self, lines: list[str]) -> None:
+        """Append already encoded lines, given *without* their newlines, in order (one call
+        for a batch: what a task job writes)."""
+        if not lines:
+            return
+        text = "\n".join(lines)
+        chunk = self._chunk
+        chunk.lines += (text, "\n")
+        chunk.size += len(text) + 1
+        self.count += len(lines)
+        if chunk.size >= self._flush:
+            chunk.flush(self.dataset.compresslevel, self._staging.temp_dir)
+
     def close(self) -> str:
         """Store the chunk (not yet visible) and return its SHA1 for ``Dataset.publish``."""
         try:

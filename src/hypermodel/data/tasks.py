@@ -65,6 +65,9 @@ from .model import BaseData
 
 __all__ = ["Delayed", "OneToMany", "OneToOne", "SimpleTask", "Source", "TaskFailedError"]
 
+# Encoded output lines a one-to-one job hands to its chunk writer at once.
+_LINES_PER_WRITE = 4096
+
 # Worker-process state: the prepared task (init() done, loaded inputs read) of each task token.
 # Set by the pool initializer inside worker processes only; the parent never reads it.
 _PREPARED: dict[str, BaseTask] = {}
@@ -512,12 +515,12 @@ class OneToOne(_ChunkTask):
     def _job(self, phase: str, chunk_id: str) -> dict[str, Any]:
         out = self.outputDataset
         writer = out.chunk_writer(chunk_id, self.token)
-        encode, nl = _encoder(out.dataType), "\n"
+        encode = _encoder(out.dataType)
         out_key, in_key, checked = _chunk_check(
             self.inputDatasets[0].dataType, out.dataType, out.chunkCount,
             out.chunk_ids().index(chunk_id),
         )  # fmt: skip
-        typ, write = out.dataType, writer.write_line
+        typ, write = out.dataType, writer.write_lines
         # one input: run(obj) straight over the reader's batches; several: run(*row) over the
         # join, with the first input's object deciding the chunk
         items: Iterator[Any]
@@ -531,26 +534,33 @@ class OneToOne(_ChunkTask):
             call, first = functools.partial(_star, run), operator.itemgetter(0)
             in_key = functools.partial(_keyed, in_key, first)
         item: Any = None
+        lines: list[str] = []
+        add = lines.append
         try:
             for item in items:
                 result = call(item)
-                if result is None:
-                    continue
-                if type(result) is typ:
-                    same = out_key(result) == in_key(item)
-                elif isinstance(result, typ):
-                    same = False  # a subclass may override get_hash_id: the slow check decides
-                else:
-                    raise DatasetUsageError(
-                        f"run() returned a {type(result).__name__}; {out!r} holds "
-                        f"{typ.__name__} objects"
-                    )
-                if not same and not checked(result, first(item)):
-                    raise DatasetUsageError(
-                        f"run() returned {result!r}, whose id places it in another chunk; a "
-                        "one-to-one task keeps each object's id (use OneToMany to change ids)"
-                    )
-                write(encode(result) + nl)
+                # the usual case first: the declared class, the input's id (so this chunk)
+                if result.__class__ is not typ or out_key(result) != in_key(item):
+                    if result is None:
+                        continue
+                    if not isinstance(result, typ):
+                        raise DatasetUsageError(
+                            f"run() returned a {type(result).__name__}; {out!r} holds "
+                            f"{typ.__name__} objects"
+                        )
+                    # a subclass may override get_hash_id, an id may differ: SHA1 decides
+                    if not checked(result, first(item)):
+                        raise DatasetUsageError(
+                            f"run() returned {result!r}, whose id places it in another chunk; "
+                            "a one-to-one task keeps each object's id (use OneToMany to change "
+                            "ids)"
+                        )
+                add(encode(result))
+                if len(lines) >= _LINES_PER_WRITE:
+                    write(lines)
+                    lines = []
+                    add = lines.append
+            write(lines)
             sha = writer.close()
         except TaskJobError:
             writer.abort()
