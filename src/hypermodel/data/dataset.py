@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import uuid
-import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from ..context import OpContext, maybe_context
 from ..errors import NotFoundError
 from ..storage import Storage, open_storage
 from . import format as fmt
+from .deflate import gzip_member
 from .errors import (
     DatasetCorruptError,
     DatasetError,
@@ -290,7 +290,7 @@ class _ChunkSpill:
         self.lines = []
         self.size = 0
         self.hasher.update(data)
-        member = _gzip_member(data, level)
+        member = gzip_member(data, level)
         self.members += 1
         target = self.path
         if target is None:
@@ -315,13 +315,8 @@ class _ChunkSpill:
                 body = fh.read()
             os.unlink(self.spill)
         if data or not body:
-            body += _gzip_member(data, level)
+            body += gzip_member(data, level)
         return self.hasher.hexdigest(), body
-
-
-def _gzip_member(data: bytes, level: int) -> bytes:
-    comp = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: gzip header and trailer
-    return comp.compress(data) + comp.flush()
 
 
 class _Staging:
@@ -391,7 +386,7 @@ def _finish_local(
     ids: list[str], chunks: list[_ChunkSpill], level: int, temp_dir: Any
 ) -> dict[str, str]:
     """Compress, hash and write the last pieces of every chunk on local disk, on two threads:
-    zlib, SHA1 and file writes release the GIL, and chunks are independent."""
+    deflate, SHA1 and file writes release the GIL, and chunks are independent."""
     if len(ids) < 2:
         return {
             cid: chunk.finish(level, temp_dir)[0] for cid, chunk in zip(ids, chunks, strict=True)

@@ -17,13 +17,14 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 from ..errors import NotFoundError
 from . import format as fmt
+from .deflate import ERRORS as DEFLATE_ERRORS
+from .deflate import decompressor
 from .errors import DatasetCorruptError
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ def index_chunk(chunk_id: str, stream: IO[bytes], expected_sha1: str, where: str
 
 def _members(stream: IO[bytes], where: str) -> Iterator[tuple[int, int, bytes]]:
     """(compressed offset, compressed length, uncompressed bytes) of each gzip member."""
-    d = zlib.decompressobj(31)
+    d = decompressor()
     consumed = 0  # compressed bytes handed to finished members
     start = 0
     parts: list[bytes] = []
@@ -181,8 +182,8 @@ def _members(stream: IO[bytes], where: str) -> Iterator[tuple[int, int, bytes]]:
                 yield start, consumed - start, b"".join(parts)
                 start, parts, pending = consumed, [], False
                 raw = d.unused_data
-                d = zlib.decompressobj(31)
-    except zlib.error as exc:
+                d = decompressor()
+    except DEFLATE_ERRORS as exc:
         raise DatasetCorruptError(f"chunk {where} is not valid gzip ({exc})") from exc
     if pending:
         raise DatasetCorruptError(f"chunk {where} is truncated (its gzip stream ends early)")
@@ -191,16 +192,16 @@ def _members(stream: IO[bytes], where: str) -> Iterator[tuple[int, int, bytes]]:
 def read_member(dataset: Dataset, chunk_id: str, member: Member) -> list[bytes]:
     """The lines (without newlines) of one member: a ranged read, one member decompressed.
 
-    Each gzip member carries a CRC32 of its content, checked by zlib here, so a member altered
+    Each gzip member carries a CRC32 of its content, checked by the inflater here, so a member altered
     after the index was built fails loudly instead of returning wrong records.
     """
     where = f"{dataset.storage.url}/{dataset.chunk_key(chunk_id)}"
     raw = _read_range(dataset, dataset.chunk_key(chunk_id), member.offset, member.length)
     try:
-        d = zlib.decompressobj(31)
+        d = decompressor()
         text = d.decompress(raw)
         ok = d.eof and not d.unused_data
-    except zlib.error as exc:
+    except DEFLATE_ERRORS as exc:
         raise DatasetCorruptError(f"chunk {where} is not valid gzip ({exc})") from exc
     if not ok:
         raise DatasetCorruptError(

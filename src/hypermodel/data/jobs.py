@@ -23,13 +23,13 @@ import shutil
 import sys
 import tempfile
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
 from . import format as fmt
+from .deflate import decompressor, gzip_member
 from .errors import DatasetError
 
 if TYPE_CHECKING:
@@ -129,15 +129,10 @@ def store_chunk_members(
     os.replace(tmp, staged)
 
 
-def gzip_member(data: bytes, level: int) -> bytes:
-    comp = zlib.compressobj(level, zlib.DEFLATED, 31)
-    return comp.compress(data) + comp.flush()
-
-
 def inflate(data: bytes) -> Iterator[tuple[int, bytes]]:
     """(compressed length, uncompressed content) of each of concatenated gzip members."""
     while data:
-        d = zlib.decompressobj(31)
+        d = decompressor()
         text = d.decompress(data)
         if not d.eof:
             raise DatasetError("a routed part is truncated")

@@ -12,7 +12,6 @@ import gc
 import hashlib
 import itertools
 import json
-import zlib
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
@@ -21,6 +20,8 @@ import orjson
 from ..context import OpContext, maybe_context
 from ..errors import NotFoundError
 from . import format as fmt
+from .deflate import ERRORS as DEFLATE_ERRORS
+from .deflate import decompressor
 from .errors import DatasetCorruptError, DatasetError, DatasetUsageError
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ def _inflate(stream: IO[bytes], where: str) -> Iterator[bytes]:
     """Decompress a (possibly multi-member) gzip stream, refusing truncation and corruption.
     Reads ``_READ_BLOCK`` bytes at a time (a whole chunk, usually) and gives out at most
     ``_INFLATE_BLOCK`` bytes at a time, so the blocks decoded at once stay bounded."""
-    d = zlib.decompressobj(31)
+    d = decompressor()
     in_member = False
     members = 0
     try:
@@ -182,14 +183,14 @@ def _inflate(stream: IO[bytes], where: str) -> Iterator[bytes]:
                     members += 1
                     in_member = False
                     raw = d.unused_data
-                    d = zlib.decompressobj(31)
+                    d = decompressor()
                     if not raw:
                         break
                     continue
                 raw = d.unconsumed_tail
                 if not raw and len(out) < _INFLATE_BLOCK:
                     break  # this input is used up and no output is pending: read more
-    except zlib.error as exc:
+    except DEFLATE_ERRORS as exc:
         raise DatasetCorruptError(f"chunk {where} is not valid gzip ({exc})") from exc
     if in_member or members == 0:
         raise DatasetCorruptError(f"chunk {where} is truncated (its gzip stream ends early)")
