@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import shutil
 import sys
 import tempfile
@@ -51,6 +52,7 @@ def timed(fn: Any) -> tuple[float, Any]:
     """Wall seconds (the headline: our writer compresses and hashes on a second thread, which
     CPU time would count twice; run it on a quiet machine). CPU seconds of the process go to
     CPU, printed beside for a shared machine, where the wall clock also measures neighbours."""
+    gc.collect()  # both sides start without the collections owed for the objects made before
     t0, w0 = time.process_time(), time.perf_counter()
     out = fn()
     CPU.append(time.process_time() - t0)

@@ -11,6 +11,7 @@ medians of ``--runs``. Targets: >= 10x Hypergol, >= 1.7x from 1 to 2 workers.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import shutil
@@ -40,6 +41,7 @@ REPO = {
 
 def clock(fn: Any) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process and its finished children)."""
+    gc.collect()  # each run starts without collections owed for objects made before it
     before, t0 = os.times(), time.perf_counter()
     fn()
     wall, after = time.perf_counter() - t0, os.times()
