@@ -512,6 +512,10 @@ def _context_inputs(ctx: OpContext | None) -> list[dict[str, Any]]:
     return [records[c] for c in ctx.input_datasets if c in records]
 
 
+def _nothing() -> None:
+    return None
+
+
 class DatasetWriter:
     """Appends objects to their chunks; ``close()`` publishes, an exception publishes nothing."""
 
@@ -532,9 +536,9 @@ class DatasetWriter:
         self._closed = False
         self.count = 0
         self.checksum: str | None = None
-        self.append = self._make_append()
+        self.append, self._seal, self._charge, self._reset = self._make_append()
 
-    def _make_append(self) -> Any:
+    def _make_append(self) -> tuple[Any, ...]:
         """The append function: a closure over the writer's state, because it runs once per
         object and attribute lookups are most of its cost."""
         from .model import appender_for
@@ -564,11 +568,18 @@ class DatasetWriter:
                     f"cannot store {obj!r} in {writer.dataset!r}: {type(exc).__name__}: {exc}"
                 ) from exc
             lines[index].append(line)
-            writer._buffered += len(line)
+            writer._charge(len(line))
+
+        def charge(n: int) -> None:
+            writer._buffered += n
             if writer._buffered >= writer._buffer_bytes:
                 writer._spill_all()
 
-        return appender_for(typ, chunk_count, lines, writer, append) or append
+        def reset() -> None:
+            writer._buffered = 0
+
+        generated = appender_for(typ, chunk_count, lines, writer, append)
+        return generated or (append, _nothing, charge, reset)
 
     def _check_type(self, obj: Any) -> None:
         if not isinstance(obj, self._type):
@@ -587,7 +598,7 @@ class DatasetWriter:
                 chunk.flush(level, self._staging.temp_dir)
         for i in range(len(self._lines)):
             self._lines[i] = []
-        self._buffered = 0
+        self._reset()
 
     def close(self) -> str:
         """Write the remaining chunks and publish; returns the dataset checksum."""
@@ -596,6 +607,7 @@ class DatasetWriter:
                 raise DatasetUsageError(f"the writer of {self.dataset!r} was aborted")
             return self.checksum
         self._closed = True
+        self._seal()
         try:
             if self.dataset.exists():  # published meanwhile: do not touch its chunks
                 raise _exists_error(self.dataset)
@@ -622,6 +634,7 @@ class DatasetWriter:
     def abort(self) -> None:
         """Drop everything written so far; nothing is published."""
         self._closed = True
+        self._seal()
         self._chunks = []
         self._lines.clear()
         self._staging.discard(self._ids)

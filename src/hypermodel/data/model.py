@@ -523,21 +523,24 @@ def appender_for(
     lines: list[list[str]],
     writer: Any,
     slow: Callable[[Any], None],
-) -> Callable[[Any], None] | None:
+) -> tuple[Callable[..., None], ...] | None:
     """The whole ``writer.append(obj)`` in one generated function: encode, place, buffer, and
-    spill when ``writer._buffered`` reaches ``writer._buffer_bytes``. Anything unusual (a
-    closed writer, a subclass, an id or value of an unexpected type, an encoding error) goes
-    to ``slow``, which appends through the checked path or raises the right error."""
+    spill (``writer._spill_all()``) when the lines buffered reach ``writer._buffer_bytes``.
+    Returns ``(append, seal, charge, reset)``: ``seal()`` sends every later call to ``slow``;
+    ``charge(n)`` counts n bytes buffered by another path; ``reset()`` (called by the spill)
+    starts the count again. Anything unusual (a sealed writer, a subclass, an id or value of an
+    unexpected type, an encoding error) goes to ``slow``, which appends through the checked
+    path or raises the right error. The count and the seal live in closure cells: a cell is
+    cheaper to read and write than an attribute, once per object."""
     if encoder_for(cls) is None or _schema(cls).hash_text is None:
         return None
     schema = _schema(cls)
     env: dict[str, Any] = {
-        "_sha1": __import__("hashlib").sha1,
+        "_sha1": _small_sha1(),
         "_cls": cls,
         "_w": writer,
         "_lines": lines,
         "_slow": slow,
-        "_budget": writer._buffer_bytes,
     }
     binds, body = _encoder_parts(schema, env)
     bound = {name: f"v{i}" for i, name in enumerate(sorted(schema.names))}
@@ -549,7 +552,7 @@ def appender_for(
         if tp is str:
             parts.append(var)
         else:  # an int id's text serves the key and the line (str() is repr() for an int)
-            texts.append(f"        t{var} = _str({var})\n")
+            texts.append(f"            t{var} = _str({var})\n")
             parts.append(f"t{var}")
             body = body.replace(
                 f"{{_i({var}) if {var}.__class__ is _int else _dumps({var})}}", f"{{t{var}}}"
@@ -558,17 +561,26 @@ def appender_for(
         index = "((h := _sha1(key.encode()).digest())[0] << 4) | (h[1] >> 4)"
     else:
         index = "_sha1(key.encode()).digest()[0]" + (" >> 4" if chunk_count == 16 else "")
-    src = "def append(obj):\n    if obj.__class__ is not _cls or _w._closed:\n        return _slow(obj)\n"
-    src += "    try:\n        d = obj.__dict__\n" + "".join("    " + b + "\n" for b in binds)
-    src += f"        if {' or '.join(checks)}:\n            return _slow(obj)\n"
+    src = "def make():\n    closed = False\n    left = _budget\n"
+    src += "    def append(obj):\n        nonlocal left\n"
+    src += "        if obj.__class__ is not _cls or closed:\n            return _slow(obj)\n"
+    src += "        try:\n            d = obj.__dict__\n"
+    src += "".join("        " + b + "\n" for b in binds)
+    src += f"            if {' or '.join(checks)}:\n                return _slow(obj)\n"
     src += "".join(texts)
-    src += f"        key = {' + '.join(parts)}\n"
-    src += f"        line = f'{body}\\n'\n"
-    src += "    except Exception:\n        return _slow(obj)\n"
-    src += f"    _lines[{index}].append(line)\n"
-    src += "    _w._buffered += len(line)\n"
-    src += "    if _w._buffered >= _budget:\n        _w._spill_all()\n"
-    return _compile(src, "append", env)  # type: ignore[no-any-return]
+    src += f"            key = {' + '.join(parts)}\n"
+    src += f"            line = f'{body}\\n'\n"
+    src += "        except Exception:\n            return _slow(obj)\n"
+    src += f"        _lines[{index}].append(line)\n"
+    src += "        left -= len(line)\n"
+    src += "        if left <= 0:\n            _w._spill_all()\n"
+    src += "    def seal():\n        nonlocal closed\n        closed = True\n"
+    src += "    def charge(n):\n        nonlocal left\n        left -= n\n"
+    src += "        if left <= 0:\n            _w._spill_all()\n"
+    src += "    def reset():\n        nonlocal left\n        left = _budget\n"
+    src += "    return append, seal, charge, reset\n"
+    env["_budget"] = writer._buffer_bytes
+    return _compile(src, "make", env)()  # type: ignore[no-any-return]
 
 
 def _small_sha1() -> Callable[[bytes], Any]:
