@@ -104,6 +104,7 @@ def run_op_command(app: HmlApp, pipeline: Pipeline, task: Task) -> click.Command
         # arguments a placeholder cannot express as an option (bool switches).
         click.Option(["--hml-task-id", "kfp_task_id"], default=None, hidden=True),
         click.Option(["--hml-arg", "hml_args"], nargs=2, multiple=True, hidden=True),
+        click.Option(["--hml-code", "compiled_code"], default=None, hidden=True),
     ]
 
     def callback(
@@ -114,9 +115,19 @@ def run_op_command(app: HmlApp, pipeline: Pipeline, task: Task) -> click.Command
         retries: int | None,
         kfp_task_id: str | None,
         hml_args: tuple[tuple[str, str], ...],
+        compiled_code: str | None,
         **kwargs: Any,
     ) -> None:
         from ..local.runner import FAILED, run_single
+
+        if compiled_code and not task.op.code_fingerprint.startswith(compiled_code):
+            click.echo(
+                f"warning: op '{task.name}': this image runs other code than the pipeline was "
+                f"compiled from (compiled {compiled_code}, here "
+                f"{task.op.code_fingerprint[: len(compiled_code)]}); rebuild and push the image, "
+                "then deploy again, or cached results may not match the code",
+                err=True,
+            )
 
         values = given(kwargs, task.op.params)
         for name, text in hml_args:
@@ -231,6 +242,14 @@ def run_all_command(app: HmlApp, pipeline: Pipeline) -> click.Command:
             reporter=reporter,
         )
         print_summary(result)
+        if quiet:  # the live reporter prints these up front; -q must not drop them
+            for r in result.tasks.values():
+                if r.notes:
+                    click.echo(
+                        f"note: op '{r.name}': not applied locally (applied on Kubeflow): "
+                        + ", ".join(r.notes),
+                        err=True,
+                    )
         failed = result.failed
         if failed is not None:
             click.echo(f"\nop '{failed.name}' failed on attempt {failed.attempts}:", err=True)

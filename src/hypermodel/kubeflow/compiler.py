@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 #: The name of every component's output parameter.
 OUTPUT = "output"
+#: Hex digits of the op's code digest passed to each pod (``--hml-code``).
+CODE_DIGITS = 16
 #: Where pods keep scratch files (an emptyDir, so it is writable under read-only root filesystems).
 WORKDIR = "/hml-work"
 
@@ -119,6 +121,11 @@ class KfpBuilder:
             self.dsl.PIPELINE_TASK_ID_PLACEHOLDER,
             "--hml-retries",
             "0",  # Kubeflow retries the pod; the op must not retry inside it
+            # Kubeflow's cache key covers the container's args but not the image's contents:
+            # the op's code digest makes changed code a cache miss, as it is locally, and lets
+            # the pod say when its image runs other code than the pipeline was compiled from
+            "--hml-code",
+            task.op.code_fingerprint[:CODE_DIGITS],
             "--hml-output-file",
             output,
         ]

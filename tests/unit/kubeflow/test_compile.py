@@ -89,6 +89,21 @@ def test_command_runs_the_apps_console_script_with_placeholders(ir: dict[str, An
     assert executor(ir, "make-items")["args"][:4] == ["pipelines", "scoring", "run", "make_items"]
 
 
+def test_args_carry_the_ops_code_digest_so_changed_code_misses_kubeflows_cache(
+    ir: dict[str, Any],
+) -> None:
+    from hypermodel.kubeflow.compiler import CODE_DIGITS
+
+    from . import apps
+
+    args = executor(ir, "score")["args"]
+    digest = args[args.index("--hml-code") + 1]
+    assert digest == apps.score.code_fingerprint[:CODE_DIGITS]
+    other = executor(ir, "make-items")["args"]
+    assert other[other.index("--hml-code") + 1] == apps.make_items.code_fingerprint[:CODE_DIGITS]
+    assert digest != other[other.index("--hml-code") + 1]
+
+
 def test_retries_and_caching(ir: dict[str, Any]) -> None:
     assert dag_task(ir, "score")["retryPolicy"]["maxRetryCount"] == 3
     assert dag_task(ir, "cleanup")["retryPolicy"]["maxRetryCount"] == 2  # task.set_retry

@@ -115,6 +115,9 @@ def test_run_all_failure_shows_traceback_once_and_exits_non_zero(tmp_path: Path)
     )
     assert "after_broken" in skipped
     assert "not applied locally (applied on Kubeflow): cpu=2, memory=4Gi" in out.stderr
+    quiet = cli("pipelines", "failing", "run-all", "-q", root=tmp_path)
+    assert quiet.returncode == 1
+    assert quiet.stderr.count("not applied locally (applied on Kubeflow): cpu=2, memory=4Gi") == 1
 
 
 def test_show_and_hml_version(tmp_path: Path) -> None:
@@ -148,3 +151,14 @@ def test_exit_codes_hold_under_click_testing(tmp_path: Path) -> None:
     assert failed.exit_code == 1 and "broken on purpose" in failed.output
     ok = runner.invoke(app.cli(), ["pipelines", "failing", "run", "load", "--rows", "2"])
     assert ok.exit_code == 0 and ok.output.strip().endswith("data-2")
+
+
+def test_a_pod_whose_image_runs_other_code_than_compiled_warns(tmp_path: Path) -> None:
+    from tests.unit.spine.apps import load
+
+    mine = load.code_fingerprint[:16]
+    same = cli("pipelines", "basic", "run", "load", "--hml-code", mine, root=tmp_path)
+    assert same.returncode == 0 and "other code" not in same.stderr
+    other = cli("pipelines", "basic", "run", "load", "--hml-code", "0" * 16, root=tmp_path)
+    assert other.returncode == 0
+    assert f"compiled {'0' * 16}, here {mine}" in other.stderr
