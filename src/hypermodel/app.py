@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from .local.runner import RunResult
     from .serving.app import HmlInferenceApp
 
+#: Names of the app's built-in command groups (a command of the user's may not take them).
+RESERVED_COMMANDS = ("inference", "pipelines")
+
 OpConfigurator = Callable[[ContainerConfig], "ContainerConfig | None"]
 
 
@@ -128,6 +131,7 @@ class HmlApp:
         self.k8s_namespace = k8s_namespace
         self.env: dict[str, str] = {}
         self.models: dict[str, Any] = {}
+        self.commands: dict[str, click.Command] = {}
         self.settings = settings or Settings.from_env(root=root)
         self.pipelines = HmlPipelineApp(self)
         self._inference: HmlInferenceApp | None = None
@@ -174,6 +178,33 @@ class HmlApp:
         from .storage import open_storage
 
         return open_storage(self.settings.root)
+
+    def command(
+        self, name: str | None = None, **attrs: Any
+    ) -> Callable[[Callable[..., Any]], click.Command]:
+        """Add a command of your own to the app's console script::
+
+        @app.command()
+        @hml.option("--rows", type=int, default=10)
+        @hml.pass_context
+        def seed(ctx, rows):       # `<app> seed --rows 5`; ctx.obj is the app
+            ...
+        """
+
+        import click
+
+        def decorate(fn: Callable[..., Any]) -> click.Command:
+            cmd = click.command(name, **attrs)(fn)
+            assert cmd.name is not None
+            if cmd.name in self.commands or cmd.name in RESERVED_COMMANDS:
+                raise DeclarationError(
+                    f"app '{self.name}' already has a command named '{cmd.name}': pick another "
+                    "name with @app.command('other-name')"
+                )
+            self.commands[cmd.name] = cmd
+            return cmd
+
+        return decorate
 
     def cli(self) -> click.Group:
         """A fresh click group for this app (two apps never share commands)."""

@@ -59,8 +59,9 @@ def build_app_cli(app: HmlApp) -> click.Group:
     def root(root: str | None) -> None:
         if root:
             app.configure(root=root)
+        click.get_current_context().obj = app  # what the app's own commands get from ctx.obj
 
-    return AppGroup(
+    group = AppGroup(
         app,
         name=app.package_entrypoint,
         callback=root,
@@ -77,3 +78,6 @@ def build_app_cli(app: HmlApp) -> click.Group:
             )
         ],
     )
+    for name, command in app.commands.items():
+        group.add_command(command, name)
+    return group

@@ -131,3 +131,24 @@ def test_task_configuration_is_kept_apart_from_the_op() -> None:
     assert app.pipelines.container_config(p, first).cpu_request == "3"
     assert app.pipelines.container_config(p, second).cpu_request is None
     assert app.pipelines.container_config(p, second).image == "img:1"
+
+
+def test_an_apps_own_commands_take_hml_options_and_the_app_as_context() -> None:
+    from click.testing import CliRunner
+
+    one, two = hml.HmlApp(name="one"), hml.HmlApp(name="two")
+
+    @one.command()
+    @hml.option("--rows", type=int, default=3)
+    @hml.pass_context
+    def seed(ctx, rows: int) -> None:  # type: ignore[no-untyped-def]
+        print(f"{ctx.obj.name} seeds {rows} rows")
+
+    out = CliRunner().invoke(one.cli(), ["seed", "--rows", "5"])
+    assert out.exit_code == 0 and out.output == "one seeds 5 rows\n"
+    assert "seed" in CliRunner().invoke(one.cli(), ["--help"]).output
+    assert CliRunner().invoke(two.cli(), ["seed"]).exit_code == 2  # no such command in two
+    with pytest.raises(DeclarationError, match="already has a command named 'pipelines'"):
+        one.command("pipelines")(lambda: None)
+    with pytest.raises(DeclarationError, match="already has a command named 'seed'"):
+        one.command("seed")(lambda: None)
