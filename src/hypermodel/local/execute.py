@@ -37,8 +37,8 @@ def execute(op: Op, arguments: dict[str, Any], ctx: OpContext, env: dict[str, st
             output = to_json_value(value, f"op '{ctx.task}'")
             ctx.output = output
         return Attempt(True, output, "", time.perf_counter() - start)
-    except Exception:
-        return Attempt(False, None, traceback.format_exc(), time.perf_counter() - start)
+    except Exception as exc:
+        return Attempt(False, None, user_traceback(exc), time.perf_counter() - start)
     finally:
         _CURRENT.reset(token)
         for key, old in saved.items():
@@ -46,6 +46,29 @@ def execute(op: Op, arguments: dict[str, Any], ctx: OpContext, env: dict[str, st
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of an op's error as the user needs it: without the runner's own frames
+    that lead into the op, and, for hypermodel's deliberate errors (which say what to fix),
+    without the library frames below the user's last line and without the chained errors."""
+    from ..errors import HypermodelError
+
+    tb = traceback.TracebackException.from_exception(exc)
+    frames = list(tb.stack)
+    ours = [f.filename.startswith(_PACKAGE + os.sep) for f in frames]
+    start = next((i for i, mine in enumerate(ours) if not mine), 0)
+    end = len(frames)
+    if isinstance(exc, HypermodelError):
+        while end > start + 1 and ours[end - 1]:
+            end -= 1
+        # its message already says what its cause said, and how to fix it
+        tb.__cause__ = tb.__context__ = None
+    tb.stack = traceback.StackSummary.from_list(frames[start:end])
+    return "".join(tb.format())
 
 
 def warm() -> int:

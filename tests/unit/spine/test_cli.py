@@ -110,6 +110,9 @@ def test_run_all_failure_shows_traceback_once_and_exits_non_zero(tmp_path: Path)
     assert out.returncode == 1
     assert out.stderr.count("Traceback (most recent call last)") == 1
     assert "ValueError: broken on purpose" in out.stderr
+    # the user's frame is there, the runner's own frames that lead into the op are not
+    assert 'tests/unit/spine/apps.py", line' in out.stderr
+    assert "hypermodel/local/execute.py" not in out.stderr
     skipped = next(
         line for line in out.stderr.splitlines() if line.startswith("skipped because of it:")
     )

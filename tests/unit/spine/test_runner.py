@@ -138,3 +138,28 @@ def test_pipeline_parameter_errors(app: hml.HmlApp) -> None:
         app.pipelines.run_all("basic", {"dpth": 1})
     with pytest.raises(UsageError, match="parameter 'depth'"):
         app.pipelines.run_all("basic", {"depth": "deep"})
+
+
+def test_an_ops_traceback_drops_the_runners_frames_and_the_library_frames_below_a_deliberate_error() -> (
+    None
+):
+    from hypermodel.data import BaseData, Dataset
+    from hypermodel.local.execute import user_traceback
+
+    class Thing(BaseData, id="thingId"):
+        thingId: int
+
+    def users_code() -> None:
+        Dataset(Thing, "/tmp", "p", "main", "bad/name")  # refused: the name leaves its root
+
+    try:
+        users_code()
+    except Exception as exc:
+        text = user_traceback(exc)
+    assert "in users_code" in text and "DatasetUsageError: dataset name 'bad/name'" in text
+    assert "direct cause" not in text  # the message already says what its cause said
+    assert "/hypermodel/" not in text  # the frames inside the library say nothing to fix
+    try:
+        {}["missing"]
+    except KeyError as exc:  # not ours: the whole stack is kept
+        assert "in test_an_ops_traceback" in user_traceback(exc)
