@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import free_port, unavailable, wait_for_port
+from tests.support import free_port, require_module, unavailable, wait_for_port
 
 APISERVER_VERSION = "1.20.2"
 READY_TIMEOUT = 120.0  # ~6 s on an idle 2-core machine; generous for a loaded CI runner
@@ -118,7 +118,7 @@ def _use_external() -> bool:
 
 @pytest.fixture(scope="session")
 def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    pytest.importorskip("kubernetes")
+    require_module("kubernetes")
     if _use_external():
         kubeconfig = os.environ.get("KUBECONFIG")
         if not kubeconfig:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import gzip
+import threading
+import time
+from collections.abc import Iterator
+from typing import IO, Any
 
 import pytest
 
 from hypermodel.data import (
     Dataset,
+    DatasetBusyError,
     DatasetCorruptError,
     DatasetExistsError,
     DatasetNotClosedError,
     DatasetNotFoundError,
     Project,
 )
-from hypermodel.storage import open_storage
+from hypermodel.data import publish as publish_mod
+from hypermodel.data.index import DatasetIndex, build_index, index_key
+from hypermodel.storage import Storage, open_storage
 from tests.unit.data.models import Item, items
 
 REPO = {
@@ -44,7 +51,9 @@ def test_write_read_verify(storage_url: str) -> None:
     assert sum(ds.verify().values()) == 1000
     assert Project(storage_url, "proj", "main").datasets.list()[0].checksum == checksum
     keys = list(open_storage(storage_url).list("proj/main/items"))
-    assert len(keys) == 18 and not [k for k in keys if k.endswith(".tmp")]
+    # .def, .chk, 16 chunks and the index; no staged files, no publish claims
+    assert len(keys) == 19 and not [k for k in keys if k.endswith(".tmp")]
+    assert index_key(ds) in keys
 
 
 def test_spilled_writes_on_each_backend(storage_url: str) -> None:
@@ -100,3 +109,111 @@ def test_two_writers_one_publisher(storage_url: str) -> None:
     with pytest.raises(DatasetExistsError, match="already exists"):
         second.close()
     assert sum(1 for _ in make(storage_url).open("r")) == 10
+
+
+class Gate(Storage):
+    """A backend that holds the thread named ``held`` just before it writes a .def (inside the
+    publish window: its chunks are under their final names) until ``release`` is set."""
+
+    def __init__(self, inner: Storage, held: str) -> None:
+        self.inner, self.held, self.url = inner, held, inner.url
+        self.inside, self.release = threading.Event(), threading.Event()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        if key.endswith(".def") and threading.current_thread().name == self.held:
+            self.inside.set()
+            assert self.release.wait(60), "the test never released the held writer"
+        self.inner.write_bytes(key, data)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.inner.read_bytes(key)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self.inner.put_if_absent(key, data)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        return self.inner.list(prefix)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def open_read(self, key: str) -> IO[bytes]:
+        return self.inner.open_read(key)
+
+    def size(self, key: str) -> int:
+        return self.inner.size(key)
+
+    def copy(self, src: str, dst: str) -> None:
+        self.inner.copy(src, dst)
+
+    def local_path(self, key: str) -> str | None:
+        return self.inner.local_path(key)
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        return self.inner.read_range(key, start, length)
+
+
+def _chunks(ds: Dataset) -> dict[str, bytes]:
+    return {cid: ds.storage.read_bytes(ds.chunk_key(cid)) for cid in ds.chunk_ids()}
+
+
+def _chunk_jobs(ds: Dataset, objs: list[Any], token: str) -> dict[str, str]:
+    sums = {}
+    for cid in ds.chunk_ids():
+        with ds.chunk_writer(cid, token=token, chunk_flush_bytes=2048) as writer:
+            for obj in objs:
+                if ds.chunk_id_of(obj) == cid:
+                    writer.append(obj)
+        sums[cid] = writer.close()
+    return sums
+
+
+@pytest.mark.parametrize("path", ["writer", "chunk-jobs"])
+def test_two_publishers_interleaved(
+    storage_url: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publish_mod, "HEARTBEAT", 0.1)
+    gate = Gate(open_storage(storage_url), held="writer-a")
+    a = Dataset(Item, storage=gate, project="proj", name="items", repoData=REPO)
+    first, second = items(400), items(50, start=10_000)
+    if path == "writer":
+        run_a = lambda: write(a, 400)  # noqa: E731
+        run_b = lambda: write(make(storage_url), 50)  # noqa: E731
+    else:
+        sums_a = _chunk_jobs(make(storage_url), first, "tokena")
+        sums_b = _chunk_jobs(make(storage_url), second, "tokenb")
+        run_a = lambda: a.publish(sums_a, token="tokena")  # noqa: E731
+        run_b = lambda: make(storage_url).publish(sums_b, token="tokenb")  # noqa: E731
+    outcome: dict[str, Any] = {}
+
+    def held() -> None:
+        try:
+            outcome["result"] = run_a()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=held, name="writer-a")
+    thread.start()
+    try:
+        assert gate.inside.wait(60), f"writer A never reached its .def: {outcome}"
+        before = _chunks(make(storage_url))
+        started = time.monotonic()
+        with pytest.raises(DatasetBusyError, match="being published by another writer"):
+            run_b()
+        assert time.monotonic() - started < 20
+        assert _chunks(make(storage_url)) == before  # the loser wrote no final chunk
+        assert not make(storage_url).storage.exists(make(storage_url).def_key)
+    finally:
+        gate.release.set()
+        thread.join(60)
+    assert "error" not in outcome, outcome
+    ds = make(storage_url)
+    assert sum(ds.verify().values()) == 400
+    assert sorted(ds.open("r"), key=lambda o: o.itemId) == first
+    stored = DatasetIndex.from_json(ds.storage.read_text(index_key(ds)))
+    assert stored.to_json() == build_index(ds).to_json()
+    leftovers = [k for k in ds.storage.list(ds.directory) if "/.hml-" in k or k.endswith(".tmp")]
+    assert leftovers == []  # claims and staged chunks are gone

@@ -60,22 +60,29 @@ def test_put_if_absent_creates_once(storage: Storage) -> None:
 def test_put_if_absent_race_has_one_winner(storage_url: str) -> None:
     # separate Storage objects (separate clients/connections), as separate processes would have
     racers = [open_storage(storage_url) for _ in range(6)]
-    results: list[bool] = []
+    results: dict[int, bool] = {}
+    errors: dict[int, BaseException] = {}
     barrier = threading.Barrier(len(racers))
 
     def race(i: int) -> None:
         barrier.wait()
-        results.append(racers[i].put_if_absent("race/winner", f"racer {i}".encode()))
+        try:
+            results[i] = racers[i].put_if_absent("race/winner", f"racer {i}".encode())
+        except BaseException as exc:  # reported below: a thread's exception is otherwise lost
+            errors[i] = exc
 
     threads = [threading.Thread(target=race, args=(i,)) for i in range(len(racers))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [False] * (len(racers) - 1) + [True]
-    winner = results.index(True)  # order of appends is not the racer index: check content instead
-    assert winner >= 0
-    assert racers[0].read_bytes("race/winner").startswith(b"racer ")
+    assert errors == {}
+    assert sorted(results) == list(range(len(racers)))  # every racer answered
+    winners = [i for i, won in results.items() if won]
+    assert len(winners) == 1, results  # exactly one True, all others False
+    # what is stored is the winner's write, and every client sees it
+    expected = f"racer {winners[0]}".encode()
+    assert all(r.read_bytes("race/winner") == expected for r in racers)
 
 
 @pytest.mark.parametrize("key", ["../x", "/abs", "a/../b", "a//b", "", "a/./b"])

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .dataset import ChunkWriter, Dataset, DatasetReader, DatasetWriter
     from .errors import (
+        DatasetBusyError,
         DatasetCorruptError,
         DatasetError,
         DatasetExistsError,
@@ -29,6 +30,7 @@ _WHERE = {
     "Dataset": "dataset",
     "DatasetReader": "dataset",
     "DatasetWriter": "dataset",
+    "DatasetBusyError": "errors",
     "DatasetCorruptError": "errors",
     "DatasetError": "errors",
     "DatasetExistsError": "errors",
@@ -52,6 +54,7 @@ __all__ = [
     "BaseData",
     "ChunkWriter",
     "Dataset",
+    "DatasetBusyError",
     "DatasetCorruptError",
     "DatasetError",
     "DatasetExistsError",

@@ -23,7 +23,8 @@ create-if-absent write (a hard link on local disk, ``ifGenerationMatch=0`` on GC
 - a waiter takes over by creating claim ``n + 1`` once claim ``n`` is dead: its owner's pid no
   longer exists on this host, its heartbeat has not changed for ``stale_after`` seconds (measured
   on the waiter's clock, so hosts need no synchronised clocks), or the build failed. Only one
-  waiter can create claim ``n + 1``.
+  waiter can create claim ``n + 1``. (The protocol is ``claims.Claims``; dataset publishing
+  uses the same one.)
 - the dataset is published atomically (its .chk last), then ``ready.json`` names it. A crash at
   any point leaves no ready marker and no .chk: nothing that looks valid.
 """
@@ -34,10 +35,7 @@ import functools
 import importlib
 import json
 import os
-import socket
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -45,6 +43,7 @@ from ..context import maybe_context
 from ..errors import NotFoundError
 from ..names import check_name
 from ..storage import Storage, open_storage
+from .claims import Claims, Seen
 from .dataset import Dataset, DatasetWriter
 from .errors import DatasetError, DatasetUsageError
 
@@ -109,16 +108,6 @@ def _load_type(path: str) -> type:
     return obj  # type: ignore[no-any-return]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class _Cache:
     def __init__(
         self,
@@ -139,6 +128,7 @@ class _Cache:
         self.wait_timeout, self.poll = wait_timeout, poll
         self.meta = f"{PROJECT}/{id}/.claims-{version}"
         self.ready_key = f"{self.meta}/ready.json"
+        self.claims = Claims(storage, self.meta, stale_after, heartbeat)
         self.where = f"cacheable '{id}' version '{version}' in {storage.url}"
 
     def dataset(self, data_type: type) -> Dataset:
@@ -155,24 +145,22 @@ class _Cache:
     # -- the protocol ---------------------------------------------------------------------------
     def get(self, build: Callable[[], Iterable[Any]]) -> Dataset:
         deadline = time.monotonic() + self.wait_timeout
+        claims = self.claims
         n = 0
-        seen: tuple[str, float] | None = None  # (last heartbeat text, when it changed)
+        seen: Seen | None = None
         while True:
             ready = self._ready()
             if ready is not None:
                 return ready
-            claim = self._claim_key(n)
-            if self.storage.put_if_absent(claim, self._claim_record()):
+            if claims.take(n):
                 return self._build(n, build)
-            owner = self._read(claim)
+            owner = claims.owner(n)
             if owner is None:  # claim vanished (deleted by hand): look again
                 continue
-            if self._dead(n, owner, seen):
+            if claims.dead(n, owner, seen):
                 n, seen = n + 1, None
                 continue
-            beat = self._beat_text(n)
-            if seen is None or seen[0] != beat:
-                seen = (beat, time.monotonic())
+            seen, _moved = claims.watch(n, seen)
             if time.monotonic() > deadline:
                 raise CacheableTimeoutError(
                     f"{self.where}: waited {self.wait_timeout:.0f}s for the process "
@@ -194,20 +182,17 @@ class _Cache:
         return ds
 
     def _build(self, n: int, build: Callable[[], Iterable[Any]]) -> Dataset:
-        stop = threading.Event()
-        beat = threading.Thread(target=self._beat, args=(n, stop), daemon=True)
-        beat.start()
+        halt = self.claims.beating(n)
         try:
             ds = self._write(build)
             record = {"dataType": _type_path(ds.dataType), "checksum": ds.checksum}
             self.storage.write_text(self.ready_key, json.dumps(record))
             return ds
         except BaseException:
-            self.storage.write_text(f"{self.meta}/{n}.failed", "1")
+            self.claims.fail(n)
             raise
         finally:
-            stop.set()
-            beat.join()
+            halt()
 
     def _write(self, build: Callable[[], Iterable[Any]]) -> Dataset:
         it = iter(build())
@@ -226,41 +211,6 @@ class _Cache:
             for obj in it:
                 writer.append(obj)
         return ds
-
-    def _beat(self, n: int, stop: threading.Event) -> None:
-        count = 0
-        while True:
-            count += 1
-            try:
-                self.storage.write_text(f"{self.meta}/{n}.beat", str(count))
-            except Exception:  # a missed beat only risks a takeover; the build goes on
-                pass
-            if stop.wait(self.heartbeat):
-                return
-
-    # -- claims -----------------------------------------------------------------------------------
-    def _claim_key(self, n: int) -> str:
-        return f"{self.meta}/{n}.json"
-
-    def _claim_record(self) -> bytes:
-        return json.dumps(
-            {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
-        ).encode()
-
-    def _dead(self, n: int, owner: dict[str, Any], seen: tuple[str, float] | None) -> bool:
-        if self.storage.exists(f"{self.meta}/{n}.failed"):
-            return True
-        if owner.get("host") == socket.gethostname() and not _pid_alive(int(owner.get("pid", 0))):
-            return True
-        if seen is None:
-            return False
-        return seen[0] == self._beat_text(n) and time.monotonic() - seen[1] > self.stale_after
-
-    def _beat_text(self, n: int) -> str:
-        try:
-            return self.storage.read_text(f"{self.meta}/{n}.beat")
-        except NotFoundError:
-            return ""
 
     def _read(self, key: str) -> dict[str, Any] | None:
         try:

@@ -3,10 +3,14 @@
 Files and checksums follow Hypergol 0.2.1 exactly (see ``format``). What differs is how they
 are written and read:
 
-- Publishing is atomic. Chunks are written under temporary names (local disk) and the
-  ``.def`` then the ``.chk`` are written last; a dataset exists only once its ``.chk`` does.
-  A writer that raises, is interrupted or killed publishes nothing, and the same write can
-  simply be run again.
+- Publishing is atomic. Chunks are written under temporary names (``staging``); a writer then
+  takes the dataset's publish claim (``publish``) before anything under a final name is
+  touched, so of two concurrent writers one publishes and the other fails cleanly
+  (DatasetBusyError / DatasetExistsError) without altering the winner's files. The holder
+  promotes its chunks, writes the random-access index, the ``.def`` and last the ``.chk``; a
+  dataset exists only once its ``.chk`` does. A writer that raises, is interrupted or killed
+  publishes nothing, and the same write can simply be run again (a dead writer's claim is
+  taken over).
 - Readers verify each chunk's SHA1 while decompressing it and raise DatasetCorruptError
   naming the file on a mismatch, a truncated or missing chunk.
 - Writers buffer lines per chunk in memory and spill compressed gzip members, one file open
@@ -15,7 +19,6 @@ are written and read:
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -23,7 +26,7 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..context import OpContext, maybe_context
+from ..context import maybe_context
 from ..errors import NotFoundError
 from ..storage import Storage, open_storage
 from . import format as fmt
@@ -31,12 +34,12 @@ from .deflate import gzip_member
 from .errors import (
     DatasetCorruptError,
     DatasetError,
-    DatasetExistsError,
     DatasetNotClosedError,
     DatasetNotFoundError,
     DatasetUsageError,
 )
-from .lineage import check_clean_for_pipeline, repo_state
+from .publish import Publisher, exists_error
+from .staging import Staging
 
 if TYPE_CHECKING:
     from .model import BaseData
@@ -219,8 +222,10 @@ class Dataset:
         self, checksums: dict[str, str], token: str, creation_time: str | None = None
     ) -> str:
         """Publish chunks written by ``chunk_writer(..., token)``: ``checksums`` maps every chunk
-        id to the SHA1 its ChunkWriter returned. Returns the dataset checksum."""
-        return _Publisher(self, token, creation_time).publish(checksums)
+        id to the SHA1 its ChunkWriter returned. Returns the dataset checksum. Raises
+        DatasetBusyError when another writer is publishing this dataset, DatasetExistsError
+        when it is published; either way nothing of this write is published."""
+        return Publisher(self, token, creation_time).publish(checksums, Staging(self, token))
 
     def verify(self) -> dict[str, int]:
         """Read every chunk and check every checksum; the object count per chunk."""
@@ -273,9 +278,11 @@ def _resolve_storage(location: Any) -> Storage:
 
 # -- writing ------------------------------------------------------------------------------------
 class _ChunkSpill:
-    """Lines of one chunk: buffered, hashed, and spilled as gzip members (one open file at a time)."""
+    """Lines of one chunk: buffered, hashed, and spilled as gzip members (one open file at a
+    time). ``layout`` records each member written, ``(compressed length, records)``: what the
+    index of the published dataset is made of, known without reading the chunk again."""
 
-    __slots__ = ("hasher", "lines", "members", "path", "size", "spill")
+    __slots__ = ("hasher", "layout", "lines", "path", "size", "spill")
 
     def __init__(self, path: str | None) -> None:
         self.lines: list[str] = []
@@ -283,15 +290,16 @@ class _ChunkSpill:
         self.hasher = hashlib.sha1()
         self.path = path  # the staged file on local disk, else None (spill to a temp file)
         self.spill: str | None = None
-        self.members = 0
+        self.layout: list[tuple[int, int]] = []
 
-    def flush(self, level: int, temp_dir: Any) -> None:
+    def flush(self, level: int, temp_dir: Any, records: int) -> None:
+        """Compress the buffered lines (``records`` of them) as one more member."""
         data = "".join(self.lines).encode("utf-8")
         self.lines = []
         self.size = 0
         self.hasher.update(data)
         member = gzip_member(data, level)
-        self.members += 1
+        self.layout.append((len(member), records))
         target = self.path
         if target is None:
             if self.spill is None:
@@ -300,11 +308,12 @@ class _ChunkSpill:
         with open(target, "ab") as fh:
             fh.write(member)
 
-    def finish(self, level: int, temp_dir: Any) -> tuple[str, bytes | None]:
-        """Flush what is left; the SHA1 and, when not on local disk, the whole compressed file."""
+    def finish(self, level: int, temp_dir: Any, records: int) -> tuple[str, bytes | None]:
+        """Flush what is left (``records`` lines); the SHA1 and, when not on local disk, the
+        whole compressed file."""
         if self.path is not None:
-            if self.lines or self.members == 0:
-                self.flush(level, temp_dir)
+            if self.lines or not self.layout:
+                self.flush(level, temp_dir, records)
             return self.hasher.hexdigest(), None
         data = "".join(self.lines).encode("utf-8")
         self.lines = []
@@ -315,86 +324,26 @@ class _ChunkSpill:
                 body = fh.read()
             os.unlink(self.spill)
         if data or not body:
-            body += gzip_member(data, level)
+            member = gzip_member(data, level)
+            self.layout.append((len(member), records))
+            body += member
         return self.hasher.hexdigest(), body
 
 
-class _Staging:
-    """Where a writer puts chunks before publishing: temp names beside the final ones on local
-    disk (renamed at publish), or the final names in a bucket (an object PUT is atomic and
-    there is no rename; the .chk, written last, is what makes them a dataset)."""
-
-    def __init__(self, dataset: Dataset, token: str) -> None:
-        self.dataset = dataset
-        self.token = token
-        self.local_dir = dataset._local_dir()
-        self._temp: str | None = None
-
-    def staged_path(self, chunk_id: str) -> str | None:
-        if self.local_dir is None:
-            return None
-        os.makedirs(self.local_dir, exist_ok=True)
-        name = fmt.chunk_file_name(self.dataset.name, chunk_id)
-        return os.path.join(self.local_dir, f".{name}.{self.token}.tmp")
-
-    def temp_dir(self) -> str:
-        if self._temp is None:
-            import tempfile
-
-            self._temp = tempfile.mkdtemp(prefix="hml-dataset-")
-        return self._temp
-
-    def store(self, chunk_id: str, body: bytes | None) -> None:
-        if body is not None:
-            self.dataset.storage.write_bytes(self.dataset.chunk_key(chunk_id), body)
-
-    def promote(self, chunk_id: str) -> None:
-        staged = self.staged_path(chunk_id)
-        if staged is None:
-            return
-        final = self.dataset.storage.local_path(self.dataset.chunk_key(chunk_id))
-        try:
-            os.replace(staged, final)  # type: ignore[arg-type]
-        except FileNotFoundError as exc:
-            raise DatasetError(
-                f"chunk {chunk_id} of {self.dataset!r} was not written under token {self.token!r}"
-            ) from exc
-
-    def discard(self, chunk_ids: list[str]) -> None:
-        for cid in chunk_ids:
-            staged = (
-                self.staged_path(cid) if self.local_dir and os.path.isdir(self.local_dir) else None
-            )
-            if staged and os.path.exists(staged):
-                os.unlink(staged)
-        if self.local_dir is not None:
-            try:
-                os.rmdir(self.local_dir)  # only when empty: leave nothing behind an abort
-            except OSError:
-                pass
-        self.cleanup()
-
-    def cleanup(self) -> None:
-        if self._temp is not None:
-            import shutil
-
-            shutil.rmtree(self._temp, ignore_errors=True)
-            self._temp = None
-
-
 def _finish_local(
-    ids: list[str], chunks: list[_ChunkSpill], level: int, temp_dir: Any
+    ids: list[str], chunks: list[_ChunkSpill], counts: list[int], level: int, temp_dir: Any
 ) -> dict[str, str]:
     """Compress, hash and write the last pieces of every chunk on local disk, on two threads:
     deflate, SHA1 and file writes release the GIL, and chunks are independent."""
     if len(ids) < 2:
         return {
-            cid: chunk.finish(level, temp_dir)[0] for cid, chunk in zip(ids, chunks, strict=True)
+            cid: chunk.finish(level, temp_dir, n)[0]
+            for cid, chunk, n in zip(ids, chunks, counts, strict=True)
         }
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="hml-chunk") as pool:
-        sums = list(pool.map(lambda chunk: chunk.finish(level, temp_dir)[0], chunks))
+        sums = list(pool.map(lambda chunk, n: chunk.finish(level, temp_dir, n)[0], chunks, counts))
     return dict(zip(ids, sums, strict=True))
 
 
@@ -402,7 +351,7 @@ class _Uploads:
     """Chunk uploads to a bucket run on a few threads (a bucket PUT is mostly waiting) while the
     next chunk compresses; at most ``limit`` compressed chunks are held at once."""
 
-    def __init__(self, staging: _Staging, limit: int = 8) -> None:
+    def __init__(self, staging: Staging, limit: int = 8) -> None:
         self.staging = staging
         self.limit = limit
         self.pool: Any = None
@@ -432,86 +381,6 @@ class _Uploads:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _Publisher:
-    """Writes the .def then the .chk (last, create-if-absent): the commit point of a dataset."""
-
-    def __init__(self, dataset: Dataset, token: str, creation_time: str | None) -> None:
-        self.dataset = dataset
-        self.token = token
-        self.creation_time = creation_time or dt.datetime.now().isoformat()
-        self.ctx = maybe_context()
-        self.repo = _repo_record(dataset, self.ctx)
-
-    def publish(self, checksums: dict[str, str]) -> str:
-        ds = self.dataset
-        missing = [cid for cid in ds.chunk_ids() if cid not in checksums]
-        if missing:
-            raise DatasetUsageError(
-                f"cannot publish {ds!r}: no checksum for chunk(s) {', '.join(missing[:5])}"
-            )
-        if ds.exists():
-            raise _exists_error(ds)
-        staging = _Staging(ds, self.token)
-        for cid in ds.chunk_ids():
-            staging.promote(cid)
-        def_text = fmt.dump_def(self._definition())
-        chk = {fmt.chunk_file_name(ds.name, cid): checksums[cid] for cid in ds.chunk_ids()}
-        chk[fmt.def_file_name(ds.name)] = fmt.sha1_text(def_text)
-        chk_text = fmt.dump_chk(chk)
-        ds.storage.write_text(ds.def_key, def_text)
-        if not ds.storage.put_if_absent(ds.chk_key, chk_text.encode("utf-8")):
-            raise _exists_error(ds)
-        ds._remove_local_leftovers()
-        checksum = fmt.sha1_text(chk_text)
-        if self.ctx is not None and checksum not in self.ctx.output_datasets:
-            self.ctx.output_datasets.append(checksum)
-        return checksum
-
-    def _definition(self) -> dict[str, Any]:
-        ds = self.dataset
-        deps = [d.dependency_record() for d in ds._dependencies]
-        seen = {d["chkFileChecksum"] for d in deps}
-        for record in _context_inputs(self.ctx):
-            if record["chkFileChecksum"] not in seen:
-                seen.add(record["chkFileChecksum"])
-                deps.append(record)
-        return {
-            "branch": ds.branch,
-            "chunkCount": ds.chunkCount,
-            "creationTime": self.creation_time,
-            "dataType": ds.dataType.__name__,
-            "dependencies": deps,
-            "name": ds.name,
-            "project": ds.project,
-            "repo": self.repo,
-        }
-
-
-def _exists_error(ds: Dataset) -> DatasetExistsError:
-    return DatasetExistsError(
-        f"dataset {ds.storage.url}/{ds.directory} already exists; datasets are immutable: "
-        "delete it first (Dataset.delete()) or write under another name or branch"
-    )
-
-
-def _repo_record(ds: Dataset, ctx: OpContext | None) -> dict[str, Any]:
-    if ds.repoData is not None:
-        data = ds.repoData.to_data() if hasattr(ds.repoData, "to_data") else dict(ds.repoData)
-        return dict(data)
-    state = repo_state()
-    if ctx is not None:
-        state = check_clean_for_pipeline(state, ds.directory, ctx.force)
-    return state
-
-
-def _context_inputs(ctx: OpContext | None) -> list[dict[str, Any]]:
-    """Dependency records of every dataset the running op read."""
-    if ctx is None:
-        return []
-    records: dict[str, dict[str, Any]] = getattr(ctx, "dataset_records", {})
-    return [records[c] for c in ctx.input_datasets if c in records]
-
-
 def _nothing() -> None:
     return None
 
@@ -519,14 +388,21 @@ def _nothing() -> None:
 class DatasetWriter:
     """Appends objects to their chunks; ``close()`` publishes, an exception publishes nothing."""
 
-    def __init__(self, dataset: Dataset, buffer_bytes: int = BUFFER_BYTES) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        buffer_bytes: int = BUFFER_BYTES,
+        creation_time: str | None = None,
+    ) -> None:
+        """``creation_time`` (ISO 8601) is the ``.def``'s ``creationTime``; now by default."""
         self.dataset = dataset
         if dataset.exists():
-            raise _exists_error(dataset)
+            raise exists_error(dataset)
         self.token = uuid.uuid4().hex[:16]
         # lineage is taken (and a dirty repository refused) now, before anything is written
-        self._publisher = _Publisher(dataset, self.token, None)
-        self._staging = _Staging(dataset, self.token)
+        self._publisher = Publisher(dataset, self.token, creation_time)
+        # on a bucket the chunks go straight to their final keys, under the publish claim
+        self._staging = Staging(dataset, self.token, direct=True)
         self._ids = dataset.chunk_ids()
         self._chunks = [_ChunkSpill(self._staging.staged_path(cid)) for cid in self._ids]
         self._lines: list[list[str]] = [[] for _ in self._ids]
@@ -595,7 +471,7 @@ class DatasetWriter:
             if lines:
                 chunk.lines = lines
                 self.count += len(lines)
-                chunk.flush(level, self._staging.temp_dir)
+                chunk.flush(level, self._staging.temp_dir, len(lines))
         for i in range(len(self._lines)):
             self._lines[i] = []
         self._reset()
@@ -608,27 +484,34 @@ class DatasetWriter:
             return self.checksum
         self._closed = True
         self._seal()
+        publisher = self._publisher
         try:
-            if self.dataset.exists():  # published meanwhile: do not touch its chunks
-                raise _exists_error(self.dataset)
-            checksums = {}
+            publisher.begin()  # the publish claim, before anything under a final name
+            checksums: dict[str, str] = {}
             level = self.dataset.compresslevel
+            counts: list[int] = []
             for chunk, lines in zip(self._chunks, self._lines, strict=True):
                 chunk.lines = lines
+                counts.append(len(lines))
                 self.count += len(lines)
             if self._staging.local_dir is not None:
-                checksums = _finish_local(self._ids, self._chunks, level, self._staging.temp_dir)
+                checksums = _finish_local(
+                    self._ids, self._chunks, counts, level, self._staging.temp_dir
+                )
             else:
                 with _Uploads(self._staging) as uploads:
-                    for cid, chunk in zip(self._ids, self._chunks, strict=True):
-                        checksums[cid], body = chunk.finish(level, self._staging.temp_dir)
+                    for cid, chunk, n in zip(self._ids, self._chunks, counts, strict=True):
+                        checksums[cid], body = chunk.finish(level, self._staging.temp_dir, n)
                         uploads.store(cid, body)
+            layouts = {cid: c.layout for cid, c in zip(self._ids, self._chunks, strict=True)}
             self._chunks = []
-            self.checksum = self._publisher.publish(checksums)
+            self.checksum = publisher.commit(checksums, self._staging, layouts)
         except BaseException:
-            self._staging.discard(self._ids)
+            try:  # final keys this writer uploaded go too, unless someone else owns them now
+                self._staging.discard(self._ids, finals=publisher.owns_final_names())
+            finally:
+                publisher.abort()
             raise
-        self._staging.cleanup()
         return self.checksum
 
     def abort(self) -> None:
@@ -666,11 +549,13 @@ class ChunkWriter:
         self.dataset = dataset
         self.chunk_id = chunk_id
         self.check_chunk = check_chunk
-        self._staging = _Staging(dataset, token)
+        self._staging = Staging(dataset, token)
         self._chunk = _ChunkSpill(self._staging.staged_path(chunk_id))
         self._encode = fmt.line_encoder(dataset.dataType)
         self._flush = chunk_flush_bytes
         self.count = 0
+        self._flushed = 0  # records already in flushed members
+        self.checksum: str | None = None  # the chunk's SHA1 once closed
 
     def append(self, obj: BaseData) -> None:
         if not isinstance(obj, self.dataset.dataType):
@@ -690,7 +575,7 @@ class ChunkWriter:
         self._chunk.size += len(line)
         self.count += 1
         if self._chunk.size >= self._flush:
-            self._chunk.flush(self.dataset.compresslevel, self._staging.temp_dir)
+            self._flush_member()
 
     def write_lines(self, lines: list[str]) -> None:
         """Append already encoded lines, given *without* their newlines, in order (one call
@@ -703,15 +588,29 @@ class ChunkWriter:
         chunk.size += len(text) + 1
         self.count += len(lines)
         if chunk.size >= self._flush:
-            chunk.flush(self.dataset.compresslevel, self._staging.temp_dir)
+            self._flush_member()
+
+    def _flush_member(self) -> None:
+        self._chunk.flush(
+            self.dataset.compresslevel, self._staging.temp_dir, self.count - self._flushed
+        )
+        self._flushed = self.count
 
     def close(self) -> str:
-        """Store the chunk (not yet visible) and return its SHA1 for ``Dataset.publish``."""
+        """Store the chunk and its layout (not yet visible) and return its SHA1 for
+        ``Dataset.publish``. Closing again returns the same SHA1 and stores nothing."""
+        if self.checksum is not None:
+            return self.checksum
         try:
-            sha, body = self._chunk.finish(self.dataset.compresslevel, self._staging.temp_dir)
+            sha, body = self._chunk.finish(
+                self.dataset.compresslevel, self._staging.temp_dir, self.count - self._flushed
+            )
+            self._flushed = self.count
             self._staging.store(self.chunk_id, body)
+            self._staging.store_layout(self.chunk_id, self._chunk.layout)
         finally:
             self._staging.cleanup()
+        self.checksum = sha
         return sha
 
     def abort(self) -> None:

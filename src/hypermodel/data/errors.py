@@ -25,6 +25,10 @@ class DatasetExistsError(DatasetError):
     """A published dataset of that name already exists; datasets are immutable once published."""
 
 
+class DatasetBusyError(DatasetExistsError):
+    """Another writer holds the dataset's publish claim and is publishing it right now."""
+
+
 class DatasetUsageError(DatasetError, UsageError):
     """A wrong argument: wrong type appended, bad chunk count, unsafe name, closed writer..."""
 

@@ -8,8 +8,12 @@ record ``k`` of the dataset then means: find its chunk (cumulative counts), find
 newlines. Nothing before or after it is decompressed.
 
 The index is stored next to the dataset as ``<name>.idx.json`` and names the dataset checksum it
-describes; a stale or missing one is (re)built by one verified pass over the chunks and written
-atomically, so concurrent builders race harmlessly (they write the same bytes).
+describes. Every writer writes it at publish, before the ``.chk``, from what it already knows:
+the compressed length and record count of each gzip member it flushed (``chunk_from_sizes``),
+so a freshly published dataset streams without a pass over its chunks. A stale or missing one
+(a dataset written by Hypergol, or by a writer that lost its layouts) is (re)built by one
+verified pass over the chunks and written atomically, so concurrent builders race harmlessly
+(they write the same bytes).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
@@ -107,6 +111,22 @@ class DatasetIndex:
             for c in data["chunks"]
         ]
         return cls(data["checksum"], chunks)
+
+
+def chunk_from_sizes(chunk_id: str, sizes: Iterable[Sequence[int]]) -> ChunkIndex:
+    """A chunk's index from its members' ``(compressed length, record count)``, in file order."""
+    members: list[Member] = []
+    offset = first = 0
+    for length, count in sizes:
+        members.append(Member(offset, length, first, count))
+        offset += length
+        first += count
+    return ChunkIndex(chunk_id, first, members)
+
+
+def write_index(dataset: Dataset, checksum: str, chunks: list[ChunkIndex]) -> None:
+    """Store the index of the dataset whose checksum will be ``checksum`` (written at publish)."""
+    dataset.storage.write_text(index_key(dataset), DatasetIndex(checksum, chunks).to_json())
 
 
 def load_index(dataset: Dataset, build: bool = True) -> DatasetIndex:

@@ -31,6 +31,7 @@ from ..errors import NotFoundError
 from . import format as fmt
 from .deflate import decompressor, gzip_member
 from .errors import DatasetError
+from .staging import Staging
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -97,36 +98,31 @@ class Records:
 
 
 # -- chunks staged for Dataset.publish ------------------------------------------------------------
-def _staging(dataset: Dataset, token: str) -> Any:
-    from .dataset import (
-        _Staging,  # the datasets layer's staging: temp names on disk, keys in buckets
-    )
-
-    return _Staging(dataset, token)
-
-
 def chunk_present(dataset: Dataset, chunk_id: str, token: str) -> bool:
     """Is the chunk written under ``token`` still where ``Dataset.publish`` will look for it?"""
-    staged = _staging(dataset, token).staged_path(chunk_id)
-    if staged is not None:
-        return os.path.exists(staged)
-    return dataset.storage.exists(dataset.chunk_key(chunk_id))
+    return Staging(dataset, token).present(chunk_id)
 
 
 def store_chunk_members(
-    dataset: Dataset, chunk_id: str, token: str, members: Iterable[bytes]
+    dataset: Dataset,
+    chunk_id: str,
+    token: str,
+    members: Iterable[bytes],
+    layout: list[tuple[int, int]],
 ) -> None:
-    """Write a chunk file made of already compressed gzip members, for ``Dataset.publish``."""
-    staging = _staging(dataset, token)
+    """Write a chunk file made of already compressed gzip members, for ``Dataset.publish``,
+    with its ``layout`` (each member's compressed length and record count: the index)."""
+    staging = Staging(dataset, token)
     staged = staging.staged_path(chunk_id)
     if staged is None:
         staging.store(chunk_id, b"".join(members))
-        return
-    tmp = f"{staged}.part"
-    with open(tmp, "wb") as fh:
-        for member in members:
-            fh.write(member)
-    os.replace(tmp, staged)
+    else:
+        tmp = f"{staged}.part"
+        with open(tmp, "wb") as fh:
+            for member in members:
+                fh.write(member)
+        os.replace(tmp, staged)
+    staging.store_layout(chunk_id, layout)
 
 
 def inflate(data: bytes) -> Iterator[tuple[int, bytes]]:
@@ -224,39 +220,57 @@ def merge_parts(records: Records, target: str, sources: list[tuple[str, int]]) -
     if not bodies:  # an empty chunk is still a valid gzip file, as every writer makes it
         bodies.append(gzip_member(b"", ds.compresslevel))
         members.append([0, len(bodies[0]), 0, 0])
-    store_chunk_members(ds, target, records.token, bodies)
-    return {"sha1": hasher.hexdigest(), "count": count, "members": members}
+    layout = [(length, lines) for _offset, length, _first, lines in members]
+    store_chunk_members(ds, target, records.token, bodies, layout)
+    return {"sha1": hasher.hexdigest(), "count": count}
 
 
 # -- the pool -------------------------------------------------------------------------------------
 class Progress:
-    """Chunks done and objects/s: a rich bar on a terminal, nothing otherwise."""
+    """Chunks done and objects/s, live: a rich bar on a terminal, nothing otherwise.
+
+    ``advance(objects)`` counts one more chunk done and the objects it wrote;
+    ``advance(objects, chunks=0)`` counts objects written by work still running (a source
+    reports every batch that way, its chunks being done only when it publishes)."""
 
     def __init__(self, label: str, total: int, enabled: bool | None = None) -> None:
         self.total = total
         self.objects = 0
+        self.chunks = 0
         self.started = time.perf_counter()
         self._bar: Any = None
         if enabled is None:
             enabled = sys.stderr.isatty()
         if enabled and total:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self._bar = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("chunks  {task.fields[rate]}"),
+                TextColumn("chunks  {task.fields[objects]}  {task.fields[rate]}"),
                 transient=False,
+                console=Console(stderr=True),  # the terminal it was enabled for, not stdout
             )
-            self._id = self._bar.add_task(label, total=total, rate="")
+            self._id = self._bar.add_task(label, total=total, objects="", rate="")
             self._bar.start()
 
-    def advance(self, objects: int) -> None:
+    @property
+    def rate(self) -> float:
+        """Objects per second since the start."""
+        return self.objects / max(time.perf_counter() - self.started, 1e-9)
+
+    def advance(self, objects: int, chunks: int = 1) -> None:
         self.objects += objects
+        self.chunks += chunks
         if self._bar is not None:
-            rate = self.objects / max(time.perf_counter() - self.started, 1e-9)
-            self._bar.update(self._id, advance=1, rate=f"{rate:,.0f} objects/s")
+            self._bar.update(
+                self._id,
+                advance=chunks,
+                objects=f"{self.objects:,} objects",
+                rate=f"{self.rate:,.0f} objects/s",
+            )
 
     def close(self) -> None:
         if self._bar is not None:

@@ -68,6 +68,9 @@ __all__ = ["Delayed", "OneToMany", "OneToOne", "SimpleTask", "Source", "TaskFail
 # Encoded output lines a one-to-one job hands to its chunk writer at once.
 _LINES_PER_WRITE = 4096
 
+# A source reports its progress (objects written, objects/s) every this many objects.
+_SOURCE_PROGRESS_EVERY = 1024
+
 # Worker-process state: the prepared task (init() done, loaded inputs read) of each task token.
 # Set by the pool initializer inside worker processes only; the parent never reads it.
 _PREPARED: dict[str, BaseTask] = {}
@@ -206,8 +209,13 @@ class BaseTask(Op):
         run_chunk = builder.component(task, {"step": str}, dict, name=f"{task.name}-chunk")
         publish = builder.component(task, {"step": str}, dict, name=f"{task.name}-publish")
         items = [f"chunk:{cid}" for cid in chunk_ids]
+        # the chunk pods read the inputs: they wait for the tasks that write them, as the
+        # publish pod does (the builder applies .after() to the task returned here only)
+        upstream = [builder.kfp_tasks[name] for name in task.upstream_after]
         with dsl.ParallelFor(items=items, parallelism=self.workers or 0) as step:
             fan_out = builder.configure(run_chunk(step=step), task)
+            if upstream:
+                fan_out.after(*upstream)
         return builder.configure(publish(step="publish"), task).after(fan_out)
 
     def kfp_chunk_ids(self) -> list[str]:
@@ -678,9 +686,7 @@ class OneToMany(_ChunkTask):
             else:
                 todo.append(cid)
         results.update(self._run_phase("merge", todo, prepare=False))
-        checksum = self._publish_output(results, records)
-        _write_index(self.outputDataset, checksum, results)
-        return checksum
+        return self._publish_output(results, records)
 
     def run_chunk(self, chunk_id: str) -> dict[str, Any]:
         if self._plan() is not None:
@@ -757,21 +763,29 @@ class Source(BaseTask):
         out._dependencies = []
         for ds in self._all_inputs():
             out.add_dependency(ds)
-        bar = Progress(f"{self.name} source", 1, self.progress)
+        # live progress: objects as they are appended, every batch; the chunks all at once,
+        # when the writer publishes them
+        bar = Progress(f"{self.name} source", out.chunkCount, self.progress)
         item: Any = None
+        written = 0
+        report_at = _SOURCE_PROGRESS_EVERY
         try:
-            with DatasetWriter(out) as writer:
+            with DatasetWriter(out, creation_time=self.creationTime) as writer:
                 for item in worker.source_iterator():
                     try:
                         obj = worker.run(item)
                         if obj is not None:
                             writer.append(obj)
+                            written += 1
                     except Exception as exc:
                         raise TaskFailedError(
                             f"task '{self.name}' failed on item {_short(item)}: "
                             f"{type(exc).__name__}: {exc}"
                         ) from exc
-            bar.advance(writer.count)
+                    if written >= report_at:
+                        bar.advance(written - bar.objects, chunks=0)
+                        report_at = written + _SOURCE_PROGRESS_EVERY
+            bar.advance(writer.count - bar.objects, chunks=out.chunkCount)
         finally:
             bar.close()
         return self._output(writer.checksum or out.checksum, writer.count, 0)
@@ -781,17 +795,6 @@ class Source(BaseTask):
 
     def publish(self) -> dict[str, Any]:
         return self.run_all()
-
-
-def _write_index(dataset: Dataset, checksum: str, results: dict[str, dict[str, Any]]) -> None:
-    """The stream index of a one-to-many output, from what the merges saw: no extra pass."""
-    from .index import ChunkIndex, DatasetIndex, Member, index_key
-
-    chunks = [
-        ChunkIndex(cid, results[cid]["count"], [Member(*m) for m in results[cid]["members"]])
-        for cid in dataset.chunk_ids()
-    ]
-    dataset.storage.write_text(index_key(dataset), DatasetIndex(checksum, chunks).to_json())
 
 
 def _no_pool(workers: int) -> ProcessPoolExecutor:

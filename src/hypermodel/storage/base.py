@@ -66,6 +66,11 @@ class Storage(abc.ABC):
         for key in list(self.list(prefix)):
             self.delete(key)
 
+    def copy(self, src: str, dst: str) -> None:
+        """Create or replace ``dst`` with ``src``'s bytes; NotFoundError if ``src`` is absent.
+        Buckets override it with a copy inside the store (nothing downloaded)."""
+        self.write_bytes(dst, self.read_bytes(src))
+
     def local_path(self, key: str) -> str | None:
         """A local filesystem path for the key, when the backend is on local disk."""
         return None

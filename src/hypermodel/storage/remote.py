@@ -63,6 +63,14 @@ class FsspecStorage(Storage):
             raise StorageError(f"cannot create {self.url}/{key}: {exc}") from exc
         return True
 
+    def copy(self, src: str, dst: str) -> None:
+        try:
+            self.fs.copy(self._path(src), self._path(dst))  # GCS rewrite / S3 CopyObject
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.url}/{src} does not exist") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot copy {self.url}/{src} to {dst}: {exc}") from exc
+
     def exists(self, key: str) -> bool:
         path = self._path(key)
         self.fs.invalidate_cache(path)

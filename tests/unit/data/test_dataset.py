@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hypermodel.data import (
+    BaseData,
     Dataset,
     DatasetCorruptError,
     DatasetExistsError,
@@ -53,8 +54,14 @@ def test_round_trip_layout_and_checksums(tmp_path: Path) -> None:
     assert sorted(back, key=lambda o: o.itemId) == objs
     folder = tmp_path / "proj/main/items"
     names = sorted(p.name for p in folder.iterdir())
+    # Hypergol's files, plus the random-access index written at publish (no claims left)
     assert names == sorted(
-        ["items.def", "items.chk", *(f"items_{i:x}.jsonl.gz" for i in range(16))]
+        [
+            "items.def",
+            "items.chk",
+            "items.idx.json",
+            *(f"items_{i:x}.jsonl.gz" for i in range(16)),
+        ]
     )
     chk = json.loads((folder / "items.chk").read_text())
     def_text = (folder / "items.def").read_text()
@@ -393,3 +400,44 @@ def test_subclass_and_unencodable_values(tmp_path: Path) -> None:
     with pytest.raises(DatasetUsageError, match="cannot store"), other.open("w") as writer:
         writer.append(Assembly("s", 1, [], extra={"x": object()}))
     assert not other.exists()
+
+
+class Grouped(BaseData, id="itemId"):
+    """Placed by its group, not by its id: all objects of one group share a chunk."""
+
+    itemId: int
+    group: str
+
+    def get_hash_id(self) -> tuple[str]:
+        return (self.group,)
+
+
+def test_an_overridden_get_hash_id_places_objects(tmp_path: Path) -> None:
+    ds = make(tmp_path, "grouped", data_type=Grouped)
+    objs = [Grouped(i, f"g{i % 5}") for i in range(200)]
+    write(ds, objs)
+    folder = tmp_path / "proj/main/grouped"
+    where: dict[int, str] = {}
+    for i in range(16):
+        raw = gzip.decompress((folder / f"grouped_{i:x}.jsonl.gz").read_bytes())
+        for line in raw.decode().splitlines():
+            where[json.loads(line)["itemId"]] = f"{i:x}"
+    assert sorted(where) == list(range(200))
+    # 16 chunks: the first hex digit of the SHA1 of the hash id's text (here the group)
+    for obj in objs:
+        assert where[obj.itemId] == hashlib.sha1(obj.group.encode()).hexdigest()[0]
+        assert ds.chunk_id_of(obj) == where[obj.itemId]
+    assert len(set(where.values())) <= 5
+    # the default (the id) would have placed some elsewhere: the override decided
+    by_id = {o.itemId: hashlib.sha1(str(o.itemId).encode()).hexdigest()[0] for o in objs}
+    assert by_id != where
+    # a chunk job's writer checks placement by the same rule
+    other = make(tmp_path, "grouped_jobs", data_type=Grouped)
+    g0 = Grouped(1000, "g0")
+    home = hashlib.sha1(b"g0").hexdigest()[0]
+    wrong = next(c for c in other.chunk_ids() if c != home)
+    with pytest.raises(DatasetUsageError, match="belongs to chunk"):
+        other.chunk_writer(wrong, token="job1").append(g0)
+    with other.chunk_writer(home, token="job1") as writer:
+        writer.append(g0)
+    assert writer.count == 1

@@ -9,6 +9,7 @@ import pytest
 
 from hypermodel.data import Dataset, deflate
 from hypermodel.data.errors import DatasetCorruptError
+from tests.support import require_isal
 
 from .models import Item, items
 
@@ -22,7 +23,7 @@ def write(root: Path, name: str) -> Dataset:
 
 
 def test_isal_is_used_where_installed() -> None:
-    pytest.importorskip("isal")
+    require_isal()
     assert deflate.compressor(deflate.FAST_LEVEL).__class__.__module__.startswith("isal")
     assert deflate.compressor(6).__class__.__module__ == "zlib"  # other levels: zlib's own
 
@@ -32,9 +33,9 @@ def test_isal_is_used_where_installed() -> None:
 def test_either_library_reads_the_others_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer_has_isal: bool, reader_has_isal: bool
 ) -> None:
+    if writer_has_isal or reader_has_isal:
+        require_isal()
     isal = deflate._isal
-    if isal is None and (writer_has_isal or reader_has_isal):
-        pytest.skip("isal is not installed here")
     monkeypatch.setattr(deflate, "_isal", isal if writer_has_isal else None)
     ds = write(tmp_path, "d")
     for path in (tmp_path / "p/main/d").glob("*.jsonl.gz"):

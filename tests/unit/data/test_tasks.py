@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import hypermodel.data.tasks as tasks_mod
 from hypermodel import hml
 from hypermodel.data.dataset import Dataset
 from hypermodel.data.errors import DatasetUsageError
 from hypermodel.data.index import DatasetIndex, build_index, index_key, load_index
+from hypermodel.data.jobs import Progress
 from hypermodel.data.model import BaseData
 from hypermodel.data.tasks import Delayed, OneToMany, OneToOne, Source, TaskFailedError
 
@@ -50,6 +54,7 @@ class Unpicklable:
     def __init__(self, prefix: str) -> None:
         self.lock = threading.Lock()
         self.prefix = prefix
+        self.pid = os.getpid()  # where it was built
 
 
 class LoadNums(Source):
@@ -103,6 +108,92 @@ class Digits(OneToMany):
             raise KeyError(num.numId)
         for d in sorted(set(str(num.value))):
             self.output.append(Digit(numId=num.numId, digit=d + label.label))
+
+
+class LabelledDigits(OneToMany):
+    """One-to-many with a loaded input (a label map made in init()) and a Delayed member."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = Delayed(Unpicklable, prefix="d")
+        self.labels: dict[int, str] = {}
+        self.inits = 0
+
+    def init(self) -> None:
+        self.labels = {obj.numId: obj.label for obj in self.loadedData[0]}
+        self.inits += 1
+
+    def run(self, num: Num) -> None:
+        # built in this worker process, before its one init()
+        assert isinstance(self.helper, Unpicklable) and self.helper.pid == os.getpid()
+        assert self.inits == 1
+        for d in sorted(set(str(num.value))):
+            self.output.append(
+                Digit(numId=num.numId, digit=self.helper.prefix + d + self.labels[num.numId])
+            )
+
+
+class LabelSource(Source):
+    """A source over a loaded input (read in init()) with a Delayed member."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = Delayed(Unpicklable, prefix="s")
+        self.by_id: dict[int, str] = {}
+        self.inits = 0
+
+    def init(self) -> None:
+        self.by_id = {obj.numId: obj.label for obj in self.loadedData[0]}
+        self.inits += 1
+
+    def source_iterator(self) -> Iterator[int]:
+        assert self.inits == 1 and isinstance(self.helper, Unpicklable)
+        yield from sorted(self.by_id)
+
+    def run(self, i: int) -> Label:
+        return Label(numId=i, label=self.helper.prefix + self.by_id[i])
+
+
+def meet(directory: Path, parties: int, timeout: float = 30.0) -> None:
+    """Sign in (a file named by this pid) and wait until ``parties`` processes have."""
+    directory.mkdir(exist_ok=True)
+    (directory / str(os.getpid())).touch()
+    deadline = time.monotonic() + timeout
+    while len(list(directory.iterdir())) < parties and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+class Stamped(OneToOne):
+    """Stamps each output with the pid of the process that ran its job. The first job of each
+    process waits until ``parties`` processes have started one, so that one fast worker
+    cannot take every chunk while the other is still starting."""
+
+    def __init__(self, rendezvous: Path, parties: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rendezvous = str(rendezvous)
+        self.parties = parties
+        self.arrived = False
+
+    def run(self, num: Num) -> Row:
+        if not self.arrived:  # per worker: each has its own prepared copy of the task
+            self.arrived = True
+            meet(Path(self.rendezvous), self.parties)
+        return Row(numId=num.numId, value=num.value, label="", extra="", pid=os.getpid())
+
+
+class ByLabel(BaseData, id="numId"):
+    """Placed by its label, not by its id."""
+
+    numId: int
+    label: str
+
+    def get_hash_id(self) -> tuple[str]:
+        return (self.label,)
+
+
+class ToByLabel(OneToMany):
+    def run(self, label: Label) -> None:
+        self.output.append(ByLabel(numId=label.numId, label=label.label))
 
 
 class WrongId(OneToOne):
@@ -290,3 +381,176 @@ def test_tasks_are_ops_in_a_pipeline(inputs: tuple[Path, Dataset, Dataset]) -> N
     assert result.ok, result.failed and result.failed.error
     assert result.outputs["join"]["checksum"] == rows.checksum
     assert result.outputs["digits"]["checksum"] == digits.checksum
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_run_jobs_in_that_many_processes(
+    inputs: tuple[Path, Dataset, Dataset], tmp_path: Path, workers: int
+) -> None:
+    root, nums, _ = inputs
+    rows = ds(root, Row, "stamped")
+    rendezvous = tmp_path / "rendezvous"
+    out = Stamped(rendezvous, workers, [nums], rows, workers=workers)()
+    assert out["objects"] == N - 1
+    pids = {r.pid for r in rows}
+    assert len(pids) == workers
+    assert pids == {int(p.name) for p in rendezvous.iterdir()}
+    if workers == 1:
+        assert pids == {os.getpid()}  # one worker: the jobs run in this process
+    else:
+        assert os.getpid() not in pids  # the pool's processes, not this one
+    for cid in rows.chunk_ids():  # one job per chunk, each in one process
+        assert len({r.pid for r in rows.read_chunk(cid)}) == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_to_many_with_a_loaded_input_and_a_delayed_member(
+    inputs: tuple[Path, Dataset, Dataset], workers: int
+) -> None:
+    root, nums, labels = inputs
+    digits = ds(root, Digit, "labelled", chunks=256)
+    task = LabelledDigits([nums], digits, loadedInputs=[labels], workers=workers)
+    out = task()
+    expected = {(i, f"d{d}L{i % 5}") for i in range(N) if i != 7 for d in set(str(i * i))}
+    assert {(d.numId, d.digit) for d in digits} == expected
+    assert out["objects"] == len(expected)
+    assert {d["name"] for d in digits.read_def()["dependencies"]} == {"nums", "labels"}
+    assert isinstance(task.helper, Delayed) and task.inits == 0  # built in the workers only
+
+
+def test_source_with_a_loaded_input_and_a_delayed_member(
+    inputs: tuple[Path, Dataset, Dataset],
+) -> None:
+    root, _, labels = inputs
+    relabelled = ds(root, Label, "relabelled")
+    task = LabelSource(outputDataset=relabelled, loadedInputs=[labels])
+    out = task()
+    assert {obj.numId: obj.label for obj in relabelled} == {
+        i: f"sL{i % 5}" for i in range(N) if i != 7
+    }
+    assert out["objects"] == N - 1
+    # the loaded input is in the lineage, as any input is
+    assert [d["name"] for d in relabelled.read_def()["dependencies"]] == ["labels"]
+    assert isinstance(task.helper, Delayed) and task.inits == 0
+
+
+def test_an_overridden_get_hash_id_routes_one_to_many_outputs(
+    inputs: tuple[Path, Dataset, Dataset],
+) -> None:
+    root, _, labels = inputs
+    by_label = ds(root, ByLabel, "by_label")
+    ToByLabel([labels], by_label, workers=2)()
+    placed = {cid: {o.label for o in by_label.read_chunk(cid)} for cid in by_label.chunk_ids()}
+    for cid, found in placed.items():
+        for label in found:  # 16 chunks: the first hex digit of SHA1(label)
+            assert cid == hashlib.sha1(label.encode()).hexdigest()[0]
+    assert sorted(x for found in placed.values() for x in found) == [f"L{k}" for k in range(5)]
+    assert sum(len(list(by_label.read_chunk(c))) for c in placed) == N - 1
+
+
+# -- progress ----------------------------------------------------------------------------------
+BARS: list[RecordedProgress] = []
+PEEKS: list[tuple[int, ...]] = []
+
+
+class RecordedProgress(Progress):
+    """The tasks' progress, with every advance() kept and the live one reachable from run()."""
+
+    def __init__(self, label: str, total: int, enabled: bool | None = None) -> None:
+        super().__init__(label, total, False)
+        self.label = label
+        self.calls: list[tuple[int, int]] = []
+        BARS.append(self)
+
+    def advance(self, objects: int, chunks: int = 1) -> None:
+        super().advance(objects, chunks)
+        self.calls.append((objects, chunks))
+
+
+@pytest.fixture
+def bars(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordedProgress]]:
+    BARS.clear()
+    PEEKS.clear()
+    monkeypatch.setattr(tasks_mod, "Progress", RecordedProgress)
+    yield BARS
+    BARS.clear()
+    PEEKS.clear()
+
+
+class Counting(Source):
+    """Looks at the live progress while it yields its (2 * batch)-th item."""
+
+    def __init__(self, count: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.count = count
+
+    def source_iterator(self) -> Iterator[int]:
+        for i in range(self.count):
+            if i == 2 * tasks_mod._SOURCE_PROGRESS_EVERY:
+                bar = BARS[-1]
+                PEEKS.append((bar.objects, bar.chunks, int(bar.rate)))
+            yield i
+
+    def run(self, i: int) -> Num:
+        return Num(numId=i, value=i)
+
+
+class Peeking(OneToOne):
+    """Notes the progress (chunks done, objects) as each object is processed."""
+
+    def run(self, num: Num) -> Num:
+        PEEKS.append((BARS[-1].chunks, BARS[-1].objects))
+        return num
+
+
+def test_source_progress_is_reported_while_it_runs(
+    tmp_path: Path, bars: list[RecordedProgress]
+) -> None:
+    every = tasks_mod._SOURCE_PROGRESS_EVERY
+    total = 3 * every + 5
+    out = Counting(total, outputDataset=ds(tmp_path, Num, "counted"))()
+    assert out["objects"] == total
+    (bar,) = bars
+    # mid-run: the objects appended so far (to the last batch), at some rate; no chunk done
+    ((objects, chunks, rate),) = PEEKS
+    assert every <= objects <= 2 * every and chunks == 0 and rate > 0
+    # at the end: every object, and the 16 chunks once published
+    assert bar.objects == total and bar.chunks == bar.total == 16
+    assert len(bar.calls) >= 4 and bar.calls[-1][1] == 16
+    assert all(c == 0 for _, c in bar.calls[:-1])
+
+
+def test_chunk_task_progress_counts_each_chunk_as_it_completes(
+    inputs: tuple[Path, Dataset, Dataset], bars: list[RecordedProgress]
+) -> None:
+    root, nums, _ = inputs
+    counts = [len(list(nums.read_chunk(cid))) for cid in nums.chunk_ids()]
+    Peeking([nums], ds(root, Num, "peeked"), workers=1)()
+    (bar,) = bars
+    assert bar.calls == [(n, 1) for n in counts]  # one advance per chunk, with its objects
+    # every job saw the chunks before it already counted: live, not at the end
+    assert {chunks for chunks, _ in PEEKS} == set(range(16))
+    for chunks, objects in PEEKS:
+        assert objects == sum(counts[:chunks])
+    assert bar.objects == N - 1 and bar.rate > 0
+
+
+def test_progress_with_two_workers_counts_chunks_as_they_come_back(
+    inputs: tuple[Path, Dataset, Dataset], bars: list[RecordedProgress]
+) -> None:
+    root, nums, labels = inputs
+    counts = [len(list(nums.read_chunk(cid))) for cid in nums.chunk_ids()]
+    Join([nums, labels], ds(root, Row, "rows"), loadedInputs=[labels], workers=2)()
+    (bar,) = bars
+    assert sorted(bar.calls) == sorted((n, 1) for n in counts)
+    assert bar.chunks == 16 and bar.objects == N - 1
+
+
+def test_the_progress_bar_goes_to_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    LoadNums(3000, outputDataset=ds(tmp_path, Num, "shown"), progress=True)()
+    out, err = capsys.readouterr()
+    assert out == ""  # stdout stays the op's (an op's output may be piped)
+    assert "load_nums source" in err and "16/16 chunks" in err
+    assert "2,999 objects" in err and "objects/s" in err
