@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +19,17 @@ _DEPLOY_MODULE = "hypermodel.cli.inference_deploy"
 def _logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _fail_fast() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--fail-fast",
+        is_flag=True,
+        envvar="HML_FAIL_FAST",
+        help="Exit when an @hml.inference initialiser fails (e.g. no model published yet). "
+        "By default the server stays up, /livez 200 and /readyz 503 with the reason, and "
+        "retries the initialisers with backoff.",
     )
 
 
@@ -38,12 +50,13 @@ def inference_group(app: HmlApp) -> click.Group:
         show_default=True,
         help="waitress worker threads.",
     )
-    def run_prod(host: str, port: int, threads: int) -> None:
+    @_fail_fast()
+    def run_prod(host: str, port: int, threads: int, fail_fast: bool) -> None:
         """Serve with waitress (production)."""
         from ..serving.server import serve_prod
 
         _logging()
-        serve_prod(app.inference, host, port, threads)
+        serve_prod(app.inference, host, port, threads, fail_fast=fail_fast)
 
     @group.command("run-dev")
     @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -53,12 +66,13 @@ def inference_group(app: HmlApp) -> click.Group:
     @click.option(
         "--reload/--no-reload", default=True, show_default=True, help="Restart when code changes."
     )
-    def run_dev(host: str, port: int, reload: bool) -> None:
+    @_fail_fast()
+    def run_dev(host: str, port: int, reload: bool, fail_fast: bool) -> None:
         """Serve with Flask's development server (reloads on code changes)."""
         from ..serving.server import serve_dev
 
         _logging()
-        serve_dev(app.inference, host, port, reload)
+        serve_dev(app.inference, host, port, reload, fail_fast=fail_fast)
 
     @group.command("routes")
     def routes() -> None:

@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..k8s.manifests import SERVICE_TYPES, DeployOptions, build_manifests, parse_hpa, to_yaml
+from ..k8s.manifests import (
+    SERVICE_TYPES,
+    DeployOptions,
+    build_manifests,
+    parse_hpa,
+    parse_model_pin,
+    to_yaml,
+)
 
 if TYPE_CHECKING:
     from ..app import HmlApp
@@ -40,6 +47,14 @@ def deploy_command(app: HmlApp) -> click.Command:
         metavar="MIN:MAX[:CPU%]",
         help="Also autoscale between MIN and MAX replicas at a CPU target (default 80%).",
     )
+    @click.option(
+        "--model-sha256",
+        "model_sha256",
+        multiple=True,
+        metavar="[MODEL=]DIGEST",
+        help="Pin the model digest the server accepts (sha256:<hex>, as in x-model-digest); "
+        "MODEL= pins one model of several. A model with another digest is refused. Repeatable.",
+    )
     def deploy(
         dry_run: bool,
         namespace: str | None,
@@ -50,6 +65,7 @@ def deploy_command(app: HmlApp) -> click.Command:
         replicas: int | None,
         ingress_host: str | None,
         hpa: str | None,
+        model_sha256: tuple[str, ...],
     ) -> None:
         """Create or patch the Deployment, Service (and Ingress, HPA) of the inference server.
 
@@ -62,6 +78,7 @@ def deploy_command(app: HmlApp) -> click.Command:
             service_type=service_type,
             ingress_host=ingress_host,
             hpa=parse_hpa(hpa) if hpa else None,
+            model_sha256=tuple(parse_model_pin(pin) for pin in model_sha256),
         )
         manifests = build_manifests(app, options)
         if dry_run:

@@ -40,6 +40,7 @@ class DeployOptions:
     service_type: str | None = None
     ingress_host: str | None = None
     hpa: tuple[int, int, int] | None = None  # min replicas, max replicas, target CPU %
+    model_sha256: tuple[tuple[str | None, str], ...] = ()  # (model or None for all, digest)
 
 
 def parse_hpa(text: str) -> tuple[int, int, int]:
@@ -57,6 +58,17 @@ def parse_hpa(text: str) -> tuple[int, int, int]:
             "(e.g. --hpa 2:10:75)"
         )
     return numbers[0], numbers[1], numbers[2]
+
+
+def parse_model_pin(text: str) -> tuple[str | None, str]:
+    """``"wine-classifier=sha256:ab..."`` -> ("wine-classifier", digest); a bare digest pins
+    every model (``None``)."""
+    model, sep, digest = text.rpartition("=")
+    if sep and not model:
+        raise UsageError(
+            f"--model-sha256 {text!r}: give [MODEL=]DIGEST, e.g. wine-classifier=sha256:..."
+        )
+    return (model or None), digest
 
 
 def dns_label(text: str) -> str:
@@ -82,6 +94,8 @@ def deployment_config(app: HmlApp, options: DeployOptions | None = None) -> HmlI
         cfg.ingress_host = options.ingress_host
     if options.hpa:
         cfg.with_hpa(*options.hpa)
+    for model, digest in options.model_sha256:
+        cfg.with_model_sha256(digest, model)
     return cfg
 
 

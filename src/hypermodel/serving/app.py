@@ -110,6 +110,19 @@ class HmlInferenceDeployment(ContainerConfig):
         self.threads = int(threads)
         return self
 
+    def with_model_sha256(self, digest: str, model: str | None = None) -> HmlInferenceDeployment:
+        """Pin the digest the server accepts for ``model`` (for every model when None, which
+        suits an app with one model): a published model with another digest is refused, and
+        the pod stays not ready with the reason."""
+        from ..names import check_name
+        from .model import PIN_ENV, normalise_digest, pin_env_name
+
+        if model is not None:
+            check_name(model, "model")
+        where = f"the digest pinned for model '{model}'" if model else "the pinned model digest"
+        self.with_env(pin_env_name(model) if model else PIN_ENV, normalise_digest(digest, where))
+        return self
+
 
 @dataclass
 class Route:
@@ -263,19 +276,33 @@ class HmlInferenceApp:
         return self._flask
 
     def build(self) -> Flask:
-        """Create the Flask app and run the ``@hml.inference`` initialisers once."""
+        """Create the Flask app and run the ``@hml.inference`` initialisers once.
+
+        When an initialiser raises, what the attempt registered (models, routes, and the Flask
+        app if this attempt created it) is undone, so ``build()`` can simply be called again.
+        """
         from .model import INITIALISING_APP
 
+        if self.initialised:
+            return self.flask
+        fresh = self._flask is None
+        models, routes = dict(self.app.models), dict(self.routes)
         flask_app = self.flask
-        if not self.initialised:
-            token = INITIALISING_APP.set(self.app)
-            try:
-                for fn in self._initialisers:
-                    self._run_initialiser(fn)
-            finally:
-                INITIALISING_APP.reset(token)
+        token = INITIALISING_APP.set(self.app)
+        try:
+            for fn in self._initialisers:
+                self._run_initialiser(fn)
             self._check_route_models()
-            self.initialised = True
+        except BaseException:
+            self.app.models.clear()
+            self.app.models.update(models)
+            self.routes = routes
+            if fresh:  # a Flask app that served no request yet: the next attempt starts anew
+                self._flask, self._state = None, None
+            raise
+        finally:
+            INITIALISING_APP.reset(token)
+        self.initialised = True
         return flask_app
 
     def _run_initialiser(self, fn: Callable[[HmlInferenceApp], Any]) -> None:

@@ -381,14 +381,21 @@ class ModelContainer:
         """Resolve ``ref`` (``latest``, a version, a bucket key, a local path or a ModelReference),
         check the model's and the distributions' SHA256 against the reference, then unpickle.
 
-        ``sha256`` pins the model digest expected (e.g. from a deploy manifest).
+        ``sha256`` pins the model digest expected; without it ``$HML_MODEL_SHA256_<MODEL>``
+        (``wine-classifier`` -> ``HML_MODEL_SHA256_WINE_CLASSIFIER``) or, for an app with one
+        model, ``$HML_MODEL_SHA256`` pins it (``inference deploy --model-sha256`` sets them).
+        A model with another digest is refused before it is read.
         """
+        pin = (sha256, "the sha256 argument") if sha256 is not None else pinned_digest(self.name)
         reference, read = self._resolve(ref, storage)
-        if sha256 is not None and sha256.removeprefix("sha256:") != reference.model_sha256:
-            raise ModelIntegrityError(
-                f"model '{self.name}' {reference.long_name} has digest "
-                f"sha256:{reference.model_sha256}, not the pinned {sha256}"
-            )
+        if pin is not None:
+            digest = normalise_digest(pin[0], f"the model digest pinned by {pin[1]}")
+            if digest != reference.model_sha256:
+                raise ModelIntegrityError(
+                    f"model '{self.name}' {reference.long_name} (version {reference.version}) has "
+                    f"digest sha256:{reference.model_sha256}, not sha256:{digest} as pinned by "
+                    f"{pin[1]}: load the pinned version, or change the pin to deploy this one"
+                )
         where = reference.directory or "."
         model_bytes = read(reference.model_file)
         _verify(model_bytes, reference.model_sha256, f"{where}/{reference.model_file}")
@@ -485,6 +492,34 @@ class ModelContainer:
         from ..settings import Settings
 
         return open_storage(Settings.from_env().root)
+
+
+PIN_ENV = "HML_MODEL_SHA256"
+
+
+def pin_env_name(model: str) -> str:
+    """The env var pinning one model's digest: ``wine-classifier`` -> ``HML_MODEL_SHA256_WINE_CLASSIFIER``."""
+    return f"{PIN_ENV}_{re.sub(r'[^A-Z0-9]', '_', model.upper())}"
+
+
+def pinned_digest(model: str) -> tuple[str, str] | None:
+    """(digest, where it came from) when the environment pins ``model``'s digest."""
+    for var in (pin_env_name(model), PIN_ENV):
+        value = os.environ.get(var, "").strip()
+        if value:
+            return value, f"${var}"
+    return None
+
+
+def normalise_digest(text: str, where: str) -> str:
+    """``sha256:<64 hex>`` or ``<64 hex>`` -> the 64 lower-case hex digits; else a clear error."""
+    digest = str(text).strip().lower().removeprefix("sha256:")
+    if not _SHA256.match(digest):
+        raise UsageError(
+            f"{where} is {text!r}, not a SHA-256 digest: give 64 hex digits, optionally prefixed "
+            "'sha256:' (the server's x-model-digest header and `/` page show a model's digest)"
+        )
+    return digest
 
 
 def _verify(data: bytes, expected: str, where: str) -> None:

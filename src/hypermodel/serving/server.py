@@ -401,10 +401,22 @@ def _openapi_path(path: str) -> str:
 
 
 # -- serving --------------------------------------------------------------------------------------
-def serve_prod(inference_app: HmlInferenceApp, host: str, port: int, threads: int = 8) -> None:
-    """Serve with waitress (multi-threaded, production)."""
+def serve_prod(
+    inference_app: HmlInferenceApp,
+    host: str,
+    port: int,
+    threads: int = 8,
+    fail_fast: bool = False,
+) -> None:
+    """Serve with waitress (multi-threaded, production).
+
+    A failing initialiser does not stop the server unless ``fail_fast``: it serves ``/livez``
+    and a 503 ``/readyz`` with the reason and retries the initialisers (see ``startup``).
+    """
+    from .startup import Startup
+
     waitress = require("waitress", "serve", "inference run-prod")
-    flask_app = inference_app.build()
+    wsgi = Startup(inference_app, fail_fast=fail_fast).start()
     log.info(
         "serving %s on http://%s:%d with waitress (%d threads)",
         inference_app.app.name,
@@ -415,7 +427,7 @@ def serve_prod(inference_app: HmlInferenceApp, host: str, port: int, threads: in
     # waitress's own body limit sits above Flask's so that Flask answers 413 as JSON, yet a huge
     # body is still refused before it is buffered whole.
     waitress.serve(
-        flask_app,
+        wsgi,
         host=host,
         port=port,
         threads=threads,
@@ -424,9 +436,23 @@ def serve_prod(inference_app: HmlInferenceApp, host: str, port: int, threads: in
     )
 
 
-def serve_dev(inference_app: HmlInferenceApp, host: str, port: int, reload: bool = True) -> None:
+def serve_dev(
+    inference_app: HmlInferenceApp,
+    host: str,
+    port: int,
+    reload: bool = True,
+    fail_fast: bool = False,
+) -> None:
     """Serve with Flask's development server; ``reload`` restarts it when code changes."""
+    from werkzeug.serving import run_simple
+
+    from .startup import Startup
+
     in_reloader_parent = reload and os.environ.get("WERKZEUG_RUN_MAIN") != "true"
     # With the reloader, the parent only watches files: models load in the serving child.
-    flask_app = inference_app.flask if in_reloader_parent else inference_app.build()
-    flask_app.run(host=host, port=port, debug=False, use_reloader=reload, threaded=True)
+    wsgi: Any = (
+        inference_app.flask
+        if in_reloader_parent
+        else Startup(inference_app, fail_fast=fail_fast).start()
+    )
+    run_simple(host, port, wsgi, use_reloader=reload, threaded=True)

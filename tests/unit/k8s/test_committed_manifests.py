@@ -6,15 +6,13 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from tests.support import REPO
+from tests.support import REPO, require_module
 
 COMMITTED = REPO / "k8s" / "wines-inference.yaml"
 
 
 def test_committed_manifests_match_a_fresh_generation() -> None:
-    pytest.importorskip("wines")
+    require_module("wines")
     env = {k: v for k, v in os.environ.items() if k != "WINES_IMAGE"}
     env["HML_ROOT"] = ".hml"  # a local root, as `make manifests` uses: nothing bucket-specific
     code = "import sys; from wines.app import main; sys.argv[0] = 'wines'; main()"
@@ -34,8 +32,8 @@ def test_committed_manifests_match_a_fresh_generation() -> None:
 
 
 def test_committed_manifests_pass_schema_validation() -> None:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    yaml = pytest.importorskip("yaml")
+    kubernetes_validate = require_module("kubernetes_validate")
+    yaml = require_module("yaml")
     docs = list(yaml.safe_load_all(COMMITTED.read_text()))
     assert [d["kind"] for d in docs][:2] == ["Deployment", "Service"]
     for doc in docs:

@@ -12,11 +12,11 @@ import yaml
 from hypermodel.cli.errors import run_cli
 from hypermodel.k8s.apply import _covers, _owned_filled, _patch_body, _with_last_applied
 from hypermodel.k8s.manifests import DeployOptions, build_manifests
-from tests.support import free_port
+from tests.support import free_port, require_module
 
 from .apps import make_app
 
-pytest.importorskip("kubernetes")
+require_module("kubernetes")
 
 
 def deploy(app: Any, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -17,10 +17,11 @@ from hypermodel.k8s.manifests import (
     parse_hpa,
     to_yaml,
 )
+from tests.support import require_module
 
 from .apps import make_app
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
+kubernetes_validate = require_module("kubernetes_validate")
 
 
 def by_kind(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
