@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -105,12 +106,22 @@ def check_value(value: Any, expected: type | None, where: str) -> Any:
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is int and isinstance(value, bool):
-        raise UsageError(f"{where}: expected int, got bool {value!r}")
+        raise UsageError(f"{where}: expected int, got bool {_shown(value, where)!r}")
     if not isinstance(value, expected):
         raise UsageError(
-            f"{where}: expected {SUPPORTED[expected]}, got {type(value).__name__} {value!r}"
+            f"{where}: expected {SUPPORTED[expected]}, got {type(value).__name__} "
+            f"{_shown(value, where)!r}"
         )
     return value
+
+
+def _shown(value: Any, where: str) -> Any:
+    """The value as an error message may quote it: ``***`` when ``where`` ends in a
+    secret-looking name (``op 'train' argument 'api_key'``)."""
+    from ..redact import shown
+
+    names = re.findall(r"'([^']*)'", where)
+    return shown(value, names[-1]) if names else value
 
 
 def parse_text(text: str, expected: type | None, where: str) -> Any:
@@ -134,5 +145,9 @@ def parse_text(text: str, expected: type | None, where: str) -> Any:
         value = orjson.loads(text)
     except (ValueError, orjson.JSONDecodeError) as exc:
         kind = SUPPORTED.get(expected, "str") if expected else "str"
-        raise UsageError(f"{where}: {text!r} is not a valid {kind}") from exc
+        quoted = _shown(text, where)
+        # a secret's parse error (which quotes it) is not chained either
+        raise UsageError(f"{where}: {quoted!r} is not a valid {kind}") from (
+            exc if quoted == text else None
+        )
     return check_value(value, expected, where)

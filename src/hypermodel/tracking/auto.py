@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from ..context import OpContext
+from ..redact import redact
 from . import identity
 from .run import _CURRENT_RUN, WRITE, Run, _app_dir
 
@@ -60,13 +61,13 @@ def _start(ctx: OpContext) -> Run | None:
             "pipeline_run_id": ctx.run_id,
             "kfp_run_id": ctx.kfp_run_id,
             "kfp_task_id": ctx.kfp_task_id,
-            "pipeline_params": dict(ctx.params),
+            "pipeline_params": redact(dict(ctx.params)),
             "git": identity.git_state(_app_dir()),
         }
         now = time.time()
         first: list[dict[str, Any]] = [
             {"type": "state", "t": now, "state": "running", "attempt": ctx.attempt},
-            {"type": "params", "t": now, "params": dict(ctx.arguments)},
+            {"type": "params", "t": now, "params": redact(dict(ctx.arguments))},
         ]
         if ctx.input_datasets:
             first.append(

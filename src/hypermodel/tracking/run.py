@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from ..errors import HypermodelError, UsageError
+from ..redact import redact
 from ..storage import Storage
 from . import identity, registry
 from .config import Config
@@ -243,16 +244,17 @@ class Run:
     def add_config(self, config: dict[str, Any] | Config) -> None:
         """Store a (nested) config; later calls add keys and override the ones they repeat."""
         data = config.to_dict() if isinstance(config, Config) else Config(config).to_dict()
-        self._event("config", "add_config", config=data)
+        self._event("config", "add_config", config=redact(data))
 
     def add_params(self, params: dict[str, Any]) -> None:
-        self._event("params", "add_params", params=dict(params))
+        """Store params; values of secret-looking names (``password``, ``api_key``...) as ``***``."""
+        self._event("params", "add_params", params=redact(dict(params)))
 
     def set_note(self, text: str) -> None:
         self._event("note", "set_note", text=str(text))
 
     def add_meta(self, key: str, value: Any) -> None:
-        self._event("meta", "add_meta", key=str(key), value=value)
+        self._event("meta", "add_meta", key=str(key), value=redact({key: value})[key])
 
     def add_tag(self, name: str, description: str | None = None, color: str | None = None) -> None:
         self._event("tag", "add_tag", name=str(name), description=description, color=color)

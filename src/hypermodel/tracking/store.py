@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from ..errors import NotFoundError, UnsafeNameError, UsageError
+from ..redact import redact
 from ..storage import Storage
 
 RUNS = "tracking/runs"
@@ -146,7 +147,9 @@ class RunStore:
 
     # -- loading --------------------------------------------------------------------------------
     def load(self, run_id: str, *, metrics: bool = True) -> RunRecord:
-        record = RunRecord(run_id, self.meta(run_id))
+        # Redacted again on the way out: runs recorded before redaction existed, or by other
+        # writers, never show a secret-looking value in `hml runs` or the report.
+        record = RunRecord(run_id, redact(self.meta(run_id)))
         prefix = run_prefix(run_id)
         # the creator may embed its first events in run.json (one write to start an op run)
         events: list[dict[str, Any]] = list(record.meta.pop("events", None) or [])
@@ -245,11 +248,12 @@ def _apply(record: RunRecord, event: dict[str, Any]) -> None:
         if event.get("duration") is not None:
             record.duration = float(event["duration"])
     elif kind == "params":
-        record.params.update(event.get("params") or {})
+        record.params.update(redact(event.get("params") or {}))
     elif kind == "config":
-        record.config = _merge(record.config, event.get("config") or {})
+        record.config = _merge(record.config, redact(event.get("config") or {}))
     elif kind == "meta":
-        record.metas[str(event.get("key"))] = event.get("value")
+        key = str(event.get("key"))
+        record.metas[key] = redact({key: event.get("value")})[key]
     elif kind == "tag":
         if all(t.get("name") != event.get("name") for t in record.tags):
             record.tags.append({k: event.get(k) for k in ("name", "description", "color")})

@@ -239,11 +239,25 @@ def test_current_run_outside_an_op(storage: LocalStorage) -> None:
     assert failed.state == "failed" and failed.error == "ZeroDivisionError: division by zero"
 
 
-def test_writes_after_close_are_ignored(storage: LocalStorage) -> None:
+def test_writes_after_close_are_ignored(
+    storage: LocalStorage, caplog: pytest.LogCaptureFixture
+) -> None:
     run = Run("closed", storage=storage)
+    run.add_metrics("early", 1.0)
     run.close()
-    run.add_metrics("late", 1.0)  # logged once, never raised
-    run.add_tag("late")
+    written = sorted(str(p) for p in Path(storage.root).rglob("*") if p.is_file())
+    with caplog.at_level(logging.WARNING, logger="hypermodel.tracking"):
+        run.add_metrics("late", 1.0)  # never raised
+        run.add_tag("late")
+        run.set_note("late")
+        run.close()  # closing twice is harmless too
+    assert sorted(str(p) for p in Path(storage.root).rglob("*") if p.is_file()) == written
+    record = RunStore(storage).load("closed")
+    assert set(record.metrics) == {"early"} and record.tags == [] and record.notes == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "tracking: run 'closed' is closed; add_metrics and later writes are ignored"
+    ]
 
 
 def test_git_state_of_a_named_external_package(
