@@ -141,8 +141,8 @@ def test_typed_values_cross_the_command_line_like_run_all(
         run_id=KFP_RUN,
         extra_env={"HML_ROOT": str(root)},
         entrypoint=[sys.executable, "-m", "tests.unit.kubeflow.apps"],
+        cwd=REPO,  # python -m imports the app from here, as a console script from site-packages
     )
-    # python -m needs the repository on the path, as the installed console script would be
     assert all(
         c[:3] == [sys.executable, "-m", "tests.unit.kubeflow.apps"] for c in out.commands.values()
     )
@@ -154,5 +154,16 @@ def test_typed_values_cross_the_command_line_like_run_all(
     assert by_task["passed"] is True and by_task["cleanup"] == "clean"
 
 
-def test_repo_root_is_the_working_directory_for_module_commands() -> None:
-    assert (REPO / "tests" / "unit" / "kubeflow" / "apps.py").exists()
+def test_repo_root_is_the_working_directory_for_module_commands(tmp_path: Path) -> None:
+    """The replays above run ``python -m tests.unit.kubeflow.apps`` with cwd=REPO: that module
+    is importable from the repository root only, so they do not depend on where pytest was
+    started (nor on an inherited PYTHONPATH)."""
+    command = [sys.executable, "-m", "tests.unit.kubeflow.apps", "pipelines", "--help"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    elsewhere = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert elsewhere.returncode != 0 and "No module named 'tests'" in elsewhere.stderr
+    at_root = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert at_root.returncode == 0, at_root.stderr
+    assert "scoring" in at_root.stdout  # the test app's pipeline, from its own CLI
