@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,9 +134,6 @@ def run_op_command(app: HmlApp, pipeline: Pipeline, task: Task) -> click.Command
             if param is None:
                 raise UsageError(f"op '{task.name}' has no argument '{name}' (--hml-arg)")
             values[name] = parse_text(text, param.type, f"op '{task.name}' argument '{name}'")
-        if kfp_task_id:  # inside a Kubeflow pod: lineage names the KFP run and task
-            os.environ["HML_KFP_RUN_ID"] = run_id or ""
-            os.environ["HML_KFP_TASK_ID"] = kfp_task_id
         result = run_single(
             app,
             pipeline,
@@ -147,6 +143,7 @@ def run_op_command(app: HmlApp, pipeline: Pipeline, task: Task) -> click.Command
             cache=not no_cache,
             force=force,
             retries=retries,
+            kfp_task_id=kfp_task_id,
         )
         if result.notes:
             click.echo(

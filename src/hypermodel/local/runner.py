@@ -17,6 +17,7 @@ from ..context import OpContext
 from ..dsl.pipeline import Pipeline, PipelineParam, Task
 from ..dsl.types import NO_DEFAULT, check_value
 from ..errors import NotFoundError, OpFailedError, UsageError
+from ..redact import redact
 from .execute import Attempt, execute, warm
 from .store import OutputStore, cache_key
 
@@ -161,8 +162,10 @@ class _Run:
         run_id: str,
         use_cache: bool,
         force: bool,
+        kfp_ids: tuple[str | None, str | None] = (None, None),
     ) -> None:
         self.app = app
+        self.kfp_run_id, self.kfp_task_id = kfp_ids
         self.pipeline = pipeline
         self.params = params
         self.run_id = run_id
@@ -185,8 +188,8 @@ class _Run:
             workdir=_workdir(self.app, self.run_id, task.name),
             output_key=f"runs/{self.run_id}/outputs/{task.name}.json",
             force=self.force,
-            kfp_run_id=os.environ.get("HML_KFP_RUN_ID") or None,
-            kfp_task_id=os.environ.get("HML_KFP_TASK_ID") or None,
+            kfp_run_id=self.kfp_run_id,
+            kfp_task_id=self.kfp_task_id,
             params=dict(self.params),
         )
 
@@ -244,7 +247,7 @@ class _Run:
                 "app": self.app.name,
                 "pipeline": self.pipeline.name,
                 "run_id": self.run_id,
-                "params": self.params,
+                "params": redact(self.params),
                 "started": started,
                 "finished": time.time() if finished else None,
                 "status": (
@@ -434,13 +437,18 @@ def run_single(
     force: bool = False,
     retries: int | None = None,
     reporter: Reporter | None = None,
+    kfp_task_id: str | None = None,
 ) -> TaskResult:
-    """Run one op of a pipeline in this process (what a Kubeflow pod does), store its output."""
+    """Run one op of a pipeline in this process (what a Kubeflow pod does), store its output.
+
+    ``kfp_task_id`` (with ``run_id``, the Kubeflow run's id) is set inside a Kubeflow pod: the
+    op's context and its tracking run name the Kubeflow run and task."""
     task = pipeline.task(task_name)
     report = reporter or _Silent()
     args = default_arguments(app, pipeline, task, given)
     params = {p.name: p.default for p in pipeline.params if not p.required}
-    state = _Run(app, pipeline, params, run_id or new_run_id(pipeline.name), cache, force)
+    kfp_ids = (run_id, kfp_task_id) if kfp_task_id else (None, None)
+    state = _Run(app, pipeline, params, run_id or new_run_id(pipeline.name), cache, force, kfp_ids)
     state.results = {task.name: state.results[task.name]}
     for dep in task.dependencies():  # upstream outputs, as far as known, feed the cache key
         try:

@@ -80,6 +80,18 @@ def show_context() -> dict:
     }
 
 
+@hml.op()
+def tally(items: list, weights: dict | None = None) -> dict:
+    """Takes JSON-typed arguments: on the command line, `--items '[1,2]' --weights '{"a":1}'`."""
+    return {"n": len(items), "weights": weights or {}}
+
+
+@hml.op()
+def kfp_ids() -> dict:
+    ctx = hml.context()
+    return {"kfp_run_id": ctx.kfp_run_id, "kfp_task_id": ctx.kfp_task_id, "run_id": ctx.run_id}
+
+
 @hml.op(cpu="2", memory="4Gi")
 def heavy() -> int:
     return 1

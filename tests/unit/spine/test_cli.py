@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.support import REPO
 
@@ -165,3 +166,106 @@ def test_a_pod_whose_image_runs_other_code_than_compiled_warns(tmp_path: Path) -
     other = cli("pipelines", "basic", "run", "load", "--hml-code", "0" * 16, root=tmp_path)
     assert other.returncode == 0
     assert f"compiled {'0' * 16}, here {mine}" in other.stderr
+
+
+def test_bad_json_for_a_list_or_dict_op_argument_is_one_line_exit_2(tmp_path: Path) -> None:
+    run = ("pipelines", "structured", "run", "tally")
+    where = "spine pipelines structured run tally: Invalid value for"
+    _one_line_error(
+        cli(*run, "--items", "[1,2", root=tmp_path),
+        where,
+        "'--items': '[1,2' is not a valid JSON list",
+    )
+    _one_line_error(  # valid JSON, but a dict where a list is declared
+        cli(*run, "--items", '{"a":1}', root=tmp_path),
+        where,
+        """'--items': '{"a":1}' is not a valid JSON list""",
+    )
+    _one_line_error(
+        cli(*run, "--items", "[1]", "--weights", "[1]", root=tmp_path),
+        where,
+        "'--weights': '[1]' is not a valid JSON dict",
+    )
+    _one_line_error(
+        cli(*run, "--items", "[1]", "--weights", '{"a":', root=tmp_path),
+        where,
+        """'--weights': '{"a":' is not a valid JSON dict""",
+    )
+    # what a compiled Kubeflow component passes (--hml-arg NAME VALUE) is checked the same way
+    _one_line_error(
+        cli(*run, "--hml-arg", "items", "[1,2", root=tmp_path),
+        "op 'tally' argument 'items': '[1,2' is not a valid list",
+    )
+    _one_line_error(
+        cli(*run, "--hml-arg", "items", '{"a":1}', root=tmp_path),
+        "op 'tally' argument 'items': expected list, got dict {'a': 1}",
+    )
+    _one_line_error(
+        cli(*run, "--items", "[1]", "--hml-arg", "weights", "[1]", root=tmp_path),
+        "op 'tally' argument 'weights': expected dict, got list [1]",
+    )
+    ok = cli(*run, "--items", "[1,2]", "--weights", '{"a":1}', root=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert orjson.loads(ok.stdout) == {"n": 2, "weights": {"a": 1}}
+
+
+def test_bad_json_for_a_list_or_dict_pipeline_parameter_is_one_line_exit_2(
+    tmp_path: Path,
+) -> None:
+    run_all = ("pipelines", "structured", "run-all", "-q")
+    where = "spine pipelines structured run-all: Invalid value for"
+    _one_line_error(
+        cli(*run_all, "--items", "[1,2", "--weights", "{}", root=tmp_path),
+        where,
+        "'--items': '[1,2' is not a valid JSON list",
+    )
+    _one_line_error(
+        cli(*run_all, "--items", '{"a":1}', "--weights", "{}", root=tmp_path),
+        where,
+        """'--items': '{"a":1}' is not a valid JSON list""",
+    )
+    _one_line_error(
+        cli(*run_all, "--items", "[1]", "--weights", "[1]", root=tmp_path),
+        where,
+        "'--weights': '[1]' is not a valid JSON dict",
+    )
+    assert not (tmp_path / "runs").exists()  # nothing ran
+    ok = cli(*run_all, "--items", "[1,2]", "--weights", '{"a":1}', root=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert 'tally: {\n  "n": 2,\n  "weights": {\n    "a": 1\n  }\n}' in ok.stdout
+
+
+def test_kubeflow_ids_reach_the_op_context_and_not_os_environ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from click.testing import CliRunner
+
+    from hypermodel import hml
+
+    from . import apps
+
+    monkeypatch.delenv("HML_KFP_RUN_ID", raising=False)
+    monkeypatch.delenv("HML_KFP_TASK_ID", raising=False)
+    app = apps.make_app("spine").configure(root=str(tmp_path))
+
+    @hml.pipeline(app.pipelines)
+    def ids():
+        apps.kfp_ids()
+
+    runner = CliRunner()
+    argv = ["pipelines", "ids", "run", "kfp_ids"]
+    inside = runner.invoke(app.cli(), [*argv, "--hml-run-id", "R-123", "--hml-task-id", "T-456"])
+    assert inside.exit_code == 0, inside.output
+    assert orjson.loads(inside.stdout) == {
+        "kfp_run_id": "R-123",
+        "kfp_task_id": "T-456",
+        "run_id": "R-123",
+    }
+    assert "HML_KFP_RUN_ID" not in os.environ and "HML_KFP_TASK_ID" not in os.environ
+    plain = runner.invoke(app.cli(), argv)
+    assert plain.exit_code == 0, plain.output
+    seen = orjson.loads(plain.stdout)
+    assert seen["kfp_run_id"] is None and seen["kfp_task_id"] is None
+    assert seen["run_id"].startswith("ids-")

@@ -4,6 +4,7 @@ import pytest
 
 from hypermodel import hml
 from hypermodel.errors import DeclarationError
+from tests.support import require_module
 
 from . import apps
 
@@ -54,17 +55,35 @@ def test_decorators_return_useful_objects() -> None:
         apps.load()
 
     assert isinstance(p, hml.Pipeline) and app.pipelines["p"] is p
+    assert p.order() == ["load"]
 
     @hml.deploy_op(app.pipelines)
     def configure(op: hml.ContainerConfig) -> hml.ContainerConfig:
         return op.with_env("A", 1)
 
+    # each configurator decorator hands back the function itself: still callable as written,
+    # and registered where it applies
+    assert configure(hml.ContainerConfig()).env == {"A": "1"}
+    assert app.pipelines.container_config(p, p.task("load")).env == {"A": "1"}
+
+    @hml.deploy_inference(app.inference)
+    def scale(deployment: hml.HmlInferenceDeployment) -> hml.HmlInferenceDeployment:
+        return deployment.with_replicas(3)
+
+    assert scale(hml.HmlInferenceDeployment()).replicas == 3
+    assert app.inference.deployment_config().replicas == 3
+
+    initialised: list[object] = []
+
     @hml.inference(app.inference)
     def init(inference_app: object) -> None:
-        pass
+        initialised.append(inference_app)
 
-    assert callable(configure) and callable(init)
-    assert app.pipelines.container_config(p, p.task("load")).env == {"A": "1"}
+    init("direct")  # a plain function again
+    require_module("flask")
+    app.inference.build()  # the server's build runs the registered initialiser, once
+    app.inference.build()
+    assert initialised == ["direct", app.inference]
 
 
 @pytest.mark.parametrize(
