@@ -390,3 +390,215 @@ def test_a_host_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) ->
         ):
             deploy_module._Kfp(Target(host=host, token=TOKEN, namespace="team-a"))
         assert time.monotonic() - start < 10
+
+
+CLIENT_ID = "1234-iap.apps.googleusercontent.com"
+IAP_TOKEN = "iap-id-token-never-printed-456"
+IAP_FIX = (
+    "set GOOGLE_APPLICATION_CREDENTIALS to a service account key file (or run where a service "
+    "account is attached), or pass --token / $HML_KFP_TOKEN instead"
+)
+
+
+@pytest.fixture
+def no_kfp_oauth_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kfp.Client also reads a client id (and a user-flow OAuth app) from these."""
+    for name in (
+        "KF_PIPELINES_IAP_OAUTH2_CLIENT_ID",
+        "KF_PIPELINES_APP_OAUTH2_CLIENT_ID",
+        "KF_PIPELINES_APP_OAUTH2_CLIENT_SECRET",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _deploy_cli(argv: list[str]) -> tuple[int, str, str]:
+    """The app's console script in this process (so monkeypatches apply): code, out, err."""
+    import contextlib
+    import io
+
+    from hypermodel.cli.errors import run_cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        pytest.raises(SystemExit) as exited,
+    ):
+        run_cli(make_app().cli(), argv, prog_name="kfpapp")
+    return int(exited.value.code or 0), out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("command", ["deploy-dev", "deploy-prod"])
+def test_client_id_without_google_credentials_is_one_line_and_sends_nothing(
+    kfp: FakeKfp, httpserver: HTTPServer, tmp_path: Path, command: str
+) -> None:
+    # a clean environment: no GOOGLE_APPLICATION_CREDENTIALS, an empty HOME (no gcloud ADC, no
+    # ~/.config/kfp/credentials.json), and no probing for a GCE metadata server
+    env = {"HML_ROOT": "gs://hml-test-bucket/kfp", "NO_GCE_CHECK": "true"}
+    host = target(httpserver).host
+    proc = _cli(
+        ["pipelines", "scoring", command, "--host", host, "--client-id", CLIENT_ID], env, tmp_path
+    )
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and all(
+        line.startswith("warning:") for line in lines if line not in errors
+    ), proc.stderr  # deploy-prod warns about the 5-field cron first
+    assert errors[0] == (
+        f"error: cannot get a Google IAP token for client id '{CLIENT_ID}' (--client-id / "
+        "$HML_KFP_CLIENT_ID): DefaultCredentialsError: Your default credentials were not found. "
+        "To set up Application Default Credentials, see "
+        "https://cloud.google.com/docs/authentication/external/set-up-adc for more information; "
+        + IAP_FIX
+    )
+    assert kfp.sent == []  # failed before any request reached Kubeflow
+
+
+def test_client_id_with_user_credentials_fails_instead_of_sending_no_auth(
+    kfp: FakeKfp,
+    httpserver: HTTPServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_kfp_oauth_env: None,
+) -> None:
+    # `gcloud auth application-default login` credentials: kfp gets no IAP token from them and
+    # would go on without an Authorization header
+    adc = tmp_path / "adc.json"
+    adc.write_text(
+        json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "gcloud-client",
+                "client_secret": "gcloud-secret",
+                "refresh_token": "user-refresh-token",
+            }
+        )
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+    code, out, err = _deploy_cli(
+        [
+            "pipelines",
+            "scoring",
+            "deploy-dev",
+            "--host",
+            target(httpserver).host,
+            "--client-id",
+            CLIENT_ID,
+        ]
+    )
+    assert code == 1, (out, err)
+    assert err == (
+        f"error: cannot get a Google IAP token for client id '{CLIENT_ID}' (--client-id / "
+        "$HML_KFP_CLIENT_ID): the Google credentials found are not a service account's (user "
+        "credentials from `gcloud auth application-default login` cannot mint one); "
+        + IAP_FIX
+        + "\n"
+    )
+    assert "user-refresh-token" not in out + err and "gcloud-secret" not in out + err
+    assert kfp.sent == []
+
+
+def _claims(jwt: str, public_pem: bytes) -> dict[str, Any]:
+    """The claims of a grant google-auth signed with the service account's key (checked; its
+    audience is always Google's token endpoint, wherever it is sent)."""
+    from google.auth import jwt as google_jwt
+
+    return dict(
+        google_jwt.decode(jwt, certs=public_pem, audience="https://oauth2.googleapis.com/token")
+    )
+
+
+@pytest.mark.parametrize("command", ["deploy-dev", "deploy-prod"])
+def test_client_id_sends_the_iap_id_token_as_bearer(
+    kfp: FakeKfp,
+    httpserver: HTTPServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_kfp_oauth_env: None,
+    command: str,
+) -> None:
+    """The whole google-auth flow runs for real, offline: a service account key file (whose
+    token endpoint is the fake server) signs the grants; only the URI kfp sends its IAP grant
+    to (Google's token endpoint) is pointed at the fake server."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from kfp.client import auth as kfp_auth
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    token_uri = httpserver.url_for("/oauth2/token")
+    email = "deployer@proj.iam.gserviceaccount.com"
+    keyfile = tmp_path / "sa.json"
+    keyfile.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "proj",
+                "private_key_id": "key-1",
+                "private_key": private_pem,
+                "client_email": email,
+                "client_id": "42",
+                "token_uri": token_uri,
+            }
+        )
+    )
+    grants: list[dict[str, Any]] = []
+
+    def token_endpoint(request: Request) -> Response:
+        claims = _claims(request.form["assertion"], public_pem)
+        grants.append(claims)
+        if "target_audience" in claims:  # the grant for an ID token (what IAP checks)
+            payload: dict[str, Any] = {"id_token": IAP_TOKEN}
+        else:  # the bootstrap grant for an access token
+            payload = {"access_token": "bootstrap-access", "expires_in": 3600}
+        return Response(json.dumps(payload), 200, content_type="application/json")
+
+    httpserver.expect_request("/oauth2/token", method="POST").respond_with_handler(token_endpoint)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(keyfile))
+    monkeypatch.setattr(kfp_auth, "OAUTH_TOKEN_URI", token_uri)
+
+    code, out, err = _deploy_cli(
+        [
+            "pipelines",
+            "scoring",
+            command,
+            "--host",
+            target(httpserver).host,
+            "--client-id",
+            CLIENT_ID,
+        ]
+    )
+    assert code == 0, (out, err)
+    assert [g["iss"] for g in grants] == [email, email]
+    assert "target_audience" not in grants[0]
+    assert grants[1]["target_audience"] == CLIENT_ID
+    assert len(kfp.sent) >= 5 and kfp.calls()[0] == f"GET {API}/healthz"
+    assert all(s.auth == f"Bearer {IAP_TOKEN}" for s in kfp.sent), [s.auth for s in kfp.sent]
+    assert IAP_TOKEN not in out + err and "bootstrap-access" not in out + err
+
+
+def test_cli_token_option_is_sent_as_bearer_and_wins_over_client_id(
+    kfp: FakeKfp, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    env = {"HML_ROOT": "gs://hml-test-bucket/kfp", "NO_GCE_CHECK": "true"}
+    base = ["pipelines", "scoring", "deploy-dev", "--host", target(httpserver).host]
+    proc = _cli([*base, "--token", TOKEN], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith(f"{target(httpserver).host}/#/runs/details/")
+    assert len(kfp.sent) == 7 and all(s.auth == f"Bearer {TOKEN}" for s in kfp.sent)
+    assert TOKEN not in proc.stdout + proc.stderr
+    kfp.sent.clear()
+    # with both, the token is used and Google is never asked (no credentials here)
+    both = _cli([*base, "--token", TOKEN, "--client-id", CLIENT_ID], env, tmp_path)
+    assert both.returncode == 0, both.stderr
+    assert kfp.sent and all(s.auth == f"Bearer {TOKEN}" for s in kfp.sent)
+    assert TOKEN not in both.stdout + both.stderr

@@ -189,6 +189,20 @@ class _Kfp:
         class Client(kfp.Client):  # type: ignore[misc,name-defined]
             checked = False
 
+            def _load_config(self, host: Any, client_id: Any, *args: Any) -> Any:
+                # With a client id (and no token) kfp asks google-auth for an IAP ID token
+                # here, before any request: its errors escape as tracebacks, and a token it
+                # cannot get (user credentials) silently means no Authorization header.
+                try:
+                    config = super()._load_config(host, client_id, *args)
+                except Exception as exc:
+                    if not client_id:
+                        raise
+                    raise _iap_error(client_id, exc) from None
+                if client_id and not config.api_key.get("authorization"):
+                    raise _iap_error(client_id, None)
+                return config
+
             def get_kfp_healthz(self, sleep_duration: int = 0) -> Any:
                 # One attempt with a timeout: kfp's own check retries for 25 s on an error
                 # and waits forever on a host that accepts connections but never answers.
@@ -228,6 +242,25 @@ class _Kfp:
             ) from exc
         except ValueError as exc:  # kfp's own checks (e.g. two pipelines with one name)
             raise KubeflowError(f"Kubeflow at {self.host}: '{step}' failed: {exc}") from exc
+
+
+def _iap_error(client_id: str, exc: Exception | None) -> KubeflowError:
+    """Why no IAP token for ``client_id`` came, in one line with the fix (never a token)."""
+    if exc is None:
+        why = (
+            "the Google credentials found are not a service account's (user credentials from "
+            "`gcloud auth application-default login` cannot mint one)"
+        )
+    else:
+        detail = " ".join(str(exc).split()).rstrip(".")
+        detail = (detail[:200] + "...") if len(detail) > 200 else detail
+        why = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return KubeflowError(
+        f"cannot get a Google IAP token for client id '{client_id}' (--client-id / "
+        f"$HML_KFP_CLIENT_ID): {why}; set GOOGLE_APPLICATION_CREDENTIALS to a service account "
+        "key file (or run where a service account is attached), or pass --token / "
+        "$HML_KFP_TOKEN instead"
+    )
 
 
 def _server_message(body: Any) -> str:

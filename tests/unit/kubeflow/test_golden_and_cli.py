@@ -11,13 +11,13 @@ import yaml
 from click.testing import CliRunner
 
 from tests.golden.regenerate import GOLDEN, compile_demo
-from tests.support import REPO
+from tests.support import REPO, require_module
 
 from .apps import make_app
 
 
 def test_demo_compiles_to_the_golden_yaml() -> None:
-    pytest.importorskip("wines", reason="the demo app is installed by `make venv`")
+    require_module("wines")
     compiled = compile_demo()
     assert compiled == GOLDEN.read_text(), (
         "compiled demo differs from tests/golden/wines.yaml: run `make golden` and review"
