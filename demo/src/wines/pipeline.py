@@ -121,6 +121,11 @@ def evaluate(parts: dict, model: dict, summary: dict) -> dict:
     container = hml.ModelContainer(MODEL)
     container.load(model["version"])  # digests are verified before the model is unpickled
     predicted = container.predict(data[FEATURES].to_numpy())
+    learning_curve(container.model, data[FEATURES].to_numpy(), data["cultivar"].to_numpy())
+    confusion = pd_crosstab(data["cultivar"], predicted)
+    path = hml.context().workdir / "confusion.csv"
+    confusion.to_csv(path)
+    hml.current_run().add_artifact(path)  # shown in `hml runs report`
     stats = summary["features"]
     drift = max(
         abs(float(data[f].mean()) - stats[f]["mean"]) / (stats[f]["std"] or 1.0) for f in FEATURES
@@ -132,6 +137,28 @@ def evaluate(parts: dict, model: dict, summary: dict) -> dict:
         "test_rows": len(data),
         "model": model["model"],
     }
+
+
+def learning_curve(forest: Any, features: Any, labels: Any) -> None:
+    """Test accuracy of the first k trees of the forest, as a metric over steps k."""
+    votes = 0
+    trees = forest.estimators_
+    run = hml.current_run()
+    for k, tree in enumerate(trees, start=1):
+        votes = votes + tree.predict_proba(features)  # the forest averages its trees' votes
+        if k % 10 == 0 or k == len(trees):
+            accuracy = float((forest.classes_[votes.argmax(axis=1)] == labels).mean())
+            run.add_metrics("test_accuracy_by_trees", accuracy, step=k)
+
+
+def pd_crosstab(actual: Any, predicted: Any) -> Any:
+    """Counts of (actual, predicted) cultivars: the confusion matrix as a table."""
+    import numpy as np
+    import pandas as pd
+
+    return pd.crosstab(
+        np.asarray(actual), np.asarray(predicted), rownames=["actual"], colnames=["predicted"]
+    )
 
 
 def declare(app: hml.HmlApp) -> hml.Pipeline:
