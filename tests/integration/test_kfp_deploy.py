@@ -602,3 +602,46 @@ def test_cli_token_option_is_sent_as_bearer_and_wins_over_client_id(
     assert both.returncode == 0, both.stderr
     assert kfp.sent and all(s.auth == f"Bearer {TOKEN}" for s in kfp.sent)
     assert TOKEN not in both.stdout + both.stderr
+
+
+def test_oauth_app_login_shows_its_prompt_and_a_closed_stdin_is_one_line(
+    kfp: FakeKfp, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    # kfp's user sign-in: with an OAuth app configured it prints a Google URL and reads the
+    # page the browser landed on from stdin (over SSH). The URL must be visible, and a closed
+    # stdin must end in one line with the fix, not a hang or an EOFError traceback.
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path / "home"),
+        "HML_ROOT": "gs://hml-test-bucket/kfp",
+        "NO_GCE_CHECK": "true",
+        "SSH_CONNECTION": "10.0.0.1 22 10.0.0.2 22",
+        "KF_PIPELINES_APP_OAUTH2_CLIENT_ID": "desktop-app-client",
+        "KF_PIPELINES_APP_OAUTH2_CLIENT_SECRET": "desktop-app-secret-789",
+    }
+    code = "import sys\nfrom tests.unit.kubeflow.apps import app\napp.start(sys.argv[1:])\n"
+    argv = ["pipelines", "scoring", "deploy-dev", "--host", target(httpserver).host]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv, "--client-id", CLIENT_ID],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert "https://accounts.google.com/o/oauth2/v2/auth?client_id=desktop-app-client" in (
+        proc.stderr
+    )
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: signing in to the IAP client id '{CLIENT_ID}' with the OAuth app in "
+        "$KF_PIPELINES_APP_OAUTH2_CLIENT_ID asks for the URL the browser lands on, and stdin "
+        "is closed: run the command once in a terminal (the login is saved for next time), or "
+        "unset KF_PIPELINES_APP_OAUTH2_CLIENT_ID and use a service account key "
+        "(GOOGLE_APPLICATION_CREDENTIALS) or --token / $HML_KFP_TOKEN"
+    )
+    assert "desktop-app-secret-789" not in proc.stdout + proc.stderr
+    assert kfp.sent == []

@@ -21,7 +21,10 @@ class JsonType(click.ParamType):
         try:
             return parse_text(value, self.expected, "value")
         except UsageError:
-            self.fail(f"{value!r} is not a valid JSON {self.name}", param, ctx)
+            from ..redact import shown
+
+            name = param.name if param is not None else None
+            self.fail(f"{shown(value, name)!r} is not a valid JSON {self.name}", param, ctx)
 
 
 _TYPES: dict[Any, click.ParamType] = {int: click.INT, float: click.FLOAT, str: click.STRING}

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import io
 import json
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -193,8 +194,18 @@ class _Kfp:
                 # With a client id (and no token) kfp asks google-auth for an IAP ID token
                 # here, before any request: its errors escape as tracebacks, and a token it
                 # cannot get (user credentials) silently means no Authorization header.
+                # With an OAuth app ($KF_PIPELINES_APP_OAUTH2_CLIENT_ID and _SECRET) kfp
+                # signs a user in interactively: it prints a URL and may read the answer
+                # from stdin. That must be seen, so stdout goes to stderr meanwhile.
+                user_flow = bool(client_id and len(args) > 2 and args[1] and args[2])
                 try:
-                    config = super()._load_config(host, client_id, *args)
+                    if user_flow:
+                        with contextlib.redirect_stdout(sys.stderr):
+                            config = super()._load_config(host, client_id, *args)
+                    else:
+                        config = super()._load_config(host, client_id, *args)
+                except EOFError:
+                    raise _login_error(client_id) from None
                 except Exception as exc:
                     if not client_id:
                         raise
@@ -242,6 +253,16 @@ class _Kfp:
             ) from exc
         except ValueError as exc:  # kfp's own checks (e.g. two pipelines with one name)
             raise KubeflowError(f"Kubeflow at {self.host}: '{step}' failed: {exc}") from exc
+
+
+def _login_error(client_id: str) -> KubeflowError:
+    return KubeflowError(
+        f"signing in to the IAP client id '{client_id}' with the OAuth app in "
+        "$KF_PIPELINES_APP_OAUTH2_CLIENT_ID asks for the URL the browser lands on, and stdin "
+        "is closed: run the command once in a terminal (the login is saved for next time), or "
+        "unset KF_PIPELINES_APP_OAUTH2_CLIENT_ID and use a service account key "
+        "(GOOGLE_APPLICATION_CREDENTIALS) or --token / $HML_KFP_TOKEN"
+    )
 
 
 def _iap_error(client_id: str, exc: Exception | None) -> KubeflowError:

@@ -269,3 +269,19 @@ def test_kubeflow_ids_reach_the_op_context_and_not_os_environ(
     seen = orjson.loads(plain.stdout)
     assert seen["kfp_run_id"] is None and seen["kfp_task_id"] is None
     assert seen["run_id"].startswith("ids-")
+
+
+def test_bad_json_for_a_secret_looking_option_does_not_quote_the_value() -> None:
+    import click
+
+    from hypermodel.cli.params import JsonType
+
+    with pytest.raises(click.BadParameter) as secret:
+        JsonType(dict).convert(
+            '{"user": "u", "pw": "hunter2"', click.Option(["--db-password"]), None
+        )
+    assert "hunter2" not in str(secret.value)
+    assert "'***' is not a valid JSON dict" in str(secret.value)
+    with pytest.raises(click.BadParameter) as plain:
+        JsonType(dict).convert('{"a":', click.Option(["--weights"]), None)
+    assert """'{"a":' is not a valid JSON dict""" in str(plain.value)
