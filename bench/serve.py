@@ -1,5 +1,7 @@
 """bench serve: wrk against `<app> inference run-prod` vs the same handler in bare Flask+waitress
-and vs `mlflow models serve` on the same model; `--soak N` adds an N-second full-load soak.
+and vs `mlflow models serve` on the same model, and the same server with the route's model
+calls batched across concurrent requests (inference_app.batch); `--soak N` adds an N-second
+full-load soak.
 
     python bench/serve.py                       # 5 interleaved rounds of 8 s per server and model
     python bench/serve.py --soak 60             # plus a 60 s soak of run-prod (errors, RSS)
@@ -31,6 +33,7 @@ from typing import Any
 from _common import PYTHON, REPO, line, ratio  # bench/ is on sys.path when run as a script
 
 BENCH = "serve"
+BATCHED = "hypermodel run-prod, batched route"
 MLFLOW_VENV = REPO / "bench" / ".venv-mlflow"
 ROW = [13.2, 1.78, 2.14, 11.2, 100.0, 2.65, 2.76, 0.26, 1.28, 4.38, 1.05, 3.4, 1050.0]
 
@@ -66,6 +69,14 @@ OURS = textwrap.dedent(
         app.start()
     """
 )
+
+# The same server with the route's model calls shared by concurrent requests (adaptive batching).
+OURS_BATCHED = OURS.replace(
+    "        @inference_app.route",
+    "        batched = inference_app.batch(model.predict, max_batch_size=64)\n\n"
+    "        @inference_app.route",
+).replace("int(model.predict(np.asarray([wine.features]))[0])", "int(batched(wine.features))")
+assert OURS_BATCHED != OURS
 
 BARE = textwrap.dedent(
     """
@@ -162,7 +173,9 @@ def start(
     return proc
 
 
-def start_ours(model_path: Path, work: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_ours(
+    model_path: Path, work: Path, batched: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
     import joblib
 
     from hypermodel import hml
@@ -172,12 +185,13 @@ def start_ours(model_path: Path, work: Path) -> tuple[subprocess.Popen[bytes], s
     mc = ModelContainer("bench-clf")
     mc.model = joblib.load(model_path)
     mc.publish(hml.HmlApp("bench", root=str(root)))
-    (work / "ours_app.py").write_text(OURS)
+    script = "ours_batched_app.py" if batched else "ours_app.py"
+    (work / script).write_text(OURS_BATCHED if batched else OURS)
     port = free_port()
     url = f"http://127.0.0.1:{port}/predict"
     cmd = [
         PYTHON,
-        "ours_app.py",
+        script,
         "inference",
         "run-prod",
         "--host",
@@ -187,7 +201,8 @@ def start_ours(model_path: Path, work: Path) -> tuple[subprocess.Popen[bytes], s
         "--threads",
         "8",
     ]
-    return start("ours", cmd, url, work, {"HML_ROOT": str(root)}), url
+    name = "ours-batched" if batched else "ours"
+    return start(name, cmd, url, work, {"HML_ROOT": str(root)}), url
 
 
 def start_bare(model_path: Path, work: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -360,7 +375,7 @@ def soak(url: str, proc: subprocess.Popen[bytes], seconds: int, work: Path) -> N
 
 
 def measure(kind: str, args: argparse.Namespace, work: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the three servers on model ``kind``, run interleaved rounds, print lines; keep ours up."""
+    """Start the four servers on model ``kind``, run interleaved rounds, print lines; keep ours up."""
     model_path = train(kind, work)
     tag = f"[{kind}]"
     procs: dict[str, subprocess.Popen[bytes] | None] = {}
@@ -368,6 +383,7 @@ def measure(kind: str, args: argparse.Namespace, work: Path) -> tuple[subprocess
     try:
         procs["hypermodel run-prod"], urls["hypermodel run-prod"] = start_ours(model_path, work)
         procs["bare flask+waitress"], urls["bare flask+waitress"] = start_bare(model_path, work)
+        procs[BATCHED], urls[BATCHED] = start_ours(model_path, work, batched=True)
         if args.no_mlflow:
             print(f"{BENCH}: {tag} mlflow skipped: --no-mlflow")
         else:
@@ -401,6 +417,18 @@ def measure(kind: str, args: argparse.Namespace, work: Path) -> tuple[subprocess
                     statistics.median(paired),
                     target,
                 )
+        if "mlflow models serve" in runs:
+            paired = [
+                o["rps"] / p["rps"]
+                for o, p in zip(runs[BATCHED], runs["mlflow models serve"], strict=True)
+            ]
+            ratio(
+                BENCH,
+                f"{tag} {BATCHED}",
+                "mlflow models serve (req/s)",
+                statistics.median(paired),
+                ">= 1.5x",
+            )
         ours_proc = procs.pop("hypermodel run-prod")
         assert ours_proc is not None
         return ours_proc, urls["hypermodel run-prod"]

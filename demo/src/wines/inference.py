@@ -12,6 +12,8 @@ def declare(app: hml.HmlApp) -> None:
     @hml.inference(app.inference)
     def serve(inference_app: hml.HmlInferenceApp) -> None:
         container = inference_app.load_model(hml.ModelContainer(MODEL), "latest")
+        # concurrent requests share one forest call: 100 trees cost about the same for 1 row as for 30
+        predict_proba = inference_app.batch(container.model.predict_proba, max_batch_size=64)
 
         @inference_app.route("/predict", input=WineFeatures, output=Prediction, model=MODEL)
         def predict(wine: WineFeatures) -> Prediction:
@@ -21,7 +23,7 @@ def declare(app: hml.HmlApp) -> None:
                     f"features must have {len(FEATURES)} values ({', '.join(FEATURES)}), "
                     f"got {len(wine.features)}"
                 )
-            probabilities = container.model.predict_proba([wine.features])[0]
+            probabilities = predict_proba(wine.features)
             return Prediction(
                 cultivar=int(probabilities.argmax()),
                 probabilities=[round(float(p), 4) for p in probabilities],

@@ -16,7 +16,7 @@ The seed's style still works: ``@inference_app.flask.route("/predict")`` on the 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from ..app import HmlApp
+    from .batching import Batcher
 
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024  # 1 MiB: a prediction request, not an upload
 BUILTIN_PATHS = ("/", "/livez", "/readyz", "/metrics", "/openapi.json")
@@ -158,6 +159,7 @@ class HmlInferenceApp:
         self._initialisers: list[Callable[[HmlInferenceApp], Any]] = []
         self._deploy_configurators: list[Callable[[ContainerConfig], Any]] = []
         self.routes: dict[str, Route] = {}
+        self.batchers: dict[str, Batcher] = {}
         self.max_content_length = DEFAULT_MAX_CONTENT_LENGTH
         self.require_models = True  # /readyz says 503 until at least one model is loaded
         self.initialised = False
@@ -265,6 +267,45 @@ class HmlInferenceApp:
 
         return decorate
 
+    def batch(
+        self,
+        fn: Callable[[list[Any]], Sequence[Any]],
+        *,
+        max_batch_size: int = 32,
+        max_latency_ms: float = 0.0,
+        timeout_s: float = 60.0,
+        name: str | None = None,
+    ) -> Batcher:
+        """``fn`` (a list of items in, one result per item out) as a function of one item
+        whose concurrent calls are answered by one call of ``fn`` (see serving/batching.py).
+
+        ``max_batch_size`` bounds a batch; ``max_latency_ms`` (default 0: never wait) lets the
+        worker wait that long for more items; a caller waits at most ``timeout_s``. Batch sizes
+        appear on ``/metrics`` as ``hml_batch_size`` and on ``/``.
+        """
+        from .batching import Batcher
+
+        key = name or getattr(fn, "__name__", None) or "batch"
+        if key in self.batchers:
+            raise DeclarationError(
+                f"inference app '{self.app.name}' already has a batch named '{key}': "
+                "pass name=... to tell them apart"
+            )
+        batcher = Batcher(
+            fn,
+            name=key,
+            max_batch_size=max_batch_size,
+            max_latency_ms=max_latency_ms,
+            timeout_s=timeout_s,
+            on_batch=self._observe_batch,
+        )
+        self.batchers[key] = batcher
+        return batcher
+
+    def _observe_batch(self, name: str, size: int) -> None:
+        if self._state is not None:
+            self._state.observe_batch(name, size)
+
     # -- the server ----------------------------------------------------------------------------
     @property
     def flask(self) -> Flask:
@@ -286,7 +327,7 @@ class HmlInferenceApp:
         if self.initialised:
             return self.flask
         fresh = self._flask is None
-        models, routes = dict(self.app.models), dict(self.routes)
+        models, routes, batchers = dict(self.app.models), dict(self.routes), dict(self.batchers)
         flask_app = self.flask
         token = INITIALISING_APP.set(self.app)
         try:
@@ -297,6 +338,7 @@ class HmlInferenceApp:
             self.app.models.clear()
             self.app.models.update(models)
             self.routes = routes
+            self.batchers = batchers
             if fresh:  # a Flask app that served no request yet: the next attempt starts anew
                 self._flask, self._state = None, None
             raise

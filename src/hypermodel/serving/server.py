@@ -68,6 +68,13 @@ class Metrics:
             ["model", "version", "long_name", "digest"],
             registry=self.registry,
         )
+        self.batch_size = prom.Histogram(
+            "hml_batch_size",
+            "Items per model call of each adaptive batch (inference_app.batch)",
+            ["batch"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
         self._prom = prom
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
@@ -90,6 +97,9 @@ class Metrics:
         latency.observe(seconds)
         if errors is not None:
             errors.inc()
+
+    def observe_batch(self, name: str, size: int) -> None:
+        self.batch_size.labels(name).observe(size)
 
     def render(self, inference_app: HmlInferenceApp) -> bytes:
         self.model_info.clear()
@@ -351,6 +361,11 @@ def describe(inference_app: HmlInferenceApp) -> dict[str, Any]:
         "models": models,
         "routes": [r.describe() for r in inference_app.routes.values()],
         "builtin": ["/livez", "/readyz", "/metrics", "/openapi.json"],
+        **(
+            {"batches": {k: b.describe() for k, b in inference_app.batchers.items()}}
+            if inference_app.batchers
+            else {}
+        ),
     }
 
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
@@ -29,6 +29,7 @@ from hypermodel.data.index import DatasetIndex, build_index, index_key
 from hypermodel.data.model import BaseData
 from hypermodel.data.tasks import OneToMany, OneToOne, Source
 from hypermodel.storage.local import LocalStorage
+from tests.unit.data.counting import CountingStorage
 
 REPO = {"commitHash": "test"}
 CLAIMS = "proj/main/recs/.hml-publish"
@@ -260,33 +261,6 @@ def test_a_failed_publish_leaves_nothing_valid_and_the_rerun_succeeds(tmp_path: 
 
 
 # -- the index, written by every publish path --------------------------------------------------
-class CountingStorage(LocalStorage):
-    """Counts the bytes read through ``open_read`` (how streams read chunk members)."""
-
-    read = 0
-
-    def open_read(self, key: str) -> IO[bytes]:
-        inner = super().open_read(key)
-        owner = self
-
-        class Counted:
-            def __enter__(self) -> Counted:
-                return self
-
-            def __exit__(self, *exc: object) -> None:
-                inner.close()
-
-            def seek(self, offset: int) -> int:
-                return inner.seek(offset)
-
-            def read(self, n: int = -1) -> bytes:
-                data = inner.read(n)
-                owner.read += len(data)
-                return data
-
-        return Counted()  # type: ignore[return-value]
-
-
 class Double(OneToOne):
     def run(self, rec: Rec) -> Rec:
         return Rec(recId=rec.recId, text=rec.text * 2)

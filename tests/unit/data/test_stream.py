@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
@@ -15,8 +15,8 @@ from hypermodel.data.errors import DatasetCorruptError, DatasetUsageError
 from hypermodel.data.index import index_key, load_index
 from hypermodel.data.model import BaseData
 from hypermodel.data.stream import epoch_order, epoch_seed, records_at, shard_positions
-from hypermodel.storage.local import LocalStorage
 from tests.support import require_module, unavailable
+from tests.unit.data.counting import CountingStorage
 
 N = 1000
 
@@ -224,33 +224,6 @@ def test_a_chunk_altered_after_indexing_fails_loudly(tmp_path: Path) -> None:
     Path(path).write_bytes(bytes(data))
     with pytest.raises(DatasetCorruptError, match="later_5"):
         list(ds.stream(epochs=1, prefetch=2))
-
-
-class CountingStorage(LocalStorage):
-    """Counts the bytes streams read: a remote read must not download whole chunks."""
-
-    read = 0
-
-    def open_read(self, key: str) -> IO[bytes]:
-        inner = super().open_read(key)
-        owner = self
-
-        class Counted:
-            def __enter__(self) -> Counted:
-                return self
-
-            def __exit__(self, *exc: object) -> None:
-                inner.close()
-
-            def seek(self, offset: int) -> int:
-                return inner.seek(offset)
-
-            def read(self, n: int = -1) -> bytes:
-                data = inner.read(n)
-                owner.read += len(data)
-                return data
-
-        return Counted()  # type: ignore[return-value]
 
 
 def test_random_access_reads_only_the_members_it_needs(tmp_path: Path) -> None:
