@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed-demo
+BENCH_STAMP := $(VENV)/.installed-bench
 DEMO_ROOT ?= $(CURDIR)/.hml
 
 .PHONY: demo test test-infra lint typecheck pytest bench venv clean golden manifests
@@ -49,8 +50,13 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# the benchmarks' peers beyond the dev extra (Hypergol comes with it; MLflow gets its own venv)
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q --no-deps yogadl==0.1.4 lmdb filelock  # bench stream's peer
+	touch $@
+
 ## Benchmarks: `make bench` runs them all, `make bench BENCH=cli-startup` one of them.
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py $(BENCH)
 
 ## Regenerate the golden Kubeflow YAML of the demo (tests/golden/wines.yaml); review the diff.
