@@ -22,6 +22,7 @@ from hypermodel.data import (
 from hypermodel.data import publish as publish_mod
 from hypermodel.data.index import DatasetIndex, build_index, index_key
 from hypermodel.storage import Storage, open_storage
+from tests.unit.data.helpers import write_by_chunk_jobs
 from tests.unit.data.models import Item, items
 
 REPO = {
@@ -161,14 +162,7 @@ def _chunks(ds: Dataset) -> dict[str, bytes]:
 
 
 def _chunk_jobs(ds: Dataset, objs: list[Any], token: str) -> dict[str, str]:
-    sums = {}
-    for cid in ds.chunk_ids():
-        with ds.chunk_writer(cid, token=token, chunk_flush_bytes=2048) as writer:
-            for obj in objs:
-                if ds.chunk_id_of(obj) == cid:
-                    writer.append(obj)
-        sums[cid] = writer.close()
-    return sums
+    return write_by_chunk_jobs(ds, objs, token, flush_bytes=2048)
 
 
 @pytest.mark.parametrize("path", ["writer", "chunk-jobs"])

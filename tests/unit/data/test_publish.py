@@ -29,7 +29,7 @@ from hypermodel.data.index import DatasetIndex, build_index, index_key
 from hypermodel.data.model import BaseData
 from hypermodel.data.tasks import OneToMany, OneToOne, Source
 from hypermodel.storage.local import LocalStorage
-from tests.unit.data.counting import CountingStorage
+from tests.unit.data.helpers import CountingStorage, write_by_chunk_jobs
 
 REPO = {"commitHash": "test"}
 CLAIMS = "proj/main/recs/.hml-publish"
@@ -134,14 +134,7 @@ def test_two_writers_interleaved_the_loser_touches_nothing(tmp_path: Path) -> No
 
 
 def _chunk_jobs(ds: Dataset, objs: list[Rec], token: str) -> dict[str, str]:
-    sums = {}
-    for cid in ds.chunk_ids():
-        with ds.chunk_writer(cid, token=token, chunk_flush_bytes=512) as writer:
-            for obj in objs:
-                if ds.chunk_id_of(obj) == cid:
-                    writer.append(obj)
-        sums[cid] = writer.close()
-    return sums
+    return write_by_chunk_jobs(ds, objs, token, flush_bytes=512)
 
 
 def test_two_chunk_job_publishers_interleaved(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from hypermodel.data.index import index_key, load_index
 from hypermodel.data.model import BaseData
 from hypermodel.data.stream import epoch_order, epoch_seed, records_at, shard_positions
 from tests.support import require_module, unavailable
-from tests.unit.data.counting import CountingStorage
+from tests.unit.data.helpers import CountingStorage
 
 N = 1000
 

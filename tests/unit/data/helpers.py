@@ -1,9 +1,11 @@
-"""A local storage that counts what streams read, for the tests that a read is partial."""
+"""Helpers shared by dataset tests: a storage counting what streams read, and writing a dataset
+through per-chunk jobs as a task's workers do."""
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, Any
 
+from hypermodel.data.dataset import Dataset
 from hypermodel.storage.local import LocalStorage
 
 
@@ -33,3 +35,18 @@ class CountingStorage(LocalStorage):
                 return data
 
         return Counted()  # type: ignore[return-value]
+
+
+def write_by_chunk_jobs(
+    ds: Dataset, objs: list[Any], token: str, flush_bytes: int
+) -> dict[str, str]:
+    """Each chunk written by its own chunk writer (token-scoped), flushing every
+    ``flush_bytes``; the chunk checksums, for ``ds.publish``."""
+    sums = {}
+    for cid in ds.chunk_ids():
+        with ds.chunk_writer(cid, token=token, chunk_flush_bytes=flush_bytes) as writer:
+            for obj in objs:
+                if ds.chunk_id_of(obj) == cid:
+                    writer.append(obj)
+        sums[cid] = writer.close()
+    return sums
