@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import gzip
-import threading
 import time
-from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
@@ -21,8 +19,8 @@ from hypermodel.data import (
 )
 from hypermodel.data import publish as publish_mod
 from hypermodel.data.index import DatasetIndex, build_index, index_key
-from hypermodel.storage import Storage, open_storage
-from tests.unit.data.helpers import write_by_chunk_jobs
+from hypermodel.storage import open_storage
+from tests.unit.data.helpers import PublishGate, hold, write_by_chunk_jobs
 from tests.unit.data.models import Item, items
 
 REPO = {
@@ -112,51 +110,6 @@ def test_two_writers_one_publisher(storage_url: str) -> None:
     assert sum(1 for _ in make(storage_url).open("r")) == 10
 
 
-class Gate(Storage):
-    """A backend that holds the thread named ``held`` just before it writes a .def (inside the
-    publish window: its chunks are under their final names) until ``release`` is set."""
-
-    def __init__(self, inner: Storage, held: str) -> None:
-        self.inner, self.held, self.url = inner, held, inner.url
-        self.inside, self.release = threading.Event(), threading.Event()
-
-    def write_bytes(self, key: str, data: bytes) -> None:
-        if key.endswith(".def") and threading.current_thread().name == self.held:
-            self.inside.set()
-            assert self.release.wait(60), "the test never released the held writer"
-        self.inner.write_bytes(key, data)
-
-    def read_bytes(self, key: str) -> bytes:
-        return self.inner.read_bytes(key)
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        return self.inner.put_if_absent(key, data)
-
-    def exists(self, key: str) -> bool:
-        return self.inner.exists(key)
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        return self.inner.list(prefix)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
-
-    def open_read(self, key: str) -> IO[bytes]:
-        return self.inner.open_read(key)
-
-    def size(self, key: str) -> int:
-        return self.inner.size(key)
-
-    def copy(self, src: str, dst: str) -> None:
-        self.inner.copy(src, dst)
-
-    def local_path(self, key: str) -> str | None:
-        return self.inner.local_path(key)
-
-    def read_range(self, key: str, start: int, length: int) -> bytes:
-        return self.inner.read_range(key, start, length)
-
-
 def _chunks(ds: Dataset) -> dict[str, bytes]:
     return {cid: ds.storage.read_bytes(ds.chunk_key(cid)) for cid in ds.chunk_ids()}
 
@@ -170,7 +123,7 @@ def test_two_publishers_interleaved(
     storage_url: str, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(publish_mod, "HEARTBEAT", 0.1)
-    gate = Gate(open_storage(storage_url), held="writer-a")
+    gate = PublishGate(open_storage(storage_url), held="writer-a")
     a = Dataset(Item, storage=gate, project="proj", name="items", repoData=REPO)
     first, second = items(400), items(50, start=10_000)
     if path == "writer":
@@ -181,18 +134,8 @@ def test_two_publishers_interleaved(
         sums_b = _chunk_jobs(make(storage_url), second, "tokenb")
         run_a = lambda: a.publish(sums_a, token="tokena")  # noqa: E731
         run_b = lambda: make(storage_url).publish(sums_b, token="tokenb")  # noqa: E731
-    outcome: dict[str, Any] = {}
-
-    def held() -> None:
-        try:
-            outcome["result"] = run_a()
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=held, name="writer-a")
-    thread.start()
+    thread, outcome = hold(gate, run_a)
     try:
-        assert gate.inside.wait(60), f"writer A never reached its .def: {outcome}"
         before = _chunks(make(storage_url))
         started = time.monotonic()
         with pytest.raises(DatasetBusyError, match="being published by another writer"):

@@ -4,7 +4,6 @@ import gzip
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ from hypermodel.data import (
     DatasetNotFoundError,
     DatasetUsageError,
 )
+from tests.unit.data.helpers import kill_when
 
 from .models import T0, Assembly, Handwritten, Item, Part, items
 
@@ -154,13 +154,7 @@ KILLED_WRITER = textwrap.dedent(
 def test_a_killed_writer_leaves_nothing_that_reads_as_valid(tmp_path: Path) -> None:
     repo = str(Path(__file__).resolve().parents[3])
     script = KILLED_WRITER.format(repo=repo, root=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == b"spilled"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
+    kill_when(script, b"spilled")
     folder = tmp_path / "proj/main/items"
     assert any(folder.iterdir()), "the writer had spilled chunks before it was killed"
     ds = make(tmp_path)

@@ -4,14 +4,12 @@ the random-access index that every publish path writes."""
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +26,15 @@ from hypermodel.data.errors import (
 from hypermodel.data.index import DatasetIndex, build_index, index_key
 from hypermodel.data.model import BaseData
 from hypermodel.data.tasks import OneToMany, OneToOne, Source
+from hypermodel.storage import Storage
 from hypermodel.storage.local import LocalStorage
-from tests.unit.data.helpers import CountingStorage, write_by_chunk_jobs
+from tests.unit.data.helpers import (
+    CountingStorage,
+    PublishGate,
+    hold,
+    kill_when,
+    write_by_chunk_jobs,
+)
 
 REPO = {"commitHash": "test"}
 CLAIMS = "proj/main/recs/.hml-publish"
@@ -44,7 +49,7 @@ def recs(n: int, start: int = 0, tag: str = "a") -> list[Rec]:
     return [Rec(recId=i, text=f"{tag} record {i}") for i in range(start, start + n)]
 
 
-def make(root: Any, name: str = "recs", storage: LocalStorage | None = None) -> Dataset:
+def make(root: Any, name: str = "recs", storage: Storage | None = None) -> Dataset:
     if storage is not None:
         return Dataset(Rec, storage=storage, project="proj", name=name, repoData=REPO)
     return Dataset(Rec, str(root), "proj", name=name, repoData=REPO)
@@ -67,46 +72,13 @@ def quick_claims(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(publish_mod, "HEARTBEAT", 0.05)
 
 
-class GateStorage(LocalStorage):
-    """Holds the thread named ``held`` inside the publish window: just before it writes the .def
-    (its chunks are already under their final names), until ``release`` is set."""
-
-    def __init__(self, root: Path, held: str) -> None:
-        super().__init__(root)
-        self.held = held
-        self.inside = threading.Event()
-        self.release = threading.Event()
-
-    def write_bytes(self, key: str, data: bytes) -> None:
-        if key.endswith(".def") and threading.current_thread().name == self.held:
-            self.inside.set()
-            assert self.release.wait(30), "the test never released the held writer"
-        super().write_bytes(key, data)
-
-
-def hold(gate: GateStorage, fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    """Run ``fn`` on the held thread until it is inside the window; its outcome in the dict."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = fn()
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, name=gate.held)
-    thread.start()
-    assert gate.inside.wait(30), f"writer A never reached the .def: {outcome}"
-    return thread, outcome
-
-
 def final_chunks(root: Path, name: str = "recs") -> dict[str, bytes]:
     folder = root / "proj/main" / name
     return {p.name: p.read_bytes() for p in sorted(folder.glob(f"{name}_*.jsonl.gz"))}
 
 
 def test_two_writers_interleaved_the_loser_touches_nothing(tmp_path: Path) -> None:
-    gate = GateStorage(tmp_path, held="writer-a")
+    gate = PublishGate(LocalStorage(tmp_path), held="writer-a")
     first, second = recs(300, tag="a"), recs(40, start=1000, tag="b")
     thread, outcome = hold(gate, lambda: write(make(tmp_path, storage=gate), first))
     try:
@@ -138,7 +110,7 @@ def _chunk_jobs(ds: Dataset, objs: list[Rec], token: str) -> dict[str, str]:
 
 
 def test_two_chunk_job_publishers_interleaved(tmp_path: Path) -> None:
-    gate = GateStorage(tmp_path, held="publisher-a")
+    gate = PublishGate(LocalStorage(tmp_path), held="publisher-a")
     first, second = recs(300, tag="a"), recs(300, tag="b")
     sums_a = _chunk_jobs(make(tmp_path), first, "tokena")
     sums_b = _chunk_jobs(make(tmp_path), second, "tokenb")
@@ -185,13 +157,7 @@ KILLED_IN_THE_WINDOW = textwrap.dedent(
 def test_a_publisher_killed_in_the_window_blocks_nobody(tmp_path: Path) -> None:
     repo = str(Path(__file__).resolve().parents[3])
     script = KILLED_IN_THE_WINDOW.format(repo=repo, root=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == b"inside"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
+    kill_when(script, b"inside")
     assert (tmp_path / CLAIMS / "0.json").exists()  # its claim and promoted chunks are left
     assert len(final_chunks(tmp_path)) == 16
     ds = make(tmp_path)
