@@ -33,13 +33,10 @@ import copy
 import functools
 import hashlib
 import inspect
-import multiprocessing
 import operator
 import os
-import sys
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from ..dsl.build import current_builder
@@ -62,6 +59,7 @@ from .jobs import (
     task_token,
 )
 from .model import BaseData
+from .task_pool import no_pool, task_pool, worker_job
 
 __all__ = ["Delayed", "OneToMany", "OneToOne", "SimpleTask", "Source", "TaskFailedError"]
 
@@ -70,10 +68,6 @@ _LINES_PER_WRITE = 4096
 
 # A source reports its progress (objects written, objects/s) every this many objects.
 _SOURCE_PROGRESS_EVERY = 1024
-
-# Worker-process state: the prepared task (init() done, loaded inputs read) of each task token.
-# Set by the pool initializer inside worker processes only; the parent never reads it.
-_PREPARED: dict[str, BaseTask] = {}
 
 
 class Delayed:
@@ -94,25 +88,6 @@ class Delayed:
 def _step(step: str = "all") -> dict:  # type: ignore[type-arg]
     """The op signature of every task: which part to run (all, chunk:<id>, publish)."""
     raise NotImplementedError
-
-
-def _worker_init(task: BaseTask, prepare: bool) -> None:
-    try:
-        _PREPARED[task.token] = task._prepared() if prepare else task
-    except Exception as exc:  # reported by every job of this worker, not as a broken pool
-        _PREPARED[task.token] = _Broken(str(exc))  # type: ignore[assignment]
-
-
-class _Broken:
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    def _job(self, phase: str, chunk_id: str) -> dict[str, Any]:
-        raise TaskJobError(self.message)
-
-
-def _worker_job(token: str, phase: str, chunk_id: str) -> dict[str, Any]:
-    return _PREPARED[token]._job(phase, chunk_id)
 
 
 class BaseTask(Op):
@@ -296,15 +271,6 @@ class BaseTask(Op):
             ) from exc
         return worker
 
-    def _pool(self, workers: int, prepare: bool) -> ProcessPoolExecutor:
-        method = "fork" if sys.platform.startswith("linux") else "spawn"
-        return ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context(method),
-            initializer=_worker_init,
-            initargs=(self, prepare),
-        )
-
     def _workers(self) -> int:
         if self.workers is not None:
             return max(1, self.workers)
@@ -321,10 +287,10 @@ class BaseTask(Op):
         try:
             if workers <= 1 or len(chunk_ids) <= 1:
                 local = self._prepared() if prepare else self
-                return run_jobs(chunk_ids, functools.partial(local._job, phase), 1, _no_pool, bar)
+                return run_jobs(chunk_ids, functools.partial(local._job, phase), 1, no_pool, bar)
             self._warm()
-            job = functools.partial(_worker_job, self.token, phase)
-            return run_jobs(chunk_ids, job, workers, lambda n: self._pool(n, prepare), bar)
+            job = functools.partial(worker_job, self.token, phase)
+            return run_jobs(chunk_ids, job, workers, lambda n: task_pool(self, n, prepare), bar)
         finally:
             bar.close()
 
@@ -795,10 +761,6 @@ class Source(BaseTask):
 
     def publish(self) -> dict[str, Any]:
         return self.run_all()
-
-
-def _no_pool(workers: int) -> ProcessPoolExecutor:
-    raise AssertionError("one worker runs in this process")
 
 
 def _objects(results: dict[str, dict[str, Any]]) -> int:
