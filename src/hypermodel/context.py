@@ -34,6 +34,10 @@ class OpContext:
     output_datasets: list[str] = field(default_factory=list)
     # checksum -> lineage record (.def + chkFileChecksum) of each dataset read, for writers
     dataset_records: dict[str, Any] = field(default_factory=dict, repr=False)
+    # "<storage url>|<project>/<branch>/<name>" -> the version this op published
+    dataset_versions: dict[str, str] = field(default_factory=dict, repr=False)
+    # False under --no-cache: tasks rebuild their output instead of reusing an equal one
+    use_cache: bool = True
     # the op's bound arguments (tracked as params)
     arguments: dict[str, Any] = field(default_factory=dict)
     output: Any = None  # the op's JSON output once it returned (tracked by tracking.auto)

@@ -312,10 +312,12 @@ def test_unreachable_host_is_one_clear_line() -> None:
 
 def _cli(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     code = "import sys\nfrom tests.unit.kubeflow.apps import app\napp.start(sys.argv[1:])\n"
-    full = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), **env}
+    # outside the checkout (the app is imported through PYTHONPATH), so the state of the
+    # developer's git tree does not decide whether deploying is refused
+    full = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO), **env}
     return subprocess.run(
         [sys.executable, "-c", code, *args],
-        cwd=REPO,
+        cwd=tmp_path,
         env=full,
         capture_output=True,
         text=True,
@@ -409,6 +411,12 @@ def no_kfp_oauth_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "KF_PIPELINES_APP_OAUTH2_CLIENT_SECRET",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def outside_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deploying refuses a dirty git tree: run it outside the developer's own checkout."""
+    monkeypatch.chdir(tmp_path)
 
 
 def _deploy_cli(argv: list[str]) -> tuple[int, str, str]:
@@ -623,8 +631,8 @@ def test_oauth_app_login_shows_its_prompt_and_a_closed_stdin_is_one_line(
     argv = ["pipelines", "scoring", "deploy-dev", "--host", target(httpserver).host]
     proc = subprocess.run(
         [sys.executable, "-c", code, *argv, "--client-id", CLIENT_ID],
-        cwd=REPO,
-        env=env,
+        cwd=tmp_path,  # outside the checkout: its git state must not matter
+        env={**env, "PYTHONPATH": str(REPO)},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -112,11 +113,14 @@ def normalised(value: Any, run_id: str) -> Any:
     if isinstance(value, dict):
         return {k: normalised(v, run_id) for k, v in value.items() if k not in VOLATILE}
     text = json.dumps(value, sort_keys=True).replace(run_id.replace("-", "_"), "<run>")
+    text = re.sub(r"@[0-9]{8}-[0-9]{6}-[0-9]{6}-[0-9a-f]{4}", "@<version>", text)  # new per run
     return json.loads(text.replace(run_id, "<run>"))
 
 
-def chunk_checksums(root: Path, name: str) -> dict[str, str]:
-    chk = json.loads((root / "wines" / "main" / name / f"{name}.chk").read_text())
+def chunk_checksums(root: Path, ref: str) -> dict[str, str]:
+    name, _, version = ref.partition("@")
+    branch = f"main@{version}" if version else "main"
+    chk = json.loads((root / "wines" / branch / name / f"{name}.chk").read_text())
     return {k.replace(name, "<name>"): v for k, v in chk.items() if not k.endswith(".def")}
 
 

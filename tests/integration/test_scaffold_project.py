@@ -75,7 +75,15 @@ def test_generated_project_installs_tests_and_runs(tmp_path: Path) -> None:
 
     output = _run([str(venv / "bin/shop-demo"), "pipelines", "shop", "run-all"], project, env, 240)
     assert "join_totals" in output
+    bucket = tmp_path / "bucket/shop_demo"
     for dataset in ("items", "clean_items_items", "totals", "scores"):
-        assert (tmp_path / "bucket/shop_demo/main" / dataset / f"{dataset}.chk").is_file(), dataset
+        # written in a pipeline run: one version each, Hypergol's layout under main@<version>
+        (chk,) = bucket.glob(f"main@*/{dataset}/{dataset}.chk")
+        assert chk.is_file(), dataset
+    # twice in a row: no renames, no --force; equal outputs are reused, not rewritten
+    again = _run([str(venv / "bin/shop-demo"), "pipelines", "shop", "run-all"], project, env, 240)
+    assert "join_totals" in again
+    for dataset in ("items", "clean_items_items", "totals", "scores"):
+        assert len(list(bucket.glob(f"main@*/{dataset}/{dataset}.chk"))) == 1, dataset
     demo = _run([str(venv / "bin/shop-demo"), "pipelines", "demo", "run-all"], project, env, 120)
     assert "HELLO WORLD" in demo

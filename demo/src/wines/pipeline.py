@@ -24,11 +24,6 @@ def dataset(name: str) -> Any:
     return hml.Dataset(dataType=Wine, project=PROJECT, branch=BRANCH, name=name, chunkCount=16)
 
 
-def run_scoped(base: str) -> str:
-    """Datasets are immutable: each run writes its own, named after the run."""
-    return f"{base}_{hml.context().run_id.replace('-', '_')}"
-
-
 def frame(name: str) -> Any:
     import pandas as pd
 
@@ -46,11 +41,12 @@ def load(source: str = "sklearn") -> dict:
     if source != "sklearn":
         raise ValueError(f"unknown source {source!r}: only 'sklearn' ships with the demo")
     bunch = load_wine()
-    out = dataset(run_scoped("wines"))
+    out = dataset("wines")  # each run writes a new version of "wines"
     with out.open("w") as writer:
         for i, (row, target) in enumerate(zip(bunch.data, bunch.target, strict=True)):
             writer.append(Wine(wineId=i, features=[float(v) for v in row], cultivar=int(target)))
-    return {"name": out.name, "checksum": out.checksum, "rows": len(bunch.target)}
+    # out.ref is "wines@<version>": the exact version downstream ops read
+    return {"name": out.ref, "checksum": out.checksum, "rows": len(bunch.target)}
 
 
 @hml.op()
@@ -72,7 +68,7 @@ def split(data: dict, test_fraction: float = 0.25, seed: int = 7) -> dict:
     for wine in dataset(data["name"]).open("r"):
         by_class.setdefault(wine.cultivar, []).append(wine)
     rng = random.Random(seed)
-    train_ds, test_ds = dataset(run_scoped("train")), dataset(run_scoped("test"))
+    train_ds, test_ds = dataset("train"), dataset("test")
     with train_ds.open("w") as train_w, test_ds.open("w") as test_w:
         for cultivar in sorted(by_class):
             members = sorted(by_class[cultivar], key=lambda w: w.wineId)
@@ -83,8 +79,8 @@ def split(data: dict, test_fraction: float = 0.25, seed: int = 7) -> dict:
             for wine in members[cut:]:
                 train_w.append(wine)
     return {
-        "train": train_ds.name,
-        "test": test_ds.name,
+        "train": train_ds.ref,
+        "test": test_ds.ref,
         "train_checksum": train_ds.checksum,
         "test_checksum": test_ds.checksum,
     }

@@ -24,10 +24,33 @@ def _warn(lines: list[str]) -> None:
         click.echo(f"warning: {line}", err=True)
 
 
+_FORCE_HELP = "Compile from a git tree with uncommitted changes anyway."
+
+
+def refuse_dirty(what: str, force: bool) -> None:
+    """Compiling or deploying ships the commit's image with this tree's code digests: a tree
+    with uncommitted changes would run other code than it says. Refused unless ``--force``."""
+    from ..errors import UsageError
+    from ..provenance import code_state
+
+    state = code_state()
+    if not state.get("dirty"):
+        return
+    if force:
+        _warn([f"{what} from a git tree with uncommitted changes (--force)"])
+        return
+    raise UsageError(
+        f"refusing to {what}: the git tree at {state.get('repo')} has uncommitted changes "
+        f"({state.get('changed_files', 0)} file(s)), so the image built from commit "
+        f"{state['commit'][:12]} would not run this code. Commit them, or pass --force"
+    )
+
+
 def _compile_command(app: HmlApp, pipeline: Pipeline) -> click.Command:
-    def callback(output: Path) -> None:
+    def callback(output: Path, force: bool) -> None:
         from ..kubeflow.compiler import compile_pipeline
 
+        refuse_dirty(f"compile '{pipeline.name}'", force)
         result = compile_pipeline(app, pipeline.name, output)
         _warn(result.warnings)
         click.echo(f"compiled pipeline '{pipeline.name}' ({len(pipeline.tasks)} ops) to {output}")
@@ -42,7 +65,8 @@ def _compile_command(app: HmlApp, pipeline: Pipeline) -> click.Command:
                 default=Path(f"{pipeline.name}.yaml"),
                 show_default=True,
                 help="Where to write the Kubeflow Pipelines v2 YAML.",
-            )
+            ),
+            click.Option(["--force"], is_flag=True, help=_FORCE_HELP),
         ],
         help=f"Compile '{pipeline.name}' to Kubeflow Pipelines v2 YAML (one pod per op, in the app image).",
     )
@@ -78,10 +102,12 @@ def _deploy_command(app: HmlApp, pipeline: Pipeline, prod: bool) -> click.Comman
         param: tuple[str, ...],
         service_account: str | None,
         dry_run: bool,
+        force: bool,
         cron: str | None = None,
     ) -> None:
         from ..kubeflow.deploy import Target, deploy
 
+        refuse_dirty(f"deploy '{pipeline.name}'", force)
         target = Target(
             host=host or app.settings.kfp_host,
             namespace=namespace,
@@ -157,6 +183,7 @@ def _deploy_command(app: HmlApp, pipeline: Pipeline, prod: bool) -> click.Comman
         ),
         click.Option(["--service-account"], help="Kubernetes service account of the run's pods."),
         click.Option(["--dry-run"], is_flag=True, help="Print what would be sent; send nothing."),
+        click.Option(["--force"], is_flag=True, help=_FORCE_HELP.replace("Compile", "Deploy")),
     ]
     if prod:
         params.append(

@@ -144,6 +144,7 @@ def run_op_command(app: HmlApp, pipeline: Pipeline, task: Task) -> click.Command
             force=force,
             retries=retries,
             kfp_task_id=kfp_task_id,
+            reporter=_AttemptLines(),
         )
         if result.notes:
             click.echo(
@@ -173,6 +174,24 @@ def run_op_command(app: HmlApp, pipeline: Pipeline, task: Task) -> click.Command
         help=doc,
         short_help=doc.splitlines()[0] if doc else None,
     )
+
+
+class _AttemptLines:
+    """A single op's reporter: each failed attempt's one line on stderr as it happens."""
+
+    def run_started(self, *args: Any) -> None:
+        pass
+
+    def task_changed(self, result: Any) -> None:
+        pass
+
+    def attempt_failed(self, result: Any, attempt: int, error: str, retry_in: float | None) -> None:
+        from ..local.results import attempt_line
+
+        click.echo(attempt_line(result, attempt, error, retry_in), err=True)
+
+    def run_finished(self, result: Any) -> None:
+        pass
 
 
 def leaves(pipeline: Pipeline) -> list[str]:
@@ -220,24 +239,41 @@ def run_all_command(app: HmlApp, pipeline: Pipeline) -> click.Command:
             help="Write datasets even from a repository with uncommitted changes.",
         ),
         click.Option(["--quiet", "-q"], is_flag=True, help="No live progress, only the summary."),
+        click.Option(
+            ["--resume", "resume"],
+            metavar="RUN_ID",
+            default=None,
+            help="Run again only what did not succeed in run RUN_ID, with its parameters; "
+            "its succeeded ops keep their stored outputs.",
+        ),
     ]
 
     def callback(
-        workers: int | None, no_cache: bool, force: bool, quiet: bool, **kwargs: Any
+        workers: int | None,
+        no_cache: bool,
+        force: bool,
+        quiet: bool,
+        resume: str | None,
+        **kwargs: Any,
     ) -> None:
         from ..local.progress import ConsoleReporter, print_summary
-        from ..local.runner import run_pipeline
+        from ..local.runner import RunCancelled, run_pipeline
 
-        reporter = None if quiet else ConsoleReporter()
-        result = run_pipeline(
-            app,
-            pipeline,
-            given(kwargs, pipeline.params),
-            workers=workers,
-            cache=not no_cache,
-            force=force,
-            reporter=reporter,
-        )
+        reporter = _AttemptLines() if quiet else ConsoleReporter()  # -q: failed attempts only
+        try:
+            result = run_pipeline(
+                app,
+                pipeline,
+                given(kwargs, pipeline.params),
+                workers=workers,
+                cache=not no_cache,
+                force=force,
+                reporter=reporter,
+                resume=resume,
+            )
+        except RunCancelled as exc:
+            click.echo(str(exc), err=True)
+            raise click.exceptions.Exit(exc.exit_code) from None
         print_summary(result)
         if quiet:  # the live reporter prints these up front; -q must not drop them
             for r in result.tasks.values():

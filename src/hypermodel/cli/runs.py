@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from .output import echo_json, format_option, iso_utc, limit_option, table, warn
+
 
 def _store(ctx: click.Context) -> Any:
     from ..storage import open_storage
@@ -34,49 +36,66 @@ def runs_group() -> click.Group:
         "--state", default=None, help="Only runs in this state (running, completed, failed, ...)."
     )
     @click.option("--project", default=None, help="Only runs of this project (app).")
+    @limit_option
+    @format_option
     @click.pass_context
     def list_cmd(
-        ctx: click.Context, pipeline: str | None, state: str | None, project: str | None
+        ctx: click.Context,
+        pipeline: str | None,
+        state: str | None,
+        project: str | None,
+        limit: int | None,
+        output_format: str,
     ) -> None:
-        """Tracked runs, oldest first."""
+        """Tracked runs, newest first (by start time)."""
         store = _store(ctx)
-        rows = []
-        for run_id in store.run_ids():
-            record = store.load(run_id, metrics=False)
-            meta = record.meta
-            if pipeline and meta.get("pipeline") != pipeline:
-                continue
-            if project and meta.get("project") != project:
-                continue
+        as_json = output_format == "json"
+        records: list[Any] = []
+        for run_id in _newest_first(store, pipeline, project):
+            if limit is not None and len(records) >= limit:
+                break
+            record = store.load(run_id, metrics=as_json)
             if state and record.state != state:
                 continue
-            duration = f"{record.duration:.2f}s" if record.duration is not None else "-"
-            rows.append(
-                (
-                    run_id,
-                    record.state,
-                    record.label if meta.get("task") else "-",
-                    str(meta.get("author", "")),
-                    _when(record.started),
-                    duration,
-                )
-            )
-        if not rows:
+            records.append(record)
+        if as_json:
+            echo_json([_summary(r) for r in records])
+            return
+        if not records:
             click.echo(
                 f"no tracked runs under {store.storage.url}"
                 + (" matching the filters" if pipeline or state or project else "")
             )
             return
-        rows.sort(key=lambda r: r[4])
-        _table(("RUN", "STATE", "PIPELINE/OP", "AUTHOR", "STARTED (UTC)", "DURATION"), rows)
+        rows = [
+            (
+                r.run_id,
+                r.state,
+                r.label if r.meta.get("task") else "-",
+                str(r.meta.get("author", "")),
+                _when(r.started),
+                f"{r.duration:.2f}s" if r.duration is not None else "-",
+            )
+            for r in records
+        ]
+        table(("RUN", "STATE", "PIPELINE/OP", "AUTHOR", "STARTED (UTC)", "DURATION"), rows)
 
     @group.command("show")
     @click.argument("run")
+    @format_option
     @click.pass_context
-    def show_cmd(ctx: click.Context, run: str) -> None:
-        """Params, last metrics, artifacts and lineage of one run."""
+    def show_cmd(ctx: click.Context, run: str, output_format: str) -> None:
+        """Params, last metrics, artifacts and lineage of one run.
+
+        With --format json: the whole run as one object, or a list of them when RUN is a
+        pipeline run id naming several op runs."""
         store = _store(ctx)
-        for run_id in store.resolve([run]):
+        run_ids = store.resolve([run])
+        if output_format == "json":
+            found = [_whole(store.load(run_id)) for run_id in run_ids]
+            echo_json(found[0] if len(found) == 1 else found)
+            return
+        for run_id in run_ids:
             _show(store, store.load(run_id))
 
     @group.command("compare")
@@ -129,6 +148,80 @@ def runs_group() -> click.Group:
     return group
 
 
+def _newest_first(store: Any, pipeline: str | None, project: str | None) -> list[str]:
+    """Run ids passing the filters that only need run.json, newest first (by start time)."""
+    from ..errors import NotFoundError
+
+    found = []
+    for run_id in store.run_ids():
+        try:
+            meta = store.meta(run_id)
+            started = float(meta.get("created") or 0.0)
+        except (NotFoundError, ValueError, TypeError, AttributeError) as exc:
+            warn(f"run {run_id} skipped: its run.json is unreadable ({exc})")
+            continue
+        if pipeline and meta.get("pipeline") != pipeline:
+            continue
+        if project and meta.get("project") != project:
+            continue
+        found.append((started, run_id))
+    found.sort(reverse=True)
+    return [run_id for _, run_id in found]
+
+
+_ENDED = ("completed", "failed", "stopped")
+
+
+def _summary(r: Any) -> dict[str, Any]:
+    """One run in ``hml runs list --format json``."""
+    finished = None
+    if r.state in _ENDED and r.states:
+        t = r.states[-1].get("t")
+        finished = float(t) if isinstance(t, (int, float)) else None
+    meta = r.meta
+    return {
+        "id": r.run_id,
+        "name": r.label,
+        "project": meta.get("project"),
+        "pipeline": meta.get("pipeline"),
+        "task": meta.get("task"),
+        "pipeline_run_id": meta.get("pipeline_run_id"),
+        "author": meta.get("author"),
+        "state": r.state,
+        "error": r.error,
+        "started": iso_utc(r.started),
+        "finished": iso_utc(finished),
+        "duration": r.duration,
+        "metrics": r.last_metrics(),
+    }
+
+
+def _whole(r: Any) -> dict[str, Any]:
+    """Everything recorded about one run (``hml runs show --format json``)."""
+    return {
+        **_summary(r),
+        "metric_history": {
+            key: [{"step": step, "value": value, "time": t} for step, value, t in points]
+            for key, points in sorted(r.metrics.items())
+        },
+        "meta": r.meta,
+        "states": r.states,
+        "params": r.params,
+        "config": r.config,
+        "metas": r.metas,
+        "tags": r.tags,
+        "notes": r.notes,
+        "artifacts": r.artifacts,
+        "inputs": r.inputs,
+        "outputs": r.outputs,
+        "output": r.output,
+        "git": r.git,
+        "packages": r.packages,
+        "machine": r.machine,
+        "writers": sorted(r.writers),
+    }
+
+
 def _show(store: Any, r: Any) -> None:
     from ..tracking.report import fmt
 
@@ -153,6 +246,24 @@ def _show(store: Any, r: Any) -> None:
         echo("tags      " + ", ".join(str(t.get("name")) for t in r.tags))
     for note in r.notes:
         echo(f"note      {note}")
+    # An op's run holds all its attempts: each starts with a "running" state and ends with
+    # "completed", "failed" or "stopped", the last word winning (a Ctrl-C'd attempt fails, then
+    # is stopped); numbered in order, as a Kubeflow pod is always attempt 1
+    attempts: list[dict[str, Any]] = []
+    for event in r.states:
+        if event.get("state") == "running" and "attempt" in event:
+            attempts.append({"started": event.get("t"), "state": "running"})
+        elif attempts and "attempt" in event:
+            attempts[-1].update(event, started=attempts[-1]["started"])
+    if len(attempts) > 1 or any(a["state"] != "completed" for a in attempts):
+        echo("\nattempts:")
+        for n, a in enumerate(attempts, 1):
+            took = f"{float(a['duration']):.2f}s" if a.get("duration") is not None else "-"
+            error = str(a.get("error") or "").strip().splitlines()[:1]
+            echo(
+                f"  {n}  {a['state']:<9}  {took:>8}  {_when(a['started'])}"
+                + (f"  {error[0]}" if error else "")
+            )
     sections: list[tuple[str, dict[str, Any]]] = [
         ("params", r.params),
         ("config", r.config),

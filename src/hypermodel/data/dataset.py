@@ -19,6 +19,7 @@ are written and read:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -54,6 +55,11 @@ class Dataset:
 
     ``location`` is a local path, a storage URL (``gs://b/p``, ``s3://b/p``) or a Storage; left
     out, it is the running op's bucket root (or ``$HML_ROOT``, default ``.hml``).
+
+    Versions (see ``versions``): written inside a pipeline op, a dataset gets a new version
+    (``versioned=None``, the default; ``True`` always, ``False`` never); read by name, it is the
+    version this run wrote, else the newest, else the plain dataset. ``name="wines@VERSION"``
+    or ``version="VERSION"`` picks one version.
     """
 
     def __init__(
@@ -68,15 +74,27 @@ class Dataset:
         *,
         storage: Storage | None = None,
         compresslevel: int = fmt.GZIP_LEVEL,
+        version: str | None = None,
+        versioned: bool | None = None,
     ) -> None:
         from .model import BaseData
+        from .versions import split_ref
 
         if not (isinstance(dataType, type) and issubclass(dataType, BaseData)):
             raise DatasetUsageError(f"dataType must be a BaseData subclass, not {dataType!r}")
         self.dataType = dataType
         self.project = fmt.check_dataset_name(project, "project")
+        name, in_name = split_ref(name or "")
+        branch, in_branch = split_ref(branch)
+        given = {v for v in (version, in_name, in_branch) if v is not None}
+        if len(given) > 1:
+            raise DatasetUsageError(
+                f"dataset {name!r} names two versions ({', '.join(sorted(given))}); give one"
+            )
         self.branch = fmt.check_dataset_name(branch, "branch")
-        self.name = fmt.check_dataset_name(name or "", "dataset")
+        self.name = fmt.check_dataset_name(name, "dataset")
+        self.version = fmt.check_dataset_name(given.pop(), "version") if given else None
+        self.versioned = True if self.version is not None else versioned
         self.chunkCount = fmt.check_chunk_count(chunkCount)
         self.repoData = repoData
         self.compresslevel = compresslevel
@@ -93,8 +111,57 @@ class Dataset:
 
     @property
     def directory(self) -> str:
-        """The dataset's key prefix in its storage."""
-        return f"{self.project}/{self.branch}/{self.name}"
+        """The dataset's key prefix in its storage (of the version a read sees now)."""
+        version = self.resolved_version()
+        branch = f"{self.branch}@{version}" if version else self.branch
+        return f"{self.project}/{branch}/{self.name}"
+
+    @property
+    def ref(self) -> str:
+        """``name@version`` of the version a read sees now (the name alone for a plain one)."""
+        version = self.resolved_version()
+        return f"{self.name}@{version}" if version else self.name
+
+    @property
+    def pinned_version(self) -> bool:
+        """True when no lookup decides which files this object means."""
+        return self.version is not None or self.versioned is False
+
+    def resolved_version(self) -> str | None:
+        """The version reads see now: the given one, else this run's, the newest, or None
+        (the plain dataset)."""
+        if self.pinned_version:
+            return self.version
+        from .versions import resolve_read
+
+        return resolve_read(self)
+
+    def with_version(self, version: str | None) -> Dataset:
+        """The same dataset at ``version`` (None: the plain one); shares the declared lineage."""
+        pinned = copy.copy(self)
+        pinned.version = fmt.check_dataset_name(version, "version") if version else None
+        pinned.versioned = version is not None
+        return pinned
+
+    def pinned(self) -> Dataset:
+        """This dataset with the version reads see now fixed: later lookups cannot move it."""
+        return self if self.pinned_version else self.with_version(self.resolved_version())
+
+    def for_write(self, token: str | None = None) -> Dataset:
+        """Where a new write goes: the given version, else a new one inside a pipeline op (or
+        with ``versioned=True``), else the plain dataset. With ``token`` (chunk jobs that each
+        make a writer) the new version is derived from it, so every job agrees."""
+        if self.pinned_version:
+            return self
+        from ..context import maybe_context
+        from .versions import new_version, version_for_token
+
+        ctx = maybe_context()
+        if not (self.versioned or ctx is not None):
+            return self.with_version(None)
+        if token is None:
+            return self.with_version(new_version())
+        return self.with_version(version_for_token(token, ctx.run_id if ctx else ""))
 
     def key(self, file_name: str) -> str:
         return f"{self.directory}/{file_name}"
@@ -117,7 +184,10 @@ class Dataset:
         return fmt.chunk_id_of(obj.get_hash_id(), self.chunkCount)
 
     def __repr__(self) -> str:
-        return f"Dataset({self.dataType.__name__}, {self.storage.url}/{self.directory})"
+        where = f"{self.project}/{self.branch}/{self.name}"
+        if self.version:
+            where += f"@{self.version}"
+        return f"Dataset({self.dataType.__name__}, {self.storage.url}/{where})"
 
     # -- state --------------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -144,6 +214,8 @@ class Dataset:
         return fmt.sha1_text(self.chk_text())
 
     def read_chk(self) -> dict[str, str]:
+        if not self.pinned_version:
+            return self.pinned().read_chk()
         text = self.chk_text()
         try:
             data = json.loads(text)
@@ -155,6 +227,8 @@ class Dataset:
 
     def read_def(self) -> dict[str, Any]:
         """The .def of the published dataset (checked against the .chk)."""
+        if not self.pinned_version:
+            return self.pinned().read_def()
         chk = self.read_chk()
         text = self._read_def_text(chk)
         return json.loads(text)  # type: ignore[no-any-return]
@@ -172,6 +246,8 @@ class Dataset:
 
     def dependency_record(self) -> dict[str, Any]:
         """What a dataset made from this one embeds: this .def plus ``chkFileChecksum``."""
+        if not self.pinned_version:
+            return self.pinned().dependency_record()
         chk_text = self.chk_text()
         record = json.loads(self._read_def_text(json.loads(chk_text)))
         record["chkFileChecksum"] = fmt.sha1_text(chk_text)
@@ -181,6 +257,7 @@ class Dataset:
         """Record ``dataset`` (published) in this one's lineage when it is written."""
         if not isinstance(dataset, Dataset):
             raise DatasetUsageError(f"add_dependency expects a Dataset, not {dataset!r}")
+        dataset = dataset.pinned()  # the version it is now, whatever is written later
         if not dataset.exists():
             raise DatasetUsageError(
                 f"cannot depend on {dataset!r}: it is not published (write and close it first)"
@@ -188,48 +265,59 @@ class Dataset:
         self._dependencies.append(dataset)
 
     def delete(self) -> None:
-        """Remove the dataset's files (the .chk first, so it stops existing at once)."""
-        self.storage.delete(self.chk_key)
-        self.storage.delete_prefix(self.directory)
-        self._remove_local_leftovers(all_files=True)
+        """Remove the dataset's files (the .chk first, so it stops existing at once): the
+        version a read sees now, or the plain dataset."""
+        from .versions import forget
+
+        target = self.pinned()
+        target.storage.delete(target.chk_key)
+        target.storage.delete_prefix(target.directory)
+        target._remove_local_leftovers(all_files=True)
+        forget(target, target.version)
 
     # -- open -----------------------------------------------------------------------------------
     def open(self, mode: str = "r", **options: Any) -> DatasetReader | DatasetWriter:
         if mode == "w":
             return DatasetWriter(self, **options)
         if mode == "r":
-            return DatasetReader(self, **options)
+            return DatasetReader(self.pinned(), **options)
         raise DatasetUsageError(f"invalid mode {mode!r} for {self!r}: use 'r' or 'w'")
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(DatasetReader(self))
+        return iter(DatasetReader(self.pinned()))
 
     def read_chunk(self, chunk_id: str) -> Iterator[Any]:
         """The objects of one chunk, verified (for one job per chunk)."""
-        return DatasetReader(self).read_chunk(chunk_id)
+        return DatasetReader(self.pinned()).read_chunk(chunk_id)
 
     def stream(self, **options: Any) -> Any:
         """A training stream (shuffle, shards, resume, prefetch): see ``hypermodel.data.stream``."""
         from .stream import stream
 
-        return stream(self, **options)
+        return stream(self.pinned(), **options)
 
     def chunk_writer(self, chunk_id: str, token: str, **options: Any) -> ChunkWriter:
         """A writer of one chunk (one job per chunk); publish all chunks with ``publish``."""
-        return ChunkWriter(self, chunk_id, token, **options)
+        return ChunkWriter(self.for_write(token), chunk_id, token, **options)
 
     def publish(
-        self, checksums: dict[str, str], token: str, creation_time: str | None = None
+        self,
+        checksums: dict[str, str],
+        token: str,
+        creation_time: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> str:
         """Publish chunks written by ``chunk_writer(..., token)``: ``checksums`` maps every chunk
         id to the SHA1 its ChunkWriter returned. Returns the dataset checksum. Raises
         DatasetBusyError when another writer is publishing this dataset, DatasetExistsError
         when it is published; either way nothing of this write is published."""
-        return Publisher(self, token, creation_time).publish(checksums, Staging(self, token))
+        target = self.for_write(token)
+        publisher = Publisher(target, token, creation_time, meta)
+        return publisher.publish(checksums, Staging(target, token))
 
     def verify(self) -> dict[str, int]:
         """Read every chunk and check every checksum; the object count per chunk."""
-        reader = DatasetReader(self, record_input=False)
+        reader = DatasetReader(self.pinned(), record_input=False)
         return {cid: reader.count_chunk(cid) for cid in self.chunk_ids()}
 
     # -- helpers --------------------------------------------------------------------------------
@@ -393,14 +481,17 @@ class DatasetWriter:
         dataset: Dataset,
         buffer_bytes: int = BUFFER_BYTES,
         creation_time: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> None:
-        """``creation_time`` (ISO 8601) is the ``.def``'s ``creationTime``; now by default."""
+        """``creation_time`` (ISO 8601) is the ``.def``'s ``creationTime``; now by default.
+        ``meta`` goes into the version registry entry (a task's token and code digest)."""
+        dataset = dataset.for_write()
         self.dataset = dataset
         if dataset.exists():
             raise exists_error(dataset)
         self.token = uuid.uuid4().hex[:16]
         # lineage is taken (and a dirty repository refused) now, before anything is written
-        self._publisher = Publisher(dataset, self.token, creation_time)
+        self._publisher = Publisher(dataset, self.token, creation_time, meta)
         # on a bucket the chunks go straight to their final keys, under the publish claim
         self._staging = Staging(dataset, self.token, direct=True)
         self._ids = dataset.chunk_ids()

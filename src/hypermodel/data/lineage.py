@@ -2,8 +2,9 @@
 
 The ``repo`` record keeps Hypergol's keys (including its ``comitter`` spelling) so Hypergol
 reads our ``.def`` files: ``branchName, commitHash, commitMessage, comitterName,
-comitterEmail``. Two keys are added only when they are true: ``isDirty`` (uncommitted changes)
-and ``forced`` (a pipeline op wrote anyway because ``--force`` was given).
+comitterEmail``. Keys added only when they apply: ``isDirty`` and ``diffDigest`` (uncommitted
+changes and the SHA-256 of ``git diff HEAD``), ``forced`` (written under ``--force``) and
+``codeDigest`` (a task's code digest, see ``hypermodel.provenance``).
 """
 
 from __future__ import annotations
@@ -13,48 +14,30 @@ import logging
 import os
 from typing import Any
 
-from .errors import DirtyRepoError
+from ..provenance import NO_COMMIT, code_state
 
 log = logging.getLogger("hypermodel.data")
 
-NO_REPO_COMMIT = "0" * 40
+NO_REPO_COMMIT = NO_COMMIT
 
 
 def repo_state(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The git state of the repository containing ``path`` (default: the working directory)."""
-    where = os.path.abspath(path or os.getcwd())
-    try:
-        import git
-    except ImportError:  # GitPython is a core dependency, but git itself may be missing
-        return _outside_repo(where, "GitPython or git is not available")
-    try:
-        repo = git.Repo(where, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return _outside_repo(where, "not inside a git repository")
-    except git.GitError as exc:  # pragma: no cover - git binary missing
-        return _outside_repo(where, str(exc))
-    try:
-        with repo:
-            try:
-                branch = repo.active_branch.name
-            except TypeError:  # detached HEAD (CI checkouts, images built from a commit)
-                branch = "HEAD"
-            try:
-                commit = repo.head.commit
-            except ValueError:  # a repository with no commit yet
-                return _outside_repo(where, "the git repository has no commit yet")
-            state: dict[str, Any] = {
-                "branchName": branch,
-                "commitHash": commit.hexsha,
-                "commitMessage": str(commit.message).strip(),
-                "comitterName": commit.committer.name or "",
-                "comitterEmail": commit.committer.email or "",
-            }
-            if repo.is_dirty(untracked_files=False):
-                state["isDirty"] = True
-            return state
-    except git.GitError as exc:  # pragma: no cover - a broken repository
-        return _outside_repo(where, f"git failed: {exc}")
+    """The git state of the repository containing ``path`` (default: the working directory),
+    with Hypergol's keys. Inside an image without ``.git``, the commit baked in at build time."""
+    state = code_state(path)
+    if state["source"] == "none":
+        return _outside_repo(os.path.abspath(path or os.getcwd()), state.get("why", ""))
+    record: dict[str, Any] = {
+        "branchName": state.get("branch") or "HEAD",
+        "commitHash": state["commit"],
+        "commitMessage": state.get("message", ""),
+        "comitterName": state.get("committer_name", ""),
+        "comitterEmail": state.get("committer_email", ""),
+    }
+    if state.get("dirty"):
+        record["isDirty"] = True
+        record["diffDigest"] = state.get("diff_digest", "")
+    return record
 
 
 def _outside_repo(where: str, why: str) -> dict[str, Any]:
@@ -80,15 +63,21 @@ def _say_once(where: str, why: str) -> None:
 
 
 def check_clean_for_pipeline(state: dict[str, Any], dataset: str, force: bool) -> dict[str, Any]:
-    """Inside a pipeline op, refuse to write from a dirty repository unless forced.
-
-    A dirty tree means the commit recorded in the .def is not the code that ran."""
+    """Inside a pipeline op, a dirty tree is recorded, not refused: the record keeps the commit,
+    ``isDirty`` and ``diffDigest`` (the uncommitted edits' SHA-256), and one warning says so.
+    ``forced`` marks a write made with ``--force``. Compiling and deploying still refuse."""
     if not state.get("isDirty"):
         return state
-    if not force:
-        raise DirtyRepoError(
-            f"refusing to write dataset {dataset!r}: the git repository has uncommitted changes, "
-            "so its lineage would name a commit that is not the code that ran. Commit your "
-            "changes, or run the pipeline with --force (the dataset then records forced=true)"
-        )
-    return {**state, "forced": True}
+    _dirty_once(state.get("commitHash", ""), state.get("diffDigest", ""))
+    return {**state, "forced": True} if force else state
+
+
+@functools.lru_cache(maxsize=16)
+def _dirty_once(commit: str, diff: str) -> None:
+    # a cache, not state: one warning per dirty tree, not one per dataset
+    log.warning(
+        "the git tree has uncommitted changes: datasets record commit %s plus the digest of "
+        "the diff (%s); commit to make them reproducible from the commit alone",
+        commit[:12],
+        diff[:12],
+    )

@@ -28,6 +28,7 @@ from . import format as fmt
 from .claims import Claims
 from .errors import DatasetBusyError, DatasetError, DatasetExistsError, DatasetUsageError
 from .lineage import check_clean_for_pipeline, repo_state
+from .versions import context_key, register
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -45,12 +46,21 @@ STALE_AFTER = 30.0
 class Publisher:
     """Writes the lineage record, and commits a dataset under its publish claim."""
 
-    def __init__(self, dataset: Dataset, token: str, creation_time: str | None) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        token: str,
+        creation_time: str | None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         self.dataset = dataset
         self.token = token
+        self.meta = dict(meta or {})
         self.creation_time = creation_time or dt.datetime.now().isoformat()
         self.ctx = maybe_context()
-        self.repo = _repo_record(dataset, self.ctx)  # taken (a dirty repo refused) at once
+        self.repo = _repo_record(dataset, self.ctx)  # taken at once, before any data
+        if self.meta.get("codeDigest"):
+            self.repo["codeDigest"] = self.meta["codeDigest"]
         self.claims = Claims(dataset.storage, dataset.key(CLAIM_DIR), STALE_AFTER, HEARTBEAT)
         self.claim: int | None = None
         self._halt: Any = None
@@ -145,10 +155,14 @@ class Publisher:
             write_index(ds, checksum, [chunk_from_sizes(cid, layouts[cid]) for cid in ids])
         self._still_ours()
         ds.storage.write_text(ds.def_key, def_text)
+        # the version's entry before the .chk: a published version can always be found by name
+        register(ds, checksum, {"token": self.token, **self.meta})
         self._still_ours()
         if not ds.storage.put_if_absent(ds.chk_key, chk_text.encode("utf-8")):
             raise exists_error(ds)
         self._release()
+        if self.ctx is not None and ds.version is not None:
+            self.ctx.dataset_versions[context_key(ds)] = ds.version
         try:
             staging.published()
         except Exception as exc:  # published already: leftovers only cost space
@@ -202,7 +216,7 @@ class Publisher:
                 seen.add(record["chkFileChecksum"])
                 deps.append(record)
         return {
-            "branch": ds.branch,
+            "branch": ds.branch,  # not the version: equal data has one checksum in any version
             "chunkCount": ds.chunkCount,
             "creationTime": self.creation_time,
             "dataType": ds.dataType.__name__,
@@ -231,7 +245,7 @@ def _repo_record(ds: Dataset, ctx: OpContext | None) -> dict[str, Any]:
     state = repo_state()
     if ctx is not None:
         state = check_clean_for_pipeline(state, ds.directory, ctx.force)
-    return state
+    return dict(state)
 
 
 def _context_inputs(ctx: OpContext | None) -> list[dict[str, Any]]:

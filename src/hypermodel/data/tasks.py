@@ -31,19 +31,19 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import inspect
 import operator
 import os
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..context import maybe_context
 from ..dsl.build import current_builder
 from ..dsl.config import ContainerConfig
 from ..dsl.op import Op
-from ..dsl.types import params_of
-from ..names import check_name, snake_case
+from ..names import snake_case
 from . import format as fmt
 from .dataset import Dataset, DatasetReader, DatasetWriter
 from .errors import DatasetExistsError, DatasetUsageError
@@ -60,6 +60,9 @@ from .jobs import (
 )
 from .model import BaseData
 from .task_pool import no_pool, task_pool, worker_job
+
+# Keywords of Hypergol's task signature, accepted for porting and unused.
+_HYPERGOL_OPTIONS = ("debug", "logLevel", "force", "threads")
 
 __all__ = ["Delayed", "OneToMany", "OneToOne", "SimpleTask", "Source", "TaskFailedError"]
 
@@ -105,9 +108,11 @@ class BaseTask(Op):
         name: str | None = None,
         workers: int | None = None,
         retries: int = 0,
+        cache: bool = True,
         creationTime: str | None = None,
         progress: bool | None = None,
-        **_hypergol: Any,  # debug=, logLevel=, force= of Hypergol's signature: accepted, unused
+        config: ContainerConfig | None = None,
+        **options: Any,
     ) -> None:
         self.inputDatasets = list(inputDatasets or [])
         self.loadedInputs = list(loadedInputs or [])
@@ -121,16 +126,27 @@ class BaseTask(Op):
         self._readers: list[DatasetReader] = []
         self._routes: dict[str, list[tuple[str, int]]] = {}
         self.token = ""
-        # the Op side: one optional 'step' argument, a dict output, no caching (datasets are
-        # immutable and an up-to-date output is detected from its lineage instead)
-        self.fn = _step
-        self.name = check_name(name or snake_case(type(self).__name__), "op")
-        self.retries = retries
-        self.cache = False
-        self.description = (inspect.getdoc(type(self)) or "").strip()
-        self.params = params_of(_step, f"op '{self.name}'")
-        self.return_type = dict
-        self.config = ContainerConfig()
+        # what _plan() fixes for one execution: the versions read and the version written
+        self._inputs: list[Dataset] | None = None
+        self._loaded: list[Dataset] | None = None
+        self._out: Dataset | None = None
+        for key in _HYPERGOL_OPTIONS:  # Hypergol's signature: accepted, unused
+            options.pop(key, None)
+        # a task is an op: one optional 'step' argument and a dict output. Its cache is its
+        # output dataset: an equal one (same code, inputs and address) is reused unless
+        # cache=False or --no-cache; the runner does not cache task outputs on top of that
+        Op.__init__(
+            self,
+            _step,
+            name=name or snake_case(type(self).__name__),
+            retries=retries,
+            cache=False,
+            description=inspect.getdoc(type(self)) or "",
+            config=config,
+            **options,
+        )
+        self.reuse = cache
+        self.__doc__ = type(self).__doc__
         self._check()
 
     def _check(self) -> None:
@@ -197,20 +213,20 @@ class BaseTask(Op):
         """The chunk jobs a Kubeflow fan-out runs (none: the task runs in one pod)."""
         return []
 
-    @functools.cached_property
+    @property
     def code_fingerprint(self) -> str:
-        try:
-            text = inspect.getsource(type(self)).encode()
-        except (OSError, TypeError):
-            text = type(self).__qualname__.encode()
-        return hashlib.sha256(text).hexdigest()
+        """The digest of the task's class and every module of its package (see
+        ``hypermodel.provenance``): part of the output's token, so changed code rebuilds."""
+        from ..provenance import code_digest
+
+        return code_digest(type(self))
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
         # what a worker builds for itself (readers, loaded data, the router) never travels
         state = {
             k: ([] if k in ("_readers", "loadedData") else v)
             for k, v in self.__dict__.items()
-            if k not in ("code_fingerprint", "output")
+            if k not in ("output", "__wrapped__")
         }
         return (_rebuild, (type(self), state))
 
@@ -221,47 +237,90 @@ class BaseTask(Op):
     def _all_inputs(self) -> list[Dataset]:
         return [*self.inputDatasets, *self.loadedInputs]
 
+    @property
+    def out(self) -> Dataset:
+        """The output of this execution (its version fixed by ``_plan``)."""
+        return self._out if self._out is not None else self.outputDataset
+
+    @property
+    def inputs(self) -> list[Dataset]:
+        return self._inputs if self._inputs is not None else self.inputDatasets
+
+    @property
+    def loaded(self) -> list[Dataset]:
+        return self._loaded if self._loaded is not None else self.loadedInputs
+
     def _plan(self) -> dict[str, Any] | None:
-        """Check inputs, fix the token; the output record if the output is already up to date."""
+        """Fix the versions read and written, and the token; the output record if an equal
+        output (same code digest, inputs and address) exists and may be reused."""
+        from .versions import find_by_token, use, version_for_token
+
+        self._inputs = [ds.pinned() for ds in self.inputDatasets]
+        self._loaded = [ds.pinned() for ds in self.loadedInputs]
         checksums = []
-        for ds in self._all_inputs():
+        for ds in [*self._inputs, *self._loaded]:
             if not ds.exists():
                 raise DatasetUsageError(
                     f"task '{self.name}': input {ds!r} is not published; run the task that "
                     "writes it first"
                 )
             checksums.append(DatasetReader(ds).checksum)  # also records the input's lineage
-        out = self.outputDataset
+        declared = self.outputDataset
         self.token = task_token(
             [
                 type(self).__qualname__,
                 self.name,
-                out.storage.url,
-                out.directory,
-                out.chunkCount,
+                f"{declared.project}/{declared.branch}/{declared.name}",
+                declared.chunkCount,
                 checksums,
+                self.code_fingerprint,
             ]
         )
-        if out.exists():
-            deps = {d.get("chkFileChecksum") for d in out.read_def().get("dependencies", [])}
-            if set(checksums) <= deps:
-                return self._output(out.checksum, None, 0)
-            raise DatasetExistsError(
-                f"task '{self.name}': output {out!r} exists and was made from other inputs; "
-                "delete it (Dataset.delete()) or write to another name or branch"
-            )
+        ctx = maybe_context()
+        reuse = self.reuse and (ctx is None or ctx.use_cache)
+        if not declared.pinned_version and (declared.versioned or ctx is not None):
+            if reuse:
+                found = find_by_token(declared, self.token)
+                if found is not None:
+                    self._out = declared.with_version(found)
+                    use(self._out, found)
+                    return self._output(self._out.checksum, None, 0)
+            # a stable version per token, so a failed attempt's finished chunks are resumed;
+            # a forced rebuild gets one of its own per run
+            forced = "" if reuse else (ctx.run_id if ctx is not None else uuid.uuid4().hex)
+            self._out = declared.with_version(version_for_token(self.token, forced))
+        else:
+            self._out = declared.pinned()
+        if self._out.exists():
+            return self._existing(reuse)
         return None
+
+    def _existing(self, reuse: bool) -> dict[str, Any]:
+        """The output is published already: reuse it if this very code and input made it."""
+        from .versions import entry, use
+
+        out = self._out
+        assert out is not None
+        made = entry(out, out.version)
+        if made is not None and made.get("token") == self.token and (reuse or out.version):
+            if out.version:
+                use(out, out.version)
+            return self._output(out.checksum, None, 0)
+        why = "other code or inputs" if made is not None else "an unknown writer"
+        raise DatasetExistsError(
+            f"task '{self.name}': output {out!r} exists and was made by {why}; datasets are "
+            "immutable: delete it (Dataset.delete()), write to another name or branch, or run "
+            "the task inside a pipeline, where each run writes a new version"
+        )
 
     def _prepared(self) -> BaseTask:
         """A copy of the task ready to run jobs in this process."""
         worker = copy.copy(self)
-        worker.loadedData = [
-            list(DatasetReader(ds, record_input=False)) for ds in self.loadedInputs
-        ]
+        worker.loadedData = [list(DatasetReader(ds, record_input=False)) for ds in self.loaded]
         for key, value in list(vars(worker).items()):
             if isinstance(value, Delayed):
                 setattr(worker, key, value.make())
-        worker._readers = [DatasetReader(ds, record_input=False) for ds in self.inputDatasets]
+        worker._readers = [DatasetReader(ds, record_input=False) for ds in self.inputs]
         try:
             worker.init()
         except Exception as exc:
@@ -324,9 +383,11 @@ class BaseTask(Op):
 
     def _output(self, checksum: str, objects: int | None, resumed: int) -> dict[str, Any]:
         """The op's JSON output. ``objects`` is None when the output was already up to date."""
-        out = self.outputDataset
+        out = self.out
         return {
             "dataset": out.directory,
+            "ref": out.ref,
+            "version": out.version,
             "checksum": checksum,
             "objects": objects,
             "chunks": out.chunkCount,
@@ -334,12 +395,17 @@ class BaseTask(Op):
         }
 
     def _publish_output(self, results: dict[str, dict[str, Any]], records: Records) -> str:
-        out = copy.copy(self.outputDataset)
+        out = copy.copy(self.out)
         out._dependencies = []  # a fresh list: retries must not repeat the lineage entries
-        for ds in self._all_inputs():
+        for ds in [*self.inputs, *self.loaded]:
             out.add_dependency(ds)
         checksums = {cid: results[cid]["sha1"] for cid in out.chunk_ids()}
-        checksum = out.publish(checksums, self.token, records.creation_time(self.creationTime))
+        checksum = out.publish(
+            checksums,
+            self.token,
+            records.creation_time(self.creationTime),
+            meta={"codeDigest": self.code_fingerprint},
+        )
         records.clear()
         return checksum
 
@@ -360,7 +426,7 @@ class BaseTask(Op):
                 if match is None:
                     raise TaskJobError(
                         f"task '{self.name}' failed on chunk {chunk_id}, object id {oid!r}: input "
-                        f"{self.inputDatasets[k]!r} has no object with that id"
+                        f"{self.inputs[k]!r} has no object with that id"
                     )
                 row.append(match)
             yield oid, tuple(row)
@@ -369,7 +435,7 @@ class BaseTask(Op):
                 extra = next(iter(lookup))
                 raise TaskJobError(
                     f"task '{self.name}' failed on chunk {chunk_id}, object id {extra!r}: it is in "
-                    f"input {self.inputDatasets[k]!r} but not in {self.inputDatasets[0]!r}"
+                    f"input {self.inputs[k]!r} but not in {self.inputs[0]!r}"
                 )
 
     def _failed(self, chunk_id: str, oid: Any, exc: BaseException) -> TaskJobError:
@@ -399,7 +465,8 @@ class _LazyId:
 
 
 def _same(a: Dataset, b: Dataset) -> bool:
-    return a.directory == b.directory and repr(a._location) == repr(b._location)
+    where = operator.attrgetter("project", "branch", "name", "version")
+    return where(a) == where(b) and repr(a._location) == repr(b._location)
 
 
 class _ChunkTask(BaseTask):
@@ -418,7 +485,7 @@ class _ChunkTask(BaseTask):
 
     @property
     def input_chunk_ids(self) -> list[str]:
-        return self.inputDatasets[0].chunk_ids()
+        return self.inputs[0].chunk_ids()
 
     def kfp_chunk_ids(self) -> list[str]:
         return self.input_chunk_ids
@@ -442,7 +509,7 @@ class OneToOne(_ChunkTask):
         done = self._plan()
         if done is not None:
             return done
-        records = Records(self.outputDataset, self.token)
+        records = Records(self.out, self.token)
         records.creation_time(self.creationTime)
         results, todo = self._completed(records)
         results.update(self._run_phase("chunks", todo, prepare=True))
@@ -454,7 +521,7 @@ class OneToOne(_ChunkTask):
         todo = []
         for cid in self.input_chunk_ids:
             rec = records.done(cid)
-            if rec is not None and chunk_present(self.outputDataset, cid, self.token):
+            if rec is not None and chunk_present(self.out, cid, self.token):
                 results[cid] = rec
             else:
                 todo.append(cid)
@@ -463,10 +530,10 @@ class OneToOne(_ChunkTask):
     def run_chunk(self, chunk_id: str) -> dict[str, Any]:
         if self._plan() is not None:
             return {"chunk": chunk_id, "count": 0, "skipped": True}
-        records = Records(self.outputDataset, self.token)
+        records = Records(self.out, self.token)
         records.creation_time(self.creationTime)
         rec = records.done(chunk_id)
-        if rec is not None and chunk_present(self.outputDataset, chunk_id, self.token):
+        if rec is not None and chunk_present(self.out, chunk_id, self.token):
             return {"chunk": chunk_id, **rec}
         try:
             return {"chunk": chunk_id, **self._prepared()._job("chunks", chunk_id)}
@@ -477,7 +544,7 @@ class OneToOne(_ChunkTask):
         done = self._plan()
         if done is not None:
             return done
-        records = Records(self.outputDataset, self.token)
+        records = Records(self.out, self.token)
         results, todo = self._completed(records)
         if todo:
             raise TaskFailedError(
@@ -487,11 +554,11 @@ class OneToOne(_ChunkTask):
         return self._output(self._publish_output(results, records), _objects(results), 0)
 
     def _job(self, phase: str, chunk_id: str) -> dict[str, Any]:
-        out = self.outputDataset
+        out = self.out
         writer = out.chunk_writer(chunk_id, self.token)
         encode = _encoder(out.dataType)
         out_key, in_key, checked = _chunk_check(
-            self.inputDatasets[0].dataType, out.dataType, out.chunkCount,
+            self.inputs[0].dataType, out.dataType, out.chunkCount,
             out.chunk_ids().index(chunk_id),
         )  # fmt: skip
         typ, write = out.dataType, writer.write_lines
@@ -618,7 +685,7 @@ class OneToMany(_ChunkTask):
         done = self._plan()
         if done is not None:
             return done
-        records = Records(self.outputDataset, self.token)
+        records = Records(self.out, self.token)
         records.creation_time(self.creationTime)
         parts, todo = self._routed(records)
         parts.update(self._run_phase("route", todo, prepare=True))
@@ -645,9 +712,9 @@ class OneToMany(_ChunkTask):
         self._routes = routes
         results: dict[str, Any] = {}
         todo = []
-        for cid in self.outputDataset.chunk_ids():
+        for cid in self.out.chunk_ids():
             rec = records.done(cid)
-            if rec is not None and chunk_present(self.outputDataset, cid, self.token):
+            if rec is not None and chunk_present(self.out, cid, self.token):
                 results[cid] = rec
             else:
                 todo.append(cid)
@@ -657,7 +724,7 @@ class OneToMany(_ChunkTask):
     def run_chunk(self, chunk_id: str) -> dict[str, Any]:
         if self._plan() is not None:
             return {"chunk": chunk_id, "count": 0, "skipped": True}
-        records = Records(self.outputDataset, self.token)
+        records = Records(self.out, self.token)
         records.creation_time(self.creationTime)
         rec = records.parts(chunk_id)
         if rec is not None:
@@ -671,7 +738,7 @@ class OneToMany(_ChunkTask):
         done = self._plan()
         if done is not None:
             return done
-        records = Records(self.outputDataset, self.token)
+        records = Records(self.out, self.token)
         parts, todo = self._routed(records)
         if todo:
             raise TaskFailedError(
@@ -681,12 +748,12 @@ class OneToMany(_ChunkTask):
         return self._output(self._merge_and_publish(records, parts), _objects(parts), 0)
 
     def _job(self, phase: str, chunk_id: str) -> dict[str, Any]:
-        records = Records(self.outputDataset, self.token)
+        records = Records(self.out, self.token)
         if phase == "merge":
             record = merge_parts(records, chunk_id, self._routes.get(chunk_id, []))
             records.mark_done(chunk_id, record)
             return record
-        router = Router(self.outputDataset)
+        router = Router(self.out)
         self.output = router
         oid: Any = None
         try:
@@ -725,9 +792,9 @@ class Source(BaseTask):
             return done
         worker = self._prepared()
         assert isinstance(worker, Source)
-        out = copy.copy(self.outputDataset)
+        out = copy.copy(self.out)
         out._dependencies = []
-        for ds in self._all_inputs():
+        for ds in [*self.inputs, *self.loaded]:
             out.add_dependency(ds)
         # live progress: objects as they are appended, every batch; the chunks all at once,
         # when the writer publishes them
@@ -736,7 +803,8 @@ class Source(BaseTask):
         written = 0
         report_at = _SOURCE_PROGRESS_EVERY
         try:
-            with DatasetWriter(out, creation_time=self.creationTime) as writer:
+            meta = {"token": self.token, "codeDigest": self.code_fingerprint}
+            with DatasetWriter(out, creation_time=self.creationTime, meta=meta) as writer:
                 for item in worker.source_iterator():
                     try:
                         obj = worker.run(item)

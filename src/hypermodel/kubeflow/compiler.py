@@ -12,6 +12,7 @@ defining ``compile_kfp(builder, task, arguments)``; see :class:`KfpBuilder` and 
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,7 +171,7 @@ class KfpBuilder:
         """Apply retries, caching and every container setting of ``task`` to ``kfp_task``."""
         cfg = self.config(task)
         if task.retries:
-            kfp_task.set_retry(num_retries=task.retries)
+            kfp_task.set_retry(num_retries=task.retries, **self._backoff(task))
         kfp_task.set_caching_options(bool(task.cache))
         env = dict(cfg.env)
         env.setdefault("HML_WORKDIR", WORKDIR)
@@ -183,6 +184,32 @@ class KfpBuilder:
         if cfg.service_account:
             self.service_accounts.add(cfg.service_account)
         return kfp_task
+
+    def _backoff(self, task: Task) -> dict[str, Any]:
+        """The op's backoff as KFP's retry policy: the first wait (whole seconds) and the factor.
+
+        KFP's ``backoff_max_duration`` is not a cap on each wait: Argo bounds the whole retry
+        window with it (and cuts the pod's deadline to it), so ``max_backoff_s`` is not compiled
+        into it; KFP's one-hour window stays. Where the cap would matter, a warning says so."""
+        op = task.op
+        if op.backoff == "none" or op.backoff_s <= 0:
+            return {"backoff_duration": "0s", "backoff_factor": 1.0}
+        first = math.ceil(op.backoff_s)
+        if first != op.backoff_s:
+            self.warnings.append(
+                f"op '{task.name}': Kubeflow waits whole seconds between attempts: "
+                f"backoff_s={op.backoff_s:g} becomes {first}s there"
+            )
+        factor = 2.0 if op.backoff == "exponential" else 1.0
+        longest = first * factor ** min(task.retries - 1, 60)
+        if op.backoff == "exponential" and longest > op.max_backoff_s:
+            self.warnings.append(
+                f"op '{task.name}': Kubeflow cannot cap each wait at max_backoff_s="
+                f"{op.max_backoff_s:g} (its backoff_max_duration bounds the whole retry window): "
+                f"its last wait there is {longest:g}s; lower retries or backoff_s, or use "
+                'backoff="fixed"'
+            )
+        return {"backoff_duration": f"{first}s", "backoff_factor": factor}
 
     def _platform(self, kfp_task: Any, cfg: ContainerConfig) -> None:
         k8s = self.kubernetes

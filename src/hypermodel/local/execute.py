@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 import traceback
 from dataclasses import dataclass
@@ -17,15 +18,24 @@ from .store import to_json_value
 class Attempt:
     ok: bool
     output: Any
-    error: str
+    error: str  # the user's traceback
     duration: float
+    started: float = 0.0  # epoch seconds
+    summary: str = ""  # the error in one line: "ValueError: boom"
+
+
+def one_line(exc: BaseException, width: int = 300) -> str:
+    """``ValueError: boom``: the type and the first line of the message, for live reports."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def execute(op: Op, arguments: dict[str, Any], ctx: OpContext, env: dict[str, str]) -> Attempt:
     """Never raises for op errors: the traceback travels back as text (pickle-safe)."""
     from ..tracking.auto import op_scope
 
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
@@ -36,9 +46,10 @@ def execute(op: Op, arguments: dict[str, Any], ctx: OpContext, env: dict[str, st
             value = op.execute(arguments)
             output = to_json_value(value, f"op '{ctx.task}'")
             ctx.output = output
-        return Attempt(True, output, "", time.perf_counter() - start)
+        return Attempt(True, output, "", time.perf_counter() - start, started)
     except Exception as exc:
-        return Attempt(False, None, user_traceback(exc), time.perf_counter() - start)
+        duration = time.perf_counter() - start
+        return Attempt(False, None, user_traceback(exc), duration, started, one_line(exc))
     finally:
         _CURRENT.reset(token)
         for key, old in saved.items():
@@ -69,6 +80,12 @@ def user_traceback(exc: BaseException) -> str:
         tb.__cause__ = tb.__context__ = None
     tb.stack = traceback.StackSummary.from_list(frames[start:end])
     return "".join(tb.format())
+
+
+def init_worker() -> None:
+    """Pool workers leave Ctrl-C to the parent: a terminal sends SIGINT to the whole process
+    group, and the parent cancels the run and ends the workers itself (no tracebacks)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def warm() -> int:

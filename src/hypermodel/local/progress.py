@@ -6,17 +6,44 @@ import sys
 from typing import IO, Any
 
 from ..dsl.pipeline import Pipeline
-from .runner import CACHED, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, RunResult, TaskResult
+from .results import (
+    CACHED,
+    CANCELLED,
+    DONE,
+    FAILED,
+    PENDING,
+    RESUMED,
+    RETRYING,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    RunResult,
+    TaskResult,
+    attempt_line,
+)
 
 _STYLE = {
     SUCCEEDED: "green",
     CACHED: "cyan",
+    RESUMED: "cyan",
     FAILED: "bold red",
     SKIPPED: "yellow",
+    CANCELLED: "magenta",
     RUNNING: "blue",
+    RETRYING: "yellow",
     PENDING: "dim",
 }
-_MARK = {SUCCEEDED: "✓", CACHED: "↺", FAILED: "✗", SKIPPED: "-", RUNNING: "…", PENDING: " "}
+_MARK = {
+    SUCCEEDED: "✓",
+    CACHED: "↺",
+    RESUMED: "↺",
+    FAILED: "✗",
+    SKIPPED: "-",
+    CANCELLED: "⊘",
+    RUNNING: "…",
+    RETRYING: "↻",
+    PENDING: " ",
+}
 
 
 def short(value: Any, width: int = 48) -> str:
@@ -76,13 +103,24 @@ class ConsoleReporter:
     def task_changed(self, result: TaskResult) -> None:
         if self._live is not None:
             self._live.update(self._table())
-        elif result.status != PENDING:
+        elif result.status not in (PENDING, RETRYING):  # a retry's wait was just printed
             extra = (
                 f" attempt {result.attempts}"
                 if result.status == RUNNING
+                else f" from run {result.resumed_from}"
+                if result.status == RESUMED
                 else f" {result.duration:.2f}s"
             )
             self.console.print(f"{_MARK[result.status]} {result.name} {result.status}{extra}")
+
+    def attempt_failed(
+        self, result: TaskResult, attempt: int, error: str, retry_in: float | None
+    ) -> None:
+        """Printed as it happens (above the live table), not only in the summary."""
+        from rich.markup import escape
+
+        line = escape(attempt_line(result, attempt, error, retry_in))
+        self.console.print(f"[yellow]{line}[/]" if retry_in is not None else f"[red]{line}[/]")
 
     def run_finished(self, result: RunResult) -> None:
         if self._live is not None:
@@ -108,7 +146,11 @@ def print_summary(result: RunResult, out: IO[str] | None = None) -> None:
             f"[{_STYLE[r.status]}]{r.status}[/]",
             f"{r.duration:.2f}s",
             str(r.attempts),
-            "yes" if r.cache_hit else "no",
-            short(r.output) if r.status in (SUCCEEDED, CACHED) else "",
+            "yes" if r.cache_hit else "resumed" if r.status == RESUMED else "no",
+            short(r.output) if r.status in DONE else "",
         )
     console.print(table)
+    if result.resumed_from:
+        console.print(
+            f"resumed from run {result.resumed_from}: the ops done there kept their outputs"
+        )

@@ -2,103 +2,64 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import secrets
-import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..context import OpContext
 from ..dsl.pipeline import Pipeline, PipelineParam, Task
 from ..dsl.types import NO_DEFAULT, check_value
-from ..errors import NotFoundError, OpFailedError, UsageError
+from ..errors import NotFoundError, UsageError
 from ..redact import redact
-from .execute import Attempt, execute, warm
+from .execute import Attempt, execute
+from .results import (
+    CACHED,
+    CANCELLED,
+    DONE,
+    FAILED,
+    PENDING,
+    RESUMED,
+    RETRYING,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    Reporter,
+    RunCancelled,
+    RunResult,
+    Silent,
+    TaskResult,
+    attempt_failed,
+)
+from .schedule import Scheduler, make_pool, mark_tracked_stopped, no_interrupts, record
 from .store import OutputStore, cache_key
 
 if TYPE_CHECKING:
     from ..app import HmlApp
 
-SUCCEEDED, FAILED, SKIPPED, CACHED, PENDING, RUNNING = (
-    "succeeded",
-    "failed",
-    "skipped",
-    "cached",
-    "pending",
-    "running",
-)
-
-
-@dataclass
-class TaskResult:
-    name: str
-    op: str
-    status: str = PENDING
-    attempts: int = 0
-    duration: float = 0.0
-    output: Any = None
-    error: str = ""
-    cache_key: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def cache_hit(self) -> bool:
-        return self.status == CACHED
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    pipeline: str
-    params: dict[str, Any]
-    tasks: dict[str, TaskResult]
-    duration: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return all(t.status in (SUCCEEDED, CACHED) for t in self.tasks.values())
-
-    @property
-    def status(self) -> str:
-        return SUCCEEDED if self.ok else FAILED
-
-    @property
-    def failed(self) -> TaskResult | None:
-        return next((t for t in self.tasks.values() if t.status == FAILED), None)
-
-    @property
-    def outputs(self) -> dict[str, Any]:
-        return {n: t.output for n, t in self.tasks.items() if t.status in (SUCCEEDED, CACHED)}
-
-    def raise_for_failure(self) -> RunResult:
-        failed = self.failed
-        if failed is not None:
-            raise OpFailedError(failed.name, failed.attempts, failed.error)
-        return self
-
-
-class Reporter(Protocol):
-    def run_started(
-        self, run_id: str, pipeline: Pipeline, results: dict[str, TaskResult]
-    ) -> None: ...
-    def task_changed(self, result: TaskResult) -> None: ...
-    def run_finished(self, result: RunResult) -> None: ...
-
-
-class _Silent:
-    def run_started(self, run_id: str, pipeline: Pipeline, results: dict[str, TaskResult]) -> None:
-        pass
-
-    def task_changed(self, result: TaskResult) -> None:
-        pass
-
-    def run_finished(self, result: RunResult) -> None:
-        pass
+__all__ = [
+    "CACHED",
+    "CANCELLED",
+    "DONE",
+    "FAILED",
+    "PENDING",
+    "RESUMED",
+    "RETRYING",
+    "RUNNING",
+    "SKIPPED",
+    "SUCCEEDED",
+    "Reporter",
+    "RunCancelled",
+    "RunResult",
+    "TaskResult",
+    "default_arguments",
+    "new_run_id",
+    "resolve_params",
+    "run_pipeline",
+    "run_single",
+]
 
 
 def new_run_id(pipeline: str) -> str:
@@ -172,9 +133,16 @@ class _Run:
         self.use_cache = use_cache
         self.force = force
         self.store = OutputStore(app.storage())
-        self.results = {t.name: TaskResult(t.name, t.op.name) for t in pipeline}
+        self.results = {
+            t.name: TaskResult(t.name, t.op.name, max_attempts=t.retries + 1) for t in pipeline
+        }
         self.outputs: dict[str, Any] = {}
         self.keys: dict[str, str] = {}
+        self.resumed_from: str | None = None
+        self.cancelled = False
+
+    def bind(self, task: Task) -> dict[str, Any]:
+        return bind(task, self.params, self.outputs)
 
     def context(self, task: Task, attempt: int) -> OpContext:
         return OpContext(
@@ -188,6 +156,7 @@ class _Run:
             workdir=_workdir(self.app, self.run_id, task.name),
             output_key=f"runs/{self.run_id}/outputs/{task.name}.json",
             force=self.force,
+            use_cache=self.use_cache,
             kfp_run_id=self.kfp_run_id,
             kfp_task_id=self.kfp_task_id,
             params=dict(self.params),
@@ -222,11 +191,7 @@ class _Run:
 
     def succeeded(self, task: Task, attempt: Attempt) -> None:
         result = self.results[task.name]
-        result.status, result.output, result.duration = (
-            SUCCEEDED,
-            attempt.output,
-            result.duration + attempt.duration,
-        )
+        result.status, result.output = SUCCEEDED, attempt.output
         key = self.keys.get(task.name, "")
         result.cache_key = key
         self.outputs[task.name] = attempt.output
@@ -240,44 +205,44 @@ class _Run:
         if task.cache and key:
             self.store.put_cache(task.op.name, key, attempt.output, self.run_id)
 
+    def status(self, finished: bool) -> str:
+        if not finished:
+            return RUNNING
+        if self.cancelled:
+            return CANCELLED
+        return SUCCEEDED if all(r.status in DONE for r in self.results.values()) else FAILED
+
     def record(self, started: float, finished: bool) -> None:
+        extra = {"resumed_from": self.resumed_from} if self.resumed_from else {}
         self.store.save_run(
             self.run_id,
             {
                 "app": self.app.name,
                 "pipeline": self.pipeline.name,
                 "run_id": self.run_id,
+                **extra,
                 "params": redact(self.params),
                 "started": started,
                 "finished": time.time() if finished else None,
-                "status": (
-                    SUCCEEDED
-                    if all(r.status in (SUCCEEDED, CACHED) for r in self.results.values())
-                    else FAILED
-                )
-                if finished
-                else RUNNING,
-                "tasks": [
-                    {
-                        "name": r.name,
-                        "op": r.op,
-                        "status": r.status,
-                        "attempts": r.attempts,
-                        "duration": round(r.duration, 6),
-                        "cache_key": r.cache_key,
-                    }
-                    for r in self.results.values()
-                ],
+                "status": self.status(finished),
+                "tasks": [_task_record(r) for r in self.results.values()],
             },
         )
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
-    for f in [pool.submit(warm) for _ in range(workers)]:  # start every worker before threads exist
-        f.result()
-    return pool
+def _task_record(r: TaskResult) -> dict[str, Any]:
+    entry = {
+        "name": r.name,
+        "op": r.op,
+        "status": r.status,
+        "attempts": r.attempts,
+        "duration": round(r.duration, 6),
+        "cache_key": r.cache_key,
+        "attempt_history": r.history,
+    }
+    if r.resumed_from:
+        entry["resumed_from"] = r.resumed_from
+    return entry
 
 
 def run_pipeline(
@@ -290,100 +255,91 @@ def run_pipeline(
     force: bool = False,
     reporter: Reporter | None = None,
     run_id: str | None = None,
+    resume: str | None = None,
 ) -> RunResult:
     """Every op in dependency order; independent ops run in parallel on ``workers`` processes.
 
-    ``workers=0`` runs every op in this process (handy under a debugger).
+    ``workers=0`` runs every op in this process (handy under a debugger). ``resume`` names an
+    earlier run of this pipeline: its ops that succeeded are taken from its stored outputs, the
+    rest run again, with its parameters. Ctrl-C ends the workers, records the run as cancelled
+    and raises :class:`RunCancelled`.
     """
-    values = resolve_params(pipeline, params)
-    report = reporter or _Silent()
+    from .resume import load_previous, resume_params, take_outputs
+
+    previous = load_previous(app, pipeline, resume) if resume else None
+    values = (
+        resume_params(pipeline, previous, params)
+        if previous is not None
+        else resolve_params(pipeline, params)
+    )
+    report = reporter or Silent()
     state = _Run(app, pipeline, values, run_id or new_run_id(pipeline.name), cache, force)
+    if previous is not None:
+        take_outputs(state, previous)
     if workers is None:
         workers = app.settings.workers or min(os.cpu_count() or 1, max(1, len(pipeline.tasks)))
-    started = time.time()
-    t0 = time.perf_counter()
     for task in pipeline:
         state.env(task)  # computes the 'not applied locally' notes up front
-    pool = (
-        _pool(workers) if workers > 0 and any(not t.op.runs_in_parent for t in pipeline) else None
-    )
-    report.run_started(state.run_id, pipeline, state.results)
-    state.record(started, finished=False)
+    return _run(state, report, workers)
+
+
+def _run(state: _Run, report: Reporter, workers: int) -> RunResult:
+    started, t0 = time.time(), time.perf_counter()
+    scheduler = Scheduler(state, report)
     try:
-        _schedule(state, pool, report)
+        to_run = [t for t in state.pipeline if state.results[t.name].status == PENDING]
+        if workers > 0 and any(not t.op.runs_in_parent for t in to_run):
+            scheduler.pool = make_pool(workers)
+        report.run_started(state.run_id, state.pipeline, state.results)
+        for task_result in state.results.values():
+            if task_result.status == RESUMED:
+                report.task_changed(task_result)
+        state.record(started, finished=False)
+        scheduler.run()
+    except KeyboardInterrupt:
+        with no_interrupts():  # the cleanup of the first Ctrl-C runs to its end
+            cancelled = _cancelled(state, scheduler, report, started, t0)
+            _shutdown(scheduler)
+        raise cancelled from None
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        _shutdown(scheduler)
     state.record(started, finished=True)
-    result = RunResult(state.run_id, pipeline.name, values, state.results, time.perf_counter() - t0)
+    result = _result(state, t0)
     report.run_finished(result)
     return result
 
 
-def _schedule(state: _Run, pool: ProcessPoolExecutor | None, report: Reporter) -> None:
-    pipeline, results = state.pipeline, state.results
-    running: dict[Future[Attempt], tuple[Task, dict[str, Any]]] = {}
-    stopped = False
+def _shutdown(scheduler: Scheduler) -> None:
+    pool, scheduler.pool = scheduler.pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
 
-    def ready() -> list[Task]:
-        done = {n for n, r in results.items() if r.status in (SUCCEEDED, CACHED)}
-        return [
-            t
-            for t in pipeline
-            if results[t.name].status == PENDING and all(d in done for d in t.dependencies())
-        ]
 
-    def launch(task: Task, args: dict[str, Any]) -> None:
-        result = results[task.name]
-        result.attempts += 1
-        result.status = RUNNING
-        report.task_changed(result)
-        ctx, env = state.context(task, result.attempts), state.env(task)
-        if pool is None or task.op.runs_in_parent:
-            finish(task, args, execute(task.op, args, ctx, env))
-        else:
-            running[pool.submit(execute, task.op, args, ctx, env)] = (task, args)
+def _result(state: _Run, t0: float) -> RunResult:
+    return RunResult(
+        state.run_id,
+        state.pipeline.name,
+        state.params,
+        state.results,
+        time.perf_counter() - t0,
+        state.resumed_from,
+    )
 
-    def finish(task: Task, args: dict[str, Any], attempt: Attempt) -> None:
-        nonlocal stopped
-        result = results[task.name]
-        if attempt.ok:
-            state.succeeded(task, attempt)
-        elif result.attempts <= task.retries and not stopped:
-            result.duration += attempt.duration
-            result.status = PENDING  # rescheduled below
-            launch(task, args)
-            return
-        else:
-            result.status, result.error = FAILED, attempt.error
-            result.duration += attempt.duration
-            stopped = True
-        report.task_changed(result)
 
-    while True:
-        if not stopped:
-            for task in ready():
-                if results[task.name].status != PENDING:
-                    continue
-                args = bind(task, state.params, state.outputs)
-                if state.try_cache(task, args):
-                    report.task_changed(results[task.name])
-                    continue
-                launch(task, args)
-                if stopped:
-                    break
-        if not running:
-            if stopped or not ready():
-                break
-            continue
-        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-        for fut in done:
-            task, args = running.pop(fut)
-            finish(task, args, fut.result())
-    for result in results.values():
-        if result.status in (PENDING, RUNNING):
-            result.status = SKIPPED
-            report.task_changed(result)
+def _cancelled(
+    state: _Run, scheduler: Scheduler, report: Reporter, started: float, t0: float
+) -> RunCancelled:
+    """Ctrl-C: end the workers, record the run and its unfinished ops as cancelled."""
+    running = scheduler.cancel()
+    state.cancelled = True
+    for task_result in state.results.values():
+        if task_result.status == CANCELLED:
+            report.task_changed(task_result)
+    state.record(started, finished=True)
+    mark_tracked_stopped(state, running)
+    result = _result(state, t0)
+    report.run_finished(result)
+    return RunCancelled(result, running)
 
 
 def stored_upstream(app: HmlApp, pipeline: Pipeline, task: Task, name: str) -> Any:
@@ -444,7 +400,7 @@ def run_single(
     ``kfp_task_id`` (with ``run_id``, the Kubeflow run's id) is set inside a Kubeflow pod: the
     op's context and its tracking run name the Kubeflow run and task."""
     task = pipeline.task(task_name)
-    report = reporter or _Silent()
+    report = reporter or Silent()
     args = default_arguments(app, pipeline, task, given)
     params = {p.name: p.default for p in pipeline.params if not p.required}
     kfp_ids = (run_id, kfp_task_id) if kfp_task_id else (None, None)
@@ -460,6 +416,15 @@ def run_single(
         report.task_changed(result)
         return result
     limit = task.retries if retries is None else retries
+    result.max_attempts = limit + 1
+    _attempts(state, task, args, limit, report)
+    report.task_changed(result)
+    return result
+
+
+def _attempts(state: _Run, task: Task, args: dict[str, Any], limit: int, report: Any) -> None:
+    """Attempt after attempt in this process, waiting out the backoff between them."""
+    result = state.results[task.name]
     env = state.env(task)
     while True:
         result.attempts += 1
@@ -467,12 +432,15 @@ def run_single(
         report.task_changed(result)
         attempt = execute(task.op, args, state.context(task, result.attempts), env)
         result.duration += attempt.duration
+        record(result, attempt)
         if attempt.ok:
-            result.duration -= attempt.duration  # succeeded() adds it
             state.succeeded(task, attempt)
-            break
-        if result.attempts > limit:
+            return
+        delay = task.op.backoff_delay(result.attempts) if result.attempts <= limit else None
+        attempt_failed(report, result, result.attempts, attempt.summary, delay)
+        if delay is None:
             result.status, result.error = FAILED, attempt.error
-            break
-    report.task_changed(result)
-    return result
+            return
+        result.status = RETRYING
+        report.task_changed(result)
+        time.sleep(delay)  # one op in this process: nothing else waits on it

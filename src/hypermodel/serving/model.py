@@ -558,20 +558,15 @@ def _run_lineage() -> dict[str, Any]:
 
 
 def git_state(path: str | None = None) -> tuple[str, bool]:
-    """(commit, dirty) of the repository around ``path`` (cwd); ("unknown", False) outside one.
+    """(commit, dirty) of the code around ``path`` (cwd), as datasets and runs record it (see
+    ``hypermodel.provenance``): the work tree, else the commit baked into the image
+    (``$HML_GIT_COMMIT``), else ("unknown", False)."""
+    from ..provenance import code_state
 
-    ``$HML_GIT_COMMIT`` wins: an image built from a clone has no ``.git`` to read.
-    """
-    pinned = os.environ.get("HML_GIT_COMMIT")
-    if pinned:
-        return pinned, False
-    try:
-        import git
-
-        repo = git.Repo(path or os.getcwd(), search_parent_directories=True)
-        return repo.head.commit.hexsha, bool(repo.is_dirty(untracked_files=False))
-    except Exception:  # not a repository, no commits yet, git missing: lineage says "unknown"
+    state = code_state(path)
+    if state["source"] == "none":
         return "unknown", False
+    return state["commit"], bool(state.get("dirty"))
 
 
 def _num(value: Any) -> float | None:

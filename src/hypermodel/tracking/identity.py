@@ -12,12 +12,13 @@ import os
 import platform
 import re
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-_SHA = re.compile(r"^[0-9a-f]{40}$")
+from ..provenance import code_state, find_repo, git, head
+
+__all__ = ["author", "find_repo", "git_state", "head", "machine", "package_versions"]
 
 
 def author() -> str:
@@ -59,95 +60,29 @@ def _git_config_email() -> str:
     return ""
 
 
-def find_repo(start: str | os.PathLike[str]) -> Path | None:
-    """The git work tree containing ``start`` (a file or directory), or None."""
-    path = Path(start).absolute()
-    if path.is_file():
-        path = path.parent
-    for candidate in (path, *path.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return None
-
-
-def _git_dir(repo: Path) -> Path:
-    dot = repo / ".git"
-    if dot.is_file():  # worktrees and submodules: "gitdir: <path>"
-        text = dot.read_text(encoding="utf-8").strip()
-        if text.startswith("gitdir:"):
-            target = Path(text.split(":", 1)[1].strip())
-            return target if target.is_absolute() else (repo / target).resolve()
-    return dot
-
-
-def head(repo: Path) -> dict[str, Any]:
-    """Commit and branch of ``repo`` read from .git files: microseconds, safe to do per op."""
-    git_dir = _git_dir(repo)
-    try:
-        ref = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
-    except OSError:
-        return {}
-    if not ref.startswith("ref:"):
-        return {"commit": ref if _SHA.match(ref) else "", "branch": None, "repo": str(repo)}
-    name = ref.split(":", 1)[1].strip()
-    branch = name.removeprefix("refs/heads/")
-    common = git_dir
-    if (git_dir / "commondir").exists():
-        common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
-    commit = ""
-    for base in (git_dir, common):
-        try:
-            commit = (base / name).read_text(encoding="utf-8").strip()
-            break
-        except OSError:
-            continue
-    if not commit:
-        try:
-            for line in (common / "packed-refs").read_text(encoding="utf-8").splitlines():
-                if line.endswith(" " + name):
-                    commit = line.split(" ", 1)[0]
-                    break
-        except OSError:
-            pass
-    return {"commit": commit, "branch": branch, "repo": str(repo)}
-
-
 def git_state(start: str | os.PathLike[str], *, full: bool = False) -> dict[str, Any]:
     """Commit/branch (cheap); with ``full`` also remote (credentials stripped), dirty and message.
 
-    ``$HML_GIT_COMMIT`` (baked into an image at build time) wins when no work tree is found.
+    One reading of the code state for runs, datasets and models (``hypermodel.provenance``):
+    the work tree around ``start``, else the commit baked into the image (``$HML_GIT_COMMIT``).
     """
-    repo = find_repo(start)
-    if repo is None:
-        commit = os.environ.get("HML_GIT_COMMIT", "")
-        return (
-            {"commit": commit, "branch": os.environ.get("HML_GIT_BRANCH") or None} if commit else {}
-        )
-    state = head(repo)
-    if full and state:
-        state.update(_git_details(repo))
-    return state
-
-
-def _git(repo: Path, *args: str) -> str:
-    out = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10, check=False
-    )
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
-def _git_details(repo: Path) -> dict[str, Any]:
-    try:
-        status = _git(repo, "status", "--porcelain", "--untracked-files=no")
-        return {
-            "dirty": bool(status),
-            "changed_files": len(status.splitlines()),
-            "remote": strip_credentials(_git(repo, "remote", "get-url", "origin")),
-            "message": _git(repo, "log", "-1", "--format=%s"),
-            "committer": _git(repo, "log", "-1", "--format=%an <%ae>"),
-        }
-    except (OSError, subprocess.SubprocessError):
+    state = code_state(start, full=full)
+    if state["source"] == "none":
         return {}
+    found: dict[str, Any] = {"commit": state["commit"], "branch": state.get("branch")}
+    if state["source"] == "git":
+        found["repo"] = state["repo"]
+        if full:
+            found.update(
+                dirty=state.get("dirty", False),
+                changed_files=state.get("changed_files", 0),
+                remote=strip_credentials(git(Path(state["repo"]), "remote", "get-url", "origin")),
+                message=state.get("message", "").split("\n", 1)[0],
+                committer=f"{state.get('committer_name', '')} <{state.get('committer_email', '')}>",
+            )
+            if state.get("diff_digest"):
+                found["diff_digest"] = state["diff_digest"]
+    return found
 
 
 def strip_credentials(url: str) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,7 +9,7 @@ import git
 import pytest
 
 from hypermodel.context import _CURRENT, OpContext
-from hypermodel.data import Dataset, DirtyRepoError
+from hypermodel.data import Dataset
 from hypermodel.data.lineage import NO_REPO_COMMIT, repo_state
 
 from .models import Item, items
@@ -92,18 +93,33 @@ def test_dirty_repo_outside_a_pipeline_is_recorded(repo: git.Repo, tmp_path: Pat
     assert ds.read_def()["repo"]["isDirty"] is True
 
 
-def test_pipeline_refuses_to_write_from_a_dirty_repo(
-    repo: git.Repo, op_context: OpContext, tmp_path: Path
+def test_pipeline_records_a_dirty_repo_with_the_digest_of_its_diff(
+    repo: git.Repo,
+    op_context: OpContext,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     Path("model.py").write_text("x = 2\n")
     ds = Dataset(Item, project="p", branch="main", name="x")  # location: the op's root
-    with pytest.raises(DirtyRepoError, match=r"uncommitted changes.*--force"):
-        ds.open("w")
-    assert not (tmp_path / "bucket").exists()
+    with caplog.at_level(logging.WARNING, logger="hypermodel.data"):
+        write(ds)
+        write(Dataset(Item, project="p", branch="main", name="y"))
+    recorded = ds.read_def()["repo"]
+    assert recorded["isDirty"] is True and recorded["commitHash"] == repo.head.commit.hexsha
+    assert "forced" not in recorded
+    diff = repo.git.diff("HEAD").encode() + b"\n"
+    assert recorded["diffDigest"] == hashlib.sha256(diff).hexdigest()
+    warned = [r.getMessage() for r in caplog.records if "uncommitted changes" in r.message]
+    assert len(warned) == 1, warned  # once per dirty tree, not once per dataset
+    # another edit is another diff: its datasets say so
+    Path("model.py").write_text("x = 3\n")
+    z = Dataset(Item, project="p", branch="main", name="z")
+    write(z)
+    assert z.read_def()["repo"]["diffDigest"] != recorded["diffDigest"]
     op_context.force = True
-    write(ds)
-    assert ds.read_def()["repo"]["forced"] is True
-    assert (tmp_path / "bucket/p/main/x/x.chk").exists()
+    forced = Dataset(Item, project="p", branch="main", name="f")
+    write(forced)
+    assert forced.read_def()["repo"]["forced"] is True
 
 
 def test_ops_record_inputs_and_depend_on_them_automatically(

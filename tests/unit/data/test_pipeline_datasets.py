@@ -30,7 +30,7 @@ def test_op_outputs_depend_on_what_the_op_read(
     assert sum(1 for _ in clean.open("r")) == 20
 
 
-def test_a_dirty_repository_needs_force(
+def test_a_dirty_repository_is_recorded_not_refused(
     hml_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = git.Repo.init(tmp_path / "code")
@@ -43,11 +43,8 @@ def test_a_dirty_repository_needs_force(
     (tmp_path / "code/x.py").write_text("2\n")  # uncommitted change
     monkeypatch.chdir(tmp_path / "code")
     app = pipeline_app.make_app().configure(root=str(hml_root))
-    refused = app.pipelines.run_all("shop", {"n": 10}, workers=0)
-    assert not refused.ok
-    assert "uncommitted changes" in str(refused.failed)
-    assert not Dataset(Item, str(hml_root), "shop", "main", "raw").exists()
-    forced = app.pipelines.run_all("shop", {"n": 10}, workers=0, force=True)
-    assert forced.ok, forced.failed
+    result = app.pipelines.run_all("shop", {"n": 10}, workers=0)
+    assert result.ok, result.failed
     recorded = Dataset(Item, str(hml_root), "shop", "main", "raw").read_def()["repo"]
-    assert recorded["forced"] is True and recorded["isDirty"] is True
+    assert recorded["isDirty"] is True and recorded["commitHash"] == repo.head.commit.hexsha
+    assert len(recorded["diffDigest"]) == 64 and "forced" not in recorded

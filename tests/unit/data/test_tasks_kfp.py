@@ -133,7 +133,7 @@ def test_compiled_fan_out_reproduces_run_all(tmp_path: Path) -> None:
 
     # run-all of the same pipeline, in another root.
     local_app, local_rows = make_app(local_root)
-    local = local_app.pipelines.run_all("chunky", {}, workers=0, cache=False)
+    local = local_app.pipelines.run_all("chunky", {}, workers=0)
     local.raise_for_failure()
     assert local.outputs["join"]["checksum"] == local_rows.checksum
     assert published == local.outputs["join"]

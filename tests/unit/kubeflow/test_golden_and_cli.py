@@ -10,10 +10,53 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from hypermodel.errors import UsageError
 from tests.golden.regenerate import GOLDEN, compile_demo
 from tests.support import REPO, require_module
 
 from .apps import make_app
+
+
+@pytest.fixture(autouse=True)
+def outside_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compile and deploy refuse a dirty git tree: run them outside the developer's own."""
+    monkeypatch.chdir(tmp_path)
+
+
+def test_compile_and_deploy_refuse_a_dirty_tree_unless_forced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import git
+
+    work = tmp_path / "code"
+    repo = git.Repo.init(work)
+    with repo.config_writer() as cw:
+        cw.set_value("user", "name", "Ada")
+        cw.set_value("user", "email", "ada@example.com")
+    (work / "ops.py").write_text("x = 1\n")
+    repo.index.add(["ops.py"])
+    repo.index.commit("c")
+    monkeypatch.chdir(work)
+    app, out = make_app(), tmp_path / "out.yaml"
+    clean = CliRunner().invoke(app.cli(), ["pipelines", "scoring", "compile", "-o", str(out)])
+    assert clean.exit_code == 0, clean.output
+    out.unlink()
+    (work / "ops.py").write_text("x = 2\n")  # uncommitted
+    for argv in (
+        ["compile", "-o", str(out)],
+        ["deploy-dev", "--dry-run", "--host", "http://127.0.0.1:9"],
+        ["deploy-prod", "--dry-run", "--host", "http://127.0.0.1:9"],
+    ):
+        refused = CliRunner().invoke(app.cli(), ["pipelines", "scoring", *argv])
+        assert isinstance(refused.exception, UsageError), refused.output
+        message = str(refused.exception)
+        assert "uncommitted changes (1 file(s))" in message and message.endswith("--force")
+    assert not out.exists()
+    forced = CliRunner().invoke(
+        app.cli(), ["pipelines", "scoring", "compile", "-o", str(out), "--force"]
+    )
+    assert forced.exit_code == 0, forced.output
+    assert "uncommitted changes (--force)" in forced.output and out.is_file()
 
 
 def test_demo_compiles_to_the_golden_yaml() -> None:

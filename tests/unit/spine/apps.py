@@ -40,7 +40,7 @@ def slow(seconds: float = 0.5, label: str = "x") -> float:
     return start
 
 
-@hml.op(retries=2)
+@hml.op(retries=2, backoff="none")  # tests stay fast; test_resilience covers backoff
 def flaky(counter: str, fail_times: int = 2) -> int:
     """Fails `fail_times` times (counted in a file), then succeeds."""
     path = Path(counter)
@@ -51,7 +51,7 @@ def flaky(counter: str, fail_times: int = 2) -> int:
     return seen + 1
 
 
-@hml.op(retries=1)
+@hml.op(retries=1, backoff="none")
 def broken(x: int = 1) -> int:
     raise ValueError("broken on purpose")
 
