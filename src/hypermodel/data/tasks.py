@@ -22,9 +22,10 @@ object id; nothing is published. Every finished chunk leaves a completion record
 publishes the very checksum an uninterrupted run would have (the creation time in the .def is
 the first attempt's).
 
-For Kubeflow, ``step`` selects a part: ``"all"`` (default), ``"chunk:<id>"`` (``run_chunk``)
-or ``"publish"`` (``publish``); ``compile_kfp`` builds a ParallelFor over chunk ids and a
-publish step from them (docs/tasks-and-streams.md).
+For Kubeflow, ``step`` selects a part: ``"all"`` (default), ``"shard:<k>/<n>"``
+(``run_shard``), ``"chunk:<id>"`` (``run_chunk``) or ``"publish"`` (``publish``);
+``compile_kfp`` builds a ParallelFor over at most ``fan_out`` shards and a publish step
+(docs/tasks-and-streams.md).
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class Delayed:
 
 
 def _step(step: str = "all") -> dict:  # type: ignore[type-arg]
-    """The op signature of every task: which part to run (all, chunk:<id>, publish)."""
+    """The op signature of every task: which part to run (all, shard:<k>/<n>, chunk:<id>,
+    publish)."""
     raise NotImplementedError
 
 
@@ -112,6 +114,7 @@ class BaseTask(Op):
         creationTime: str | None = None,
         progress: bool | None = None,
         config: ContainerConfig | None = None,
+        fan_out: int = 16,
         **options: Any,
     ) -> None:
         self.inputDatasets = list(inputDatasets or [])
@@ -120,6 +123,12 @@ class BaseTask(Op):
             raise DatasetUsageError(f"{type(self).__name__}: outputDataset must be a Dataset")
         self.outputDataset = outputDataset
         self.workers = workers
+        if not isinstance(fan_out, int) or fan_out < 1:
+            raise DatasetUsageError(
+                f"{type(self).__name__}: fan_out (pods of the Kubeflow fan-out) must be an "
+                f"int >= 1, not {fan_out!r}"
+            )
+        self.fan_out = fan_out
         self.creationTime = creationTime
         self.progress = progress
         self.loadedData: list[list[Any]] = []
@@ -188,18 +197,25 @@ class BaseTask(Op):
             return self.publish()
         if step.startswith("chunk:"):
             return self.run_chunk(step.split(":", 1)[1])
-        raise DatasetUsageError(f"task '{self.name}': unknown step {step!r}")
+        if step.startswith("shard:"):
+            return self.run_shard(*_shard(step, self.name))
+        raise DatasetUsageError(
+            f"task '{self.name}': unknown step {step!r} (all, publish, chunk:<id>, shard:<k>/<n>)"
+        )
 
     def compile_kfp(self, builder: Any, task: Any, arguments: dict[str, Any]) -> Any:
-        """Kubeflow form: a ParallelFor of pods, one per chunk (``--step chunk:<id>``), then
-        one publish pod (``--step publish``) whose output is the task's output."""
+        """Kubeflow form: a ParallelFor of at most ``fan_out`` pods, pod ``k`` of ``n`` running
+        every ``n``-th chunk from ``k`` (``--step shard:<k>/<n>``) on its own process pool,
+        then one publish pod (``--step publish``) whose output is the task's output. The YAML
+        names shards, not chunks: its size does not grow with the chunk count."""
         chunk_ids = self.kfp_chunk_ids()
         if not chunk_ids:
             return builder.add(task, arguments)
         dsl = builder.dsl
         run_chunk = builder.component(task, {"step": str}, dict, name=f"{task.name}-chunk")
         publish = builder.component(task, {"step": str}, dict, name=f"{task.name}-publish")
-        items = [f"chunk:{cid}" for cid in chunk_ids]
+        shards = min(len(chunk_ids), self.fan_out)
+        items = [f"shard:{k}/{shards}" for k in range(shards)]
         # the chunk pods read the inputs: they wait for the tasks that write them, as the
         # publish pod does (the builder applies .after() to the task returned here only)
         upstream = [builder.kfp_tasks[name] for name in task.upstream_after]
@@ -374,6 +390,10 @@ class BaseTask(Op):
         """Run one chunk job in this process (one Kubeflow pod of the fan-out)."""
         raise NotImplementedError
 
+    def run_shard(self, shard: int, shards: int) -> dict[str, Any]:
+        """Run a shard of the chunk jobs on this process's pool (one pod of the fan-out)."""
+        raise DatasetUsageError(f"{self.kind} task '{self.name}' has no chunk jobs: run it whole")
+
     def publish(self) -> dict[str, Any]:
         """Publish the output from the completed chunks (the Kubeflow fan-in step)."""
         raise NotImplementedError
@@ -487,14 +507,43 @@ class _ChunkTask(BaseTask):
     def input_chunk_ids(self) -> list[str]:
         return self.inputs[0].chunk_ids()
 
+    #: the phase a fan-out pod runs its chunk jobs in
+    _fan_phase = "chunks"
+
     def kfp_chunk_ids(self) -> list[str]:
         return self.input_chunk_ids
+
+    def _progress(self, records: Records) -> tuple[dict[str, Any], list[str]]:
+        """(records of the finished chunk jobs, the chunk ids still to run)."""
+        raise NotImplementedError
+
+    def run_shard(self, shard: int, shards: int) -> dict[str, Any]:
+        """Run the chunk jobs of every ``shards``-th input chunk from ``shard`` on this
+        process's pool (one Kubeflow pod of the fan-out); finished ones are not run again."""
+        ids = self.input_chunk_ids[shard::shards]
+        where = f"{shard}/{shards}"
+        if self._plan() is not None:
+            return {"shard": where, "chunks": ids, "count": 0, "skipped": True}
+        records = Records(self.out, self.token)
+        records.creation_time(self.creationTime)
+        finished, todo = self._progress(records)
+        done = {cid: finished[cid] for cid in ids if cid in finished}
+        todo = [cid for cid in todo if cid in set(ids)]
+        done.update(self._run_phase(self._fan_phase, todo, prepare=True))
+        return {
+            "shard": where,
+            "chunks": ids,
+            "count": _objects(done),
+            "resumed": len(ids) - len(todo),
+            "sha1": {cid: done[cid].get("sha1") for cid in ids},
+        }
 
 
 class OneToOne(_ChunkTask):
     """``run(obj1, obj2, ...) -> obj``: one output object per id (same id, hence same chunk)."""
 
     kind = "one-to-one"
+    _fan_phase = "chunks"
 
     def _check(self) -> None:
         super()._check()
@@ -515,6 +564,9 @@ class OneToOne(_ChunkTask):
         results.update(self._run_phase("chunks", todo, prepare=True))
         checksum = self._publish_output(results, records)
         return self._output(checksum, _objects(results), len(self.input_chunk_ids) - len(todo))
+
+    def _progress(self, records: Records) -> tuple[dict[str, Any], list[str]]:
+        return self._completed(records)
 
     def _completed(self, records: Records) -> tuple[dict[str, Any], list[str]]:
         results: dict[str, Any] = {}
@@ -680,6 +732,7 @@ class OneToMany(_ChunkTask):
     """
 
     kind = "one-to-many"
+    _fan_phase = "route"
 
     def run_all(self) -> dict[str, Any]:
         done = self._plan()
@@ -692,6 +745,9 @@ class OneToMany(_ChunkTask):
         resumed = len(self.input_chunk_ids) - len(todo)
         checksum = self._merge_and_publish(records, parts)
         return self._output(checksum, _objects(parts), resumed)
+
+    def _progress(self, records: Records) -> tuple[dict[str, Any], list[str]]:
+        return self._routed(records)
 
     def _routed(self, records: Records) -> tuple[dict[str, Any], list[str]]:
         parts: dict[str, Any] = {}
@@ -829,6 +885,17 @@ class Source(BaseTask):
 
     def publish(self) -> dict[str, Any]:
         return self.run_all()
+
+
+def _shard(step: str, task: str) -> tuple[int, int]:
+    """``"shard:3/16"`` -> ``(3, 16)``, or a clear error."""
+    text = step.split(":", 1)[1]
+    k, sep, n = text.partition("/")
+    if sep and k.isdigit() and n.isdigit() and 0 <= int(k) < int(n):
+        return int(k), int(n)
+    raise DatasetUsageError(
+        f"task '{task}': step {step!r} is not shard:<k>/<n> with 0 <= k < n (e.g. shard:0/16)"
+    )
 
 
 def _objects(results: dict[str, dict[str, Any]]) -> int:

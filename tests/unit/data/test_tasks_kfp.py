@@ -1,5 +1,5 @@
-"""A task compiles to a Kubeflow fan-out over its chunks plus a publish step; each pod's
-command runs one chunk (``--step chunk:<id>``) through the app's own CLI."""
+"""A task compiles to a Kubeflow fan-out over shards of its chunks plus a publish step; each
+pod's command runs its shard (``--step shard:<k>/<n>``) through the app's own CLI."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
+from hypermodel import hml
 from hypermodel.data.dataset import Dataset
+from hypermodel.data.tasks import OneToOne
 from tests.support import REPO as REPO_ROOT
 from tests.support import require_module
 from tests.unit.kubeflow.replay import load, replay
@@ -41,7 +44,7 @@ def test_task_compiles_to_parallel_for_and_publish(tmp_path: Path) -> None:
     text = compile_pipeline(app, "chunky").yaml
     assert "comp-join-chunk" in text and "comp-join-publish" in text
     assert "parallelismLimit: 4" in text
-    assert "chunk:0" in text and "chunk:f" in text
+    assert "shard:0/16" in text and "shard:15/16" in text and "chunk:0" not in text
     assert "--step" in text and "publish" in text
     assert "comp-load-nums" in text  # a source runs in one pod
 
@@ -61,7 +64,7 @@ def test_kfp_loads_the_fan_out_one_item_per_chunk(tmp_path: Path) -> None:
     loop = spec.root.dag.tasks[name]
     assert loop.iterator_policy.parallelism_limit == 4
     items = json.loads(loop.parameter_iterator.items.raw)  # a constant list
-    assert items == [f"chunk:{cid}" for cid in rows.chunk_ids()] and len(set(items)) == 16
+    assert items == [f"shard:{k}/16" for k in range(16)] and len(rows.chunk_ids()) == 16
     body = spec.components[loop.component_ref.name].dag.tasks
     assert list(body) == ["join-chunk"]
     step = body["join-chunk"].inputs.parameters["step"].component_input_parameter
@@ -81,15 +84,17 @@ def test_fan_out_starts_after_the_tasks_that_write_its_inputs(tmp_path: Path) ->
     assert set(loop.get("dependentTasks", [])) == SOURCES
 
 
-def test_compiled_fan_out_reproduces_run_all(tmp_path: Path) -> None:
-    """Every pod of the compiled pipeline, run as Kubeflow's launcher would (one per chunk in
-    the loop), publishes the very dataset a local run-all writes."""
+@pytest.mark.parametrize("pods", [16, 4])
+def test_compiled_fan_out_reproduces_run_all(tmp_path: Path, pods: int) -> None:
+    """Every pod of the compiled pipeline, run as Kubeflow's launcher would (one per shard in
+    the loop: one chunk each with 16 pods, four each with 4), publishes the very dataset a
+    local run-all writes."""
     from kfp.components import load_component_from_file
 
     from hypermodel.kubeflow import compile_pipeline
 
     pod_root, local_root = tmp_path / "pods", tmp_path / "run-all"
-    app, rows = make_app(pod_root)
+    app, rows = make_app(pod_root, fan_out=pods)
     path = tmp_path / "chunky.yaml"
     compile_pipeline(app, "chunky", path)
     assert load_component_from_file(str(path)).name == "chunky"  # kfp accepts the file
@@ -105,20 +110,21 @@ def test_compiled_fan_out_reproduces_run_all(tmp_path: Path) -> None:
         path,
         tmp_path,
         run_id=KFP_RUN,
-        extra_env={"HML_ROOT": str(pod_root)},
+        extra_env={"HML_ROOT": str(pod_root), "CHUNKY_FAN_OUT": str(pods)},
         entrypoint=ENTRYPOINT,
         cwd=REPO_ROOT,  # python -m imports the app from here
         on_done=done,
     )
     assert all(out.commands[t][: len(ENTRYPOINT)] == ENTRYPOINT for t in out.ran)
 
-    # One pod per chunk, each running its own chunk (its own Kubeflow task id, too).
+    # One pod per shard, each running its share of the chunks (its own task id, too).
     chunk_pods = [t for t in out.ran if t.endswith("/join-chunk")]
     steps = [option(out.commands[t], "--step") for t in chunk_pods]
-    assert sorted(steps) == [f"chunk:{cid}" for cid in rows.chunk_ids()]
-    assert len(set(steps)) == 16 and rows.chunk_ids() == [f"{i:x}" for i in range(16)]
-    assert len({option(out.commands[t], "--hml-task-id") for t in chunk_pods}) == 16
-    assert [out.outputs[t]["chunk"] for t in chunk_pods] == [s[len("chunk:") :] for s in steps]
+    assert sorted(steps) == sorted(f"shard:{k}/{pods}" for k in range(pods))
+    assert len({option(out.commands[t], "--hml-task-id") for t in chunk_pods}) == pods
+    ran = [cid for t in chunk_pods for cid in out.outputs[t]["chunks"]]
+    assert sorted(ran) == rows.chunk_ids() and len(ran) == 16  # each chunk exactly once
+    assert all(len(out.outputs[t]["chunks"]) == 16 // pods for t in chunk_pods)
     assert sum(out.outputs[t]["count"] for t in chunk_pods) == N - 1  # id 7 has no number
 
     # The sources first, then the chunk pods, then the publish pod: the only one to publish.
@@ -129,10 +135,11 @@ def test_compiled_fan_out_reproduces_run_all(tmp_path: Path) -> None:
     assert published["checksum"] == rows.checksum and published["objects"] == N - 1
     chk = rows.read_chk()
     for t in chunk_pods:  # what each pod wrote is what was published
-        assert chk[f"rows_{out.outputs[t]['chunk']}.jsonl.gz"] == out.outputs[t]["sha1"]
+        for cid, sha in out.outputs[t]["sha1"].items():
+            assert chk[f"rows_{cid}.jsonl.gz"] == sha
 
     # run-all of the same pipeline, in another root.
-    local_app, local_rows = make_app(local_root)
+    local_app, local_rows = make_app(local_root, fan_out=pods)
     local = local_app.pipelines.run_all("chunky", {}, workers=0)
     local.raise_for_failure()
     assert local.outputs["join"]["checksum"] == local_rows.checksum
@@ -169,3 +176,40 @@ def test_cli_runs_one_chunk_then_publishes(tmp_path: Path) -> None:
     result = runner.invoke(group, ["pipelines", "chunky", "run", "join", "--step", "publish"])
     assert result.exit_code == 0, result.output
     assert rows.exists() and sum(1 for _ in rows) == N - 1, result.output
+
+
+def sized_app(root: Path, count: int) -> hml.HmlApp:
+    app = hml.HmlApp("sized", image_url="registry.example/sized:1", root=str(root))
+    nums = Dataset(Num, root, name="nums", chunkCount=count)
+    rows = Dataset(Num, root, name="rows", chunkCount=count)
+
+    @hml.pipeline(app.pipelines, name="sized")
+    def sized() -> None:
+        Copy([nums], rows, name="copy")()
+
+    return app
+
+
+def test_the_compiled_yaml_does_not_grow_with_the_chunk_count(tmp_path: Path) -> None:
+    from hypermodel.kubeflow import compile_pipeline
+
+    sizes = {}
+    for count in (16, 256, 4096):
+        text = compile_pipeline(sized_app(tmp_path / f"r{count:04d}", count), "sized").yaml
+        sizes[count] = len(text)
+        assert "shard:15/16" in text and "chunk:0" not in text
+    assert len(set(sizes.values())) == 1, sizes
+
+
+def test_a_bad_shard_step_is_a_clear_error(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
+    group = app.cli()
+    for step in ("shard:16/16", "shard:a/b", "shard:3", "shard:-1/4"):
+        result = CliRunner().invoke(group, ["pipelines", "chunky", "run", "join", "--step", step])
+        assert result.exit_code != 0
+        assert "shard:<k>/<n>" in str(result.exception) or "shard:<k>/<n>" in result.output
+
+
+class Copy(OneToOne):
+    def run(self, num: Num) -> Num:
+        return num
