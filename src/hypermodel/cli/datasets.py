@@ -1,10 +1,15 @@
-"""``hml datasets``: list, show, verify datasets and draw their lineage."""
+"""``hml datasets``: list, show, verify and remove datasets and their versions; draw their
+lineage."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import click
+
+from ..storage import Storage
+from .output import echo_json, format_option, limit_option, table, warn
 
 
 def _storage(ctx: click.Context) -> Any:
@@ -14,74 +19,98 @@ def _storage(ctx: click.Context) -> Any:
 
 
 def _dataset(storage: Any, info: Any) -> Any:
-    """A Dataset over a found one, typed by a stand-in class of the recorded type name (the
-    CLI checks and counts; it never needs the user's class)."""
-    from ..data.dataset import Dataset
-    from ..data.model import BaseData
+    """A Dataset over a found one (its version, or the plain one), typed by a stand-in class of
+    the recorded type name (the CLI checks and counts; it never needs the user's class)."""
+    from ..data.catalog import as_dataset
 
-    stand_in = type(info.dataType, (BaseData,), {})
-    return Dataset(
-        stand_in,
-        storage=storage,
-        project=info.project,
-        branch=info.branch,
-        name=info.name,
-        chunkCount=info.chunkCount,
-    )
+    return as_dataset(storage, info)
 
 
 def _short(checksum: str) -> str:
     return checksum[:12]
 
 
+def human_bytes(n: int) -> str:
+    """``512 B``, ``4.0 KiB``, ``12.3 MiB``, ``1.2 GiB``."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{n:,} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def datasets_group() -> click.Group:
     group = click.Group(
-        "datasets", help="List, show, verify datasets and their lineage.", no_args_is_help=True
+        "datasets",
+        help="List, show, verify, remove datasets and their versions; their lineage.",
+        no_args_is_help=True,
     )
 
     @group.command("list")
     @click.option("--pattern", default=None, help="Regular expression on project/branch/name.")
+    @click.option("--all-versions", is_flag=True, help="One row per version (and plain dataset).")
     @click.option("--as-code", is_flag=True, help="Print the Python that opens each dataset.")
+    @limit_option
+    @format_option
     @click.pass_context
-    def list_cmd(ctx: click.Context, pattern: str | None, as_code: bool) -> None:
-        """Published datasets under the root."""
-        from ..data.project import find_datasets
+    def list_cmd(
+        ctx: click.Context,
+        pattern: str | None,
+        all_versions: bool,
+        as_code: bool,
+        limit: int | None,
+        output_format: str,
+    ) -> None:
+        """Published datasets under the root by stable name, newest first (by the creation time
+        in the .def of the latest version), with their version count and latest version.
 
+        A dataset whose .chk is there but whose .def cannot be read is listed as broken."""
+        if as_code and output_format == "json":
+            raise click.UsageError("--as-code and --format json cannot be combined")
         storage = _storage(ctx)
-        found = list(find_datasets(storage, pattern))
+        found = _listing(storage, pattern, all_versions)[:limit]
+        if output_format == "json":
+            echo_json([_entry(storage, row, all_versions) for row in found])
+            return
         if as_code:
-            click.echo(_as_code(storage.url, found))
+            rows = [r for r in found if not isinstance(r, _Broken)]
+            click.echo(_as_code(storage.url, [r.info for r in rows]))
             return
         if not found:
             click.echo(
                 f"no datasets in {storage.url}" + (f" matching {pattern!r}" if pattern else "")
             )
             return
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table("dataset", "type", "chunks", "created", "checksum", box=None)
-        for d in found:
-            table.add_row(
-                d.path, d.dataType, str(d.chunkCount), d.creationTime[:19], _short(d.checksum)
-            )
-        Console(soft_wrap=True).print(table)
+        if all_versions:
+            _version_table(storage, found)
+        else:
+            _name_table(storage, found)
 
     @group.command("show")
     @click.argument("name")
+    @format_option
     @click.pass_context
-    def show_cmd(ctx: click.Context, name: str) -> None:
-        """A dataset's definition, object count and size (NAME or project/branch/name)."""
-        from ..data.project import find_dataset
+    def show_cmd(ctx: click.Context, name: str, output_format: str) -> None:
+        """A dataset's definition, object count, size and versions.
 
-        storage = _storage(ctx)
-        info = find_dataset(storage, name)
-        ds = _dataset(storage, info)
-        counts = ds.verify()
-        size = sum(storage.size(k) for k in storage.list(info.directory))
+        NAME is name or project/branch/name (the latest version: the one a read by name sees),
+        either with @VERSION (that version), or a checksum prefix."""
+        from ..data.catalog import resolve
+        from ..data.gc import ListedOnce, directory_size
+
+        storage = ListedOnce(_storage(ctx))
+        named, info = resolve(_catalog(storage), name, storage.url)
+        counts = _dataset(storage.inner, info).verify()
+        size = directory_size(storage, info.directory)
+        latest = named.latest
+        if output_format == "json":
+            echo_json(_show_json(storage, named, info, sum(counts.values()), size))
+            return
         repo = info.definition.get("repo", {})
         rows = [
             ("dataset", f"{storage.url}/{info.directory}"),
+            ("version", _which(named, info, latest)),
             ("type", info.dataType),
             ("checksum", info.checksum),
             ("created", info.creationTime),
@@ -97,12 +126,28 @@ def datasets_group() -> click.Group:
         width = max(len(k) for k, _ in rows)
         for key, value in rows:
             click.echo(f"{key:<{width}}  {value}")
+        if named.versions:
+            click.echo("")
+            click.echo(f"versions of {named.path}, newest first (* the one shown):")
+            table(
+                ("", "version", "created (UTC)", "run", "checksum"),
+                [
+                    (
+                        "*" if v.directory == info.directory else "",
+                        v.version or "(plain)",
+                        _created(named, v),
+                        (named.entry(v) or {}).get("run_id") or "-",
+                        _short(v.checksum),
+                    )
+                    for v in named.every()
+                ],
+            )
 
     @group.command("lineage")
     @click.argument("name_or_checksum")
     @click.pass_context
     def lineage_cmd(ctx: click.Context, name_or_checksum: str) -> None:
-        """The tree of datasets this one was made from, with their commits."""
+        """The tree of datasets this one was made from, with their commits (NAME[@VERSION])."""
         from rich.console import Console
         from rich.tree import Tree
 
@@ -110,7 +155,7 @@ def datasets_group() -> click.Group:
 
         info = find_dataset(_storage(ctx), name_or_checksum)
         record = {**info.definition, "chkFileChecksum": info.checksum}
-        tree = Tree(_label(record))
+        tree = Tree(_label(record, info.version))
         _grow(tree, record)
         console = Console()
         if not console.is_terminal:
@@ -121,25 +166,161 @@ def datasets_group() -> click.Group:
     @click.argument("name")
     @click.pass_context
     def verify_cmd(ctx: click.Context, name: str) -> None:
-        """Read every chunk and check every checksum; exit 1 naming the file if one is wrong."""
+        """Read every chunk and check every checksum; exit 1 naming the file if one is wrong
+        (NAME[@VERSION]: by name alone, the latest version)."""
         from ..data.project import find_dataset
 
         storage = _storage(ctx)
         info = find_dataset(storage, name)
         counts = _dataset(storage, info).verify()
         click.echo(
-            f"ok: {info.path} {_short(info.checksum)}: {len(counts)} chunks, "
+            f"ok: {info.ref} {_short(info.checksum)}: {len(counts)} chunks, "
             f"{sum(counts.values()):,} objects verified"
         )
+
+    @group.command("rm")
+    @click.argument("name")
+    @click.option(
+        "--all-versions", is_flag=True, help="Every version of NAME and its plain dataset."
+    )
+    @click.option("--plain", is_flag=True, help="The plain (unversioned) dataset of NAME.")
+    @click.option("--yes", is_flag=True, help="Remove them (without it: only say what would go).")
+    @click.option("--force", is_flag=True, help="Remove a published model's training dataset too.")
+    @click.pass_context
+    def rm_cmd(
+        ctx: click.Context, name: str, all_versions: bool, plain: bool, yes: bool, force: bool
+    ) -> None:
+        """Remove NAME@VERSION (one version), NAME's plain dataset, or with --all-versions every
+        version and the plain one. NAME is name or project/branch/name.
+
+        Only says what would go unless --yes. Refuses a version whose checksum a published
+        model references (its training data) unless --force."""
+        from ..data.catalog import lookup
+        from ..data.gc import Candidate, DatasetInUseError, ListedOnce, directory_size, model_users
+
+        storage = ListedOnce(_storage(ctx))
+        named, version = lookup(_catalog(storage), name, storage.url)
+        if version is not None and (all_versions or plain):
+            raise click.UsageError(
+                "NAME@VERSION names one version: leave out --all-versions/--plain"
+            )
+        if all_versions and plain:
+            raise click.UsageError("--all-versions already includes the plain dataset")
+        if all_versions:
+            targets = named.every()
+        elif plain or (version is None and not named.versions):
+            if named.plain is None:
+                raise click.UsageError(f"{named.path} has no plain dataset, only versions")
+            targets = [named.plain]
+        elif version is None:
+            raise click.UsageError(
+                f"{named.path} has {len(named.versions)} version(s) (latest "
+                f"{named.latest.version or 'plain'}): give {named.name}@VERSION, --plain or "
+                "--all-versions"
+            )
+        else:
+            targets = [named.pick(version, storage.url)]
+        users = model_users(storage, targets)
+        if users and not force:
+            info = next(t for t in targets if t.directory in users)
+            more = f" (and {len(users) - 1} more)" if len(users) > 1 else ""
+            raise DatasetInUseError(
+                f"{info.ref} is referenced by {users[info.directory]}{more} as training data; "
+                "nothing removed (--force removes it anyway)"
+            )
+        doomed = [Candidate(named, t, directory_size(storage, t.directory)) for t in targets]
+        total = sum(c.size for c in doomed)
+        if not yes:
+            for c in doomed:
+                click.echo(f"would remove {c.info.ref}  {human_bytes(c.size)}")
+            click.echo(
+                f"would free {human_bytes(total)} in {len(doomed)} dataset(s); "
+                "run again with --yes to remove"
+            )
+            return
+        from ..data.gc import remove
+
+        for c in remove(storage, doomed):
+            click.echo(f"removed {c.info.ref}  {human_bytes(c.size)}")
+        click.echo(f"freed {human_bytes(total)}")
 
     return group
 
 
-def _label(record: dict[str, Any]) -> str:
+def _catalog(storage: Any) -> list[Any]:
+    from ..data.catalog import catalog
+
+    return catalog(storage)
+
+
+def _which(named: Any, info: Any, latest: Any) -> str:
+    """The ``version`` line of ``show``: which one this is, and whether reads by name see it."""
+    if info.version is None:
+        what = "plain (no version)"
+    else:
+        what = info.version
+    count = len(named.versions)
+    if info.directory == latest.directory:
+        return f"{what}: the latest of {count} version(s), what a read by name sees"
+    return f"{what}: not the latest (that is {latest.version or 'the plain dataset'})"
+
+
+def _created(named: Any, info: Any) -> str:
+    """A version's registry time (UTC), else its .def's creation time."""
+    entry = named.entry(info) or {}
+    return str(entry.get("created") or info.creationTime)[:19]
+
+
+def _show_json(storage: Any, named: Any, info: Any, objects: int, size: int) -> dict[str, Any]:
+    repo = info.definition.get("repo", {})
+    latest = named.latest
+    return {
+        "id": info.ref,
+        "project": info.project,
+        "branch": info.branch,
+        "name": info.name,
+        "version": info.version,
+        "latest": info.directory == latest.directory,
+        "latest_version": latest.version,
+        "directory": info.directory,
+        "url": f"{storage.url}/{info.directory}",
+        "dataType": info.dataType,
+        "checksum": info.checksum,
+        "created": info.creationTime,
+        "chunks": info.chunkCount,
+        "objects": objects,
+        "bytes": size,
+        "repo": repo,
+        "dependencies": [
+            {k: d.get(k) for k in ("project", "branch", "name", "chkFileChecksum")}
+            for d in info.definition.get("dependencies", [])
+            if isinstance(d, dict)
+        ],
+        "versions": [_version_json(named, v, latest) for v in named.versions[::-1]],
+        "plain": _version_json(named, named.plain, latest) if named.plain else None,
+    }
+
+
+def _version_json(named: Any, info: Any, latest: Any) -> dict[str, Any]:
+    entry = named.entry(info) or {}
+    return {
+        "version": info.version,
+        "created": entry.get("created") or info.creationTime,
+        "run_id": entry.get("run_id"),
+        "pipeline": entry.get("pipeline"),
+        "task": entry.get("task"),
+        "checksum": info.checksum,
+        "latest": info.directory == latest.directory,
+    }
+
+
+def _label(record: dict[str, Any], version: str | None = None) -> str:
     from rich.markup import escape
 
     repo = record.get("repo", {})
     path = f"{record.get('project')}/{record.get('branch')}/{record.get('name')}"
+    if version:
+        path += f"@{version}"
     commit = str(repo.get("commitHash", "?"))[:10]
     forced = " [red](forced)[/red]" if repo.get("forced") else ""
     return (
@@ -163,8 +344,217 @@ def _as_code(url: str, found: list[Any]) -> str:
         lines.append("")
     for d in found:
         var = d.name.replace("-", "_").replace(".", "_")
+        if d.version:
+            var += "_" + d.version.replace("-", "_").replace(".", "_")
+        version = f", version={d.version!r}" if d.version else ""
         lines.append(
             f"{var} = hml.Dataset(dataType={d.dataType}, location={url!r}, project={d.project!r}, "
-            f"branch={d.branch!r}, name={d.name!r}, chunkCount={d.chunkCount})"
+            f"branch={d.branch!r}, name={d.name!r}, chunkCount={d.chunkCount}{version})"
         )
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One row of the listing: a stable name shown by its latest version, or (with
+    --all-versions) one version or plain dataset of it."""
+
+    named: Any  # catalog.Named
+    info: Any  # project.DatasetInfo
+
+
+@dataclass(frozen=True)
+class _Broken:
+    """A dataset whose .chk is in place but that cannot be listed (its .def is missing or
+    unreadable: half deleted, or damaged)."""
+
+    project: str
+    branch: str
+    name: str
+    version: str | None
+    directory: str
+    error: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.branch}/{self.name}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.path}@{self.version}" if self.version else self.path
+
+
+def _listing(storage: Storage, pattern: str | None, all_versions: bool = False) -> list[Any]:
+    """Every stable name (its latest version) or, ``all_versions``, every version and plain
+    dataset (``_Row``), newest first; then the broken ones (``_Broken``), which have no
+    creation time. The bucket is listed once."""
+    import re
+
+    from ..data import format as fmt
+    from ..data.catalog import catalog
+    from ..data.gc import ListedOnce
+    from ..data.project import split_branch
+
+    listed = ListedOnce(storage)
+    groups = sorted(
+        catalog(listed, pattern),
+        key=lambda g: (g.latest.creationTime, g.path),
+        reverse=True,
+    )
+    rows: list[Any] = []
+    seen: set[str] = set()
+    for g in groups:
+        seen.update(d.directory for d in g.every())
+        if all_versions:
+            rows += [_Row(g, d) for d in g.every()]
+        else:
+            rows.append(_Row(g, g.latest))
+    regex = re.compile(pattern) if pattern else None
+    broken = []
+    for key in listed.list():
+        parts = key.split("/")
+        if len(parts) != 4 or parts[3] != fmt.chk_file_name(parts[2]):
+            continue
+        directory = "/".join(parts[:3])
+        branch, version = split_branch(parts[1])
+        path = f"{parts[0]}/{branch}/{parts[2]}"
+        if directory in seen:
+            continue
+        if regex and not (regex.search(path) or (version and regex.search(f"{path}@{version}"))):
+            continue
+        error = _why_unlisted(storage, directory, parts[2])
+        if error is not None:
+            broken.append(_Broken(parts[0], branch, parts[2], version, directory, error))
+    return rows + sorted(broken, key=lambda d: d.ref)
+
+
+def _name_table(storage: Storage, found: list[Any]) -> None:
+    rows = []
+    for d in found:
+        if isinstance(d, _Broken):
+            rows.append((d.ref, "?", "?", "-", "-", "-", "BROKEN"))
+            warn(f"dataset {storage.url}/{d.directory} is broken: {d.error}")
+            continue
+        info = d.info
+        rows.append(
+            (
+                info.path,
+                info.dataType,
+                str(info.chunkCount),
+                str(len(d.named.versions)),
+                info.version or "-",
+                info.creationTime[:19],
+                _short(info.checksum),
+            )
+        )
+    table(("dataset", "type", "chunks", "versions", "latest", "created", "checksum"), rows)
+
+
+def _version_table(storage: Storage, found: list[Any]) -> None:
+    rows = []
+    for d in found:
+        if isinstance(d, _Broken):
+            rows.append((d.path, d.version or "-", "?", "?", "-", "-", "BROKEN"))
+            warn(f"dataset {storage.url}/{d.directory} is broken: {d.error}")
+            continue
+        info = d.info
+        mark = "*" if info.directory == d.named.latest.directory else ""
+        rows.append(
+            (
+                info.path,
+                (info.version or "(plain)") + mark,
+                info.dataType,
+                str(info.chunkCount),
+                info.creationTime[:19],
+                (d.named.entry(info) or {}).get("run_id") or "-",
+                _short(info.checksum),
+            )
+        )
+    table(("dataset", "version", "type", "chunks", "created", "run", "checksum"), rows)
+    click.echo("(* the latest: what a read by name sees)")
+
+
+def _why_unlisted(storage: Storage, directory: str, name: str) -> str | None:
+    """What keeps a dataset with a .chk out of the listing; None when nothing does (it was
+    published or deleted while the bucket was listed)."""
+    import json
+
+    from ..data import format as fmt
+    from ..errors import NotFoundError
+
+    try:
+        storage.read_text(f"{directory}/{fmt.chk_file_name(name)}")
+    except NotFoundError:
+        return None  # deleted meanwhile
+    except Exception as exc:
+        return f"its .chk cannot be read: {type(exc).__name__}: {exc}"
+    def_name = fmt.def_file_name(name)
+    try:
+        definition = json.loads(storage.read_text(f"{directory}/{def_name}"))
+    except NotFoundError:
+        return f"{def_name} is missing (a half-deleted dataset?)"
+    except ValueError as exc:
+        return f"{def_name} is not valid JSON: {exc}"
+    except Exception as exc:
+        return f"{def_name} cannot be read: {type(exc).__name__}: {exc}"
+    if not isinstance(definition, dict):
+        return f"{def_name} is not a JSON object"
+    try:
+        int(definition.get("chunkCount", 0))
+    except (TypeError, ValueError):
+        return f"{def_name} has an invalid chunkCount {definition.get('chunkCount')!r}"
+    return None
+
+
+def _entry(storage: Storage, d: Any, all_versions: bool = False) -> dict[str, Any]:
+    """One row of ``hml datasets list --format json``."""
+    if isinstance(d, _Broken):
+        return {
+            "id": d.ref,
+            "project": d.project,
+            "branch": d.branch,
+            "name": d.name,
+            "version": d.version,
+            "directory": d.directory,
+            "dataType": None,
+            "chunks": None,
+            "objects": None,
+            "created": None,
+            "checksum": None,
+            "versions": None,
+            "latest_version": None,
+            "latest": None,
+            "run_id": None,
+            "error": d.error,
+        }
+    info, named = d.info, d.named
+    latest = named.latest
+    return {
+        "id": info.ref if all_versions else info.path,
+        "project": info.project,
+        "branch": info.branch,
+        "name": info.name,
+        "version": info.version,
+        "directory": info.directory,
+        "dataType": info.dataType,
+        "chunks": info.chunkCount,
+        "objects": _objects(storage, info),
+        "created": info.creationTime,
+        "checksum": info.checksum,
+        "versions": len(named.versions),
+        "latest_version": latest.version,
+        "latest": info.directory == latest.directory,
+        "run_id": (named.entry(info) or {}).get("run_id"),
+        "error": None,
+    }
+
+
+def _objects(storage: Storage, info: Any) -> int | None:
+    """The object count from the dataset's stored index (one small read); None when it has no
+    up-to-date index (counting would mean reading every chunk: `hml datasets show` does)."""
+    from ..data.index import load_index
+
+    try:
+        return load_index(_dataset(storage, info), build=False).total
+    except Exception:
+        return None

@@ -1,4 +1,4 @@
-"""``hml``: project-level commands (datasets, runs, artifacts, scaffolding).
+"""``hml``: project-level commands (datasets, gc, runs, artifacts, scaffolding).
 
 Each command group lives in its own module and is imported only when that group is used, so
 ``hml --help`` and ``hml --version`` stay instant.
@@ -19,7 +19,12 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "datasets": (
         "hypermodel.cli.datasets",
         "datasets_group",
-        "List, show, verify datasets and their lineage.",
+        "List, show, verify, remove datasets and their versions; lineage.",
+    ),
+    "gc": (
+        "hypermodel.cli.gc",
+        "gc_command",
+        "Remove dataset versions nothing references.",
     ),
     "runs": (
         "hypermodel.cli.runs",

@@ -34,15 +34,13 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..context import maybe_context
 from ..errors import NotFoundError
 from ..names import check_name
-from ..storage import Storage, open_storage
+from ..storage import Storage, resolve_storage
 from .claims import Claims, Seen
 from .dataset import Dataset, DatasetWriter
 from .errors import DatasetError, DatasetUsageError
@@ -88,12 +86,7 @@ def cacheable(
 def _storage(root: str | None, storage: Storage | None) -> Storage:
     if storage is not None:
         return storage
-    if root is not None:
-        return open_storage(root)
-    ctx = maybe_context()
-    if ctx is not None:
-        return ctx.storage
-    return open_storage(os.environ.get("HML_ROOT", ".hml"))
+    return resolve_storage(root)
 
 
 def _type_path(cls: type) -> str:

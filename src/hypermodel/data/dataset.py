@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import maybe_context
 from ..errors import NotFoundError
-from ..storage import Storage, open_storage
+from ..storage import Storage, resolve_storage
 from . import format as fmt
 from .deflate import gzip_member
 from .errors import (
@@ -153,7 +153,6 @@ class Dataset:
         make a writer) the new version is derived from it, so every job agrees."""
         if self.pinned_version:
             return self
-        from ..context import maybe_context
         from .versions import new_version, version_for_token
 
         ctx = maybe_context()
@@ -354,14 +353,7 @@ class Dataset:
 
 
 def _resolve_storage(location: Any) -> Storage:
-    if isinstance(location, Storage):
-        return location
-    if location is None:
-        ctx = maybe_context()
-        if ctx is not None:
-            return ctx.storage
-        location = os.environ.get("HML_ROOT", ".hml")
-    return open_storage(os.fspath(location))
+    return resolve_storage(location)
 
 
 # -- writing ------------------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..storage import Storage, open_storage
+from ..storage import Storage, resolve_storage
 from . import format as fmt
 from .dataset import Dataset
-from .errors import DatasetNotFoundError, DatasetUsageError
+from .errors import DatasetNotFoundError
 
 if TYPE_CHECKING:
     from .model import BaseData
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A published dataset found in a storage (from its .def and .chk)."""
+    """A published dataset found in a storage (from its .def and .chk): the plain dataset
+    (``version`` None) or one version of it (files under ``<project>/<branch>@<version>/``)."""
 
     project: str
     branch: str
@@ -37,30 +38,55 @@ class DatasetInfo:
     creationTime: str
     directory: str
     definition: dict[str, Any]
+    version: str | None = None
 
     @property
     def path(self) -> str:
+        """``project/branch/name``: the stable name, the same for every version."""
         return f"{self.project}/{self.branch}/{self.name}"
+
+    @property
+    def ref(self) -> str:
+        """``project/branch/name@version`` (the path alone for the plain dataset)."""
+        return f"{self.path}@{self.version}" if self.version else self.path
+
+
+def split_branch(directory: str) -> tuple[str, str | None]:
+    """A branch directory: ``main@<version>`` -> ``("main", "<version>")``, ``main`` ->
+    ``("main", None)``. A directory with an empty side of the ``@`` is a branch of its own."""
+    from .versions import split_ref
+
+    branch, version = split_ref(directory)
+    if not branch or not version:
+        return directory, None
+    return branch, version
 
 
 def find_datasets(storage: Storage, pattern: str | None = None) -> Iterator[DatasetInfo]:
-    """Every published dataset under the storage root (``<project>/<branch>/<name>/<name>.chk``),
-    optionally those whose ``project/branch/name`` matches the regular expression ``pattern``."""
+    """Every published dataset and dataset version under the storage root
+    (``<project>/<branch>[@<version>]/<name>/<name>.chk``), optionally those whose
+    ``project/branch/name`` or ``project/branch/name@version`` matches the regular expression
+    ``pattern``."""
     regex = re.compile(pattern) if pattern else None
     for key in storage.list():
         parts = key.split("/")
         if len(parts) != 4 or parts[3] != fmt.chk_file_name(parts[2]):
             continue
-        project, branch, name = parts[:3]
-        if regex and not regex.search(f"{project}/{branch}/{name}"):
-            continue
-        info = _info(storage, project, branch, name)
+        project, directory, name = parts[:3]
+        branch, version = split_branch(directory)
+        if regex:
+            path = f"{project}/{branch}/{name}"
+            if not (regex.search(path) or (version and regex.search(f"{path}@{version}"))):
+                continue
+        info = _info(storage, project, branch, name, version)
         if info is not None:
             yield info
 
 
-def _info(storage: Storage, project: str, branch: str, name: str) -> DatasetInfo | None:
-    base = f"{project}/{branch}/{name}/"
+def _info(
+    storage: Storage, project: str, branch: str, name: str, version: str | None = None
+) -> DatasetInfo | None:
+    base = f"{project}/{branch}@{version}/{name}/" if version else f"{project}/{branch}/{name}/"
     try:
         chk_text = storage.read_text(base + fmt.chk_file_name(name))
         definition = json.loads(storage.read_text(base + fmt.def_file_name(name)))
@@ -78,27 +104,17 @@ def _info(storage: Storage, project: str, branch: str, name: str) -> DatasetInfo
         creationTime=str(definition.get("creationTime", "")),
         directory=base.rstrip("/"),
         definition=definition,
+        version=version,
     )
 
 
 def find_dataset(storage: Storage, name_or_checksum: str) -> DatasetInfo:
-    """One dataset by ``name``, ``project/branch/name`` or (a unique prefix of) its checksum."""
-    found = list(find_datasets(storage))
-    wanted = name_or_checksum.strip()
-    matches = [d for d in found if wanted in (d.name, d.path)]
-    if not matches and re.fullmatch(r"[0-9a-f]{6,40}", wanted):
-        matches = [d for d in found if d.checksum.startswith(wanted)]
-    if not matches:
-        raise DatasetNotFoundError(
-            f"no dataset named or with checksum {wanted!r} in {storage.url}; "
-            "see `hml datasets list`"
-        )
-    if len(matches) > 1:
-        paths = ", ".join(d.path for d in matches)
-        raise DatasetUsageError(
-            f"{wanted!r} matches several datasets ({paths}); give project/branch/name"
-        )
-    return matches[0]
+    """One dataset by ``name``, ``project/branch/name`` (either with ``@VERSION``) or (a unique
+    prefix of) its checksum. By name alone: the version a read by name sees (the newest
+    published version, else the plain dataset); see ``catalog``."""
+    from .catalog import catalog, resolve
+
+    return resolve(catalog(storage), name_or_checksum, storage.url)[1]
 
 
 class DatasetFactory:
@@ -147,12 +163,7 @@ class Project:
         *,
         storage: Storage | None = None,
     ) -> None:
-        location = storage if storage is not None else root
-        if location is None:
-            location = os.environ.get("HML_ROOT", ".hml")
-        self.storage = (
-            location if isinstance(location, Storage) else open_storage(os.fspath(location))
-        )
+        self.storage = resolve_storage(storage if storage is not None else root)
         self.project = fmt.check_dataset_name(project, "project")
         self.branch = fmt.check_dataset_name(branch, "branch")
         self.chunkCount = fmt.check_chunk_count(chunkCount)

@@ -471,7 +471,7 @@ class ModelContainer:
         return f"models/{self.name}/{check_name(text, 'model version')}/{REFERENCE_FILE}"
 
     def _storage(self, target: Any) -> Storage:
-        from ..storage import Storage, open_storage
+        from ..storage import Storage, open_storage, resolve_storage
 
         if isinstance(target, Storage):
             return target
@@ -484,14 +484,7 @@ class ModelContainer:
         app = self.app if self.app is not None else INITIALISING_APP.get()
         if app is not None:
             return app.storage()  # type: ignore[no-any-return]
-        from ..context import maybe_context
-
-        ctx = maybe_context()
-        if ctx is not None:
-            return ctx.storage
-        from ..settings import Settings
-
-        return open_storage(Settings.from_env().root)
+        return resolve_storage()
 
 
 PIN_ENV = "HML_MODEL_SHA256"

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .base import Storage, check_key
-from .factory import open_storage
+from .factory import open_storage, resolve_storage
 
-__all__ = ["Storage", "check_key", "open_storage"]
+__all__ = ["Storage", "check_key", "open_storage", "resolve_storage"]

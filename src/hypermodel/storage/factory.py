@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from ..errors import UsageError
@@ -26,3 +27,19 @@ def open_storage(url: str, **options: Any) -> Storage:
             return backend(url, **options)  # type: ignore[no-any-return]
     known = ", ".join(sorted({p for p, *_ in _BACKENDS}))
     raise UsageError(f"storage URL {url!r} has unknown protocol {protocol!r}; use one of: {known}")
+
+
+def resolve_storage(location: Any = None) -> Storage:
+    """The bucket a name without a location means, decided here once for datasets, models,
+    tracking, caches and tasks: ``location`` itself (a Storage, a URL or a path), else the
+    running op's bucket, else ``$HML_ROOT``, else ``./.hml``."""
+    if isinstance(location, Storage):
+        return location
+    if location is None:
+        from ..context import maybe_context
+
+        ctx = maybe_context()
+        if ctx is not None:
+            return ctx.storage
+        location = os.environ.get("HML_ROOT") or ".hml"
+    return open_storage(os.fspath(location))

@@ -556,12 +556,9 @@ def _storage_for(root: str | None, storage: Storage | None, ctx: Any) -> Storage
     if storage is not None:
         return storage
     try:
-        from ..settings import Settings
-        from ..storage import open_storage
+        from ..storage import resolve_storage
 
-        if root is None and ctx is not None:
-            return ctx.storage  # type: ignore[no-any-return]
-        return open_storage(root or Settings.from_env().root)
+        return resolve_storage(root or None)
     except UsageError:
         raise
     except Exception as exc:
