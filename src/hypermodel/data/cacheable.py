@@ -133,6 +133,7 @@ class _Cache:
             name=self.version,
             chunkCount=self.chunk_count,
             repoData={"cacheable": self.id, "version": self.version},
+            versioned=False,  # keyed by (id, version) already: one plain dataset each
         )
 
     # -- the protocol ---------------------------------------------------------------------------
