@@ -4,7 +4,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-APT_PACKAGES=(etcd-server chromium wrk rsync golang-go git openssl)
+# docker.io and mmdebstrap: a local Docker engine and the offline base image of the container tests
+APT_PACKAGES=(etcd-server chromium wrk rsync golang-go git openssl docker.io mmdebstrap)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -22,4 +23,16 @@ fi
 # A real kube-apiserver for the Kubernetes tests (built once, cached outside the repo).
 if [ -x "$here/build-kube-apiserver.sh" ]; then
   "$here/build-kube-apiserver.sh"
+fi
+
+# A Docker engine (found, or started in the background as root) and the offline base image of
+# the container tests (tests/integration/test_image.py), made once and cached. Where Docker
+# cannot run, those tests skip; under CI (CI=true) they must run, so this fails here already.
+if docker_host=$("$here/docker-up.sh") && DOCKER_HOST="$docker_host" "$here/base-image.sh" >/dev/null; then
+  echo "test-infra: Docker engine at $docker_host with $(DOCKER_HOST="$docker_host" "$here/base-image.sh")" >&2
+else
+  case "${CI:-}" in
+    1 | true | TRUE | True | yes) echo "test-infra: no Docker engine or base image under CI" >&2; exit 1 ;;
+    *) echo "test-infra: warning: no Docker engine or base image; the container tests will skip" >&2 ;;
+  esac
 fi

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .serving.app import HmlInferenceApp
 
 #: Names of the app's built-in command groups (a command of the user's may not take them).
-RESERVED_COMMANDS = ("inference", "pipelines")
+RESERVED_COMMANDS = ("image", "inference", "pipelines")
 
 OpConfigurator = Callable[[ContainerConfig], "ContainerConfig | None"]
 

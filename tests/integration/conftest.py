@@ -11,6 +11,9 @@ Fixtures for everyone:
 - ``storage``: a fresh empty ``Storage``, parametrised over local disk, GCS and S3; a test that
   takes it runs three times (ids ``local``, ``gcs``, ``s3``).
 - ``storage_url``: the same, as the URL (for subprocesses and ``open_storage``).
+- ``docker``: a Docker engine and the offline base image (``hypermodel/bookworm-py:1``), found
+  or started once per session by ``scripts/docker-up.sh`` and ``scripts/base-image.sh``, with
+  ``DOCKER_HOST`` set for the session.
 
 When a server cannot start the test is skipped on a laptop and fails under CI (see
 ``tests.support.unavailable``).
@@ -18,16 +21,20 @@ When a server cannot start the test is skipped on a laptop and fails under CI (s
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from hypermodel.storage import Storage, open_storage
-from tests.support import free_port, unavailable, wait_for_port
+from tests.support import REPO, free_port, unavailable, wait_for_port
 
 BACKENDS = ("local", "gcs", "s3")
 
@@ -145,6 +152,80 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def storage(storage_url: str) -> Storage:
     """A fresh, empty Storage on each backend in turn (local, gcs, s3)."""
     return open_storage(storage_url)
+
+
+@dataclass
+class Docker:
+    """A Docker engine the tests may use, and the local base image to build on."""
+
+    host: str
+    base_image: str
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for reports
+
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """``docker ARGS`` against this engine, output captured."""
+        out = subprocess.run(
+            ["docker", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "DOCKER_HOST": self.host},
+            check=False,
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(
+                f"docker {' '.join(args)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}"
+            )
+        return out
+
+
+def _script(name: str, env: dict[str, str], timeout: float) -> str:
+    """Run scripts/<name> and return its last stdout line; unavailable() when it fails."""
+    try:
+        out = subprocess.run(
+            ["bash", str(REPO / "scripts" / name)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        unavailable(f"scripts/{name} did not finish within {timeout:.0f}s")
+    if out.returncode != 0:
+        why = out.stderr.strip().splitlines()[-5:] or [f"exit {out.returncode}"]
+        unavailable(f"scripts/{name} failed: {' / '.join(why)}")
+    lines = out.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+@pytest.fixture(scope="session")
+def docker() -> Iterator[Docker]:
+    """A Docker engine (DOCKER_HOST, a running private one, the default one, or a private one
+    started now as root) and the offline base image, made once and cached in the engine.
+
+    Skips where Docker cannot run (no docker.io, not root and no engine); fails under CI."""
+    if shutil.which("docker") is None:
+        unavailable("the docker command is not installed (run `make test-infra` as root)")
+    started = time.monotonic()
+    host = _script("docker-up.sh", dict(os.environ), timeout=120)
+    env = {**os.environ, "DOCKER_HOST": host}
+    up = time.monotonic()
+    base = _script("base-image.sh", env, timeout=900)
+    engine = Docker(host=host, base_image=base)
+    engine.timings["engine"] = round(up - started, 1)
+    engine.timings["base_image"] = round(time.monotonic() - up, 1)
+    previous = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = host  # for the CLIs the tests run
+    try:
+        yield engine
+    finally:
+        if previous is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = previous
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,6 +1,6 @@
 """Each app's own console script: a fresh click group per app instance.
 
-The ``pipelines`` and ``inference`` groups are built only when a command needs them, so
+The ``pipelines``, ``inference`` and ``image`` groups are built only when a command needs them, so
 ``<app> --help`` costs no more than importing the app.
 """
 
@@ -27,6 +27,12 @@ def _inference(app: HmlApp) -> click.Command:
     return inference_group(app)
 
 
+def _image(app: HmlApp) -> click.Command:
+    from .image import image_group
+
+    return image_group(app)
+
+
 class AppGroup(click.Group):
     """A group whose subgroups are built on first use, once per group instance."""
 
@@ -34,6 +40,7 @@ class AppGroup(click.Group):
         super().__init__(**kwargs)
         self.app = app
         self.lazy: dict[str, tuple[str, Callable[[HmlApp], click.Command]]] = {
+            "image": (f"Build {app.name}'s container image with the local Docker.", _image),
             "inference": (f"Serve {app.name}'s models and deploy the server.", _inference),
             "pipelines": (f"The pipelines of {app.name}: run, compile, deploy.", _pipelines),
         }
@@ -65,7 +72,7 @@ def build_app_cli(app: HmlApp) -> click.Group:
         app,
         name=app.package_entrypoint,
         callback=root,
-        help=f"{app.name}: pipelines and inference (hypermodel app).",
+        help=f"{app.name}: pipelines, inference and its image (hypermodel app).",
         no_args_is_help=True,
         context_settings={"help_option_names": ["-h", "--help"]},
         params=[

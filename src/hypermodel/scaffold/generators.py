@@ -70,6 +70,8 @@ def project_plan(name: str, directory: str | Path = ".", spec: str | None = None
         "README.md": "project_readme.md",
         "Makefile": "project_makefile",
         ".gitignore": "project_gitignore",
+        "Dockerfile": "project_dockerfile",
+        ".dockerignore": "project_dockerignore",
     }
     for file, tmpl in top.items():
         plan.add(root / file, render(tmpl, **values))

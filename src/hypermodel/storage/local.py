@@ -1,9 +1,15 @@
-"""Local-disk storage: atomic replace via rename, create-if-absent via hard link."""
+"""Local-disk storage: atomic replace via rename, create-if-absent via hard link.
+
+Files and directories get the modes any tool gives them: 0666 and 0777 less the process's
+umask (0644 and 0755 with the usual 022), so that a server running as another user (a
+container's, a service account's) can read what a pipeline wrote. Writes still go to a
+temporary file first, renamed (or linked) onto the key when complete.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -24,8 +30,16 @@ class LocalStorage(Storage):
         return str(self._path(key))
 
     def _temp(self, path: Path) -> tuple[int, str]:
+        """A new temporary file beside ``path``, created 0666 & ~umask (mkstemp gives 0600)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(100):
+            tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+            try:
+                return os.open(tmp, flags, 0o666), tmp
+            except FileExistsError:
+                continue
+        raise StorageError(f"cannot create a temporary file beside {path}")
 
     def read_bytes(self, key: str) -> bytes:
         try:

@@ -25,6 +25,8 @@ def test_new_project_layout(project: Path) -> None:
         "README.md",
         "Makefile",
         ".gitignore",
+        "Dockerfile",
+        ".dockerignore",
         "src/shop_demo/app.py",
         "src/shop_demo/pipelines/__init__.py",
         "src/shop_demo/pipelines/demo.py",
@@ -41,6 +43,26 @@ def test_new_project_layout(project: Path) -> None:
     assert "make demo" in readme and "make test" in readme
     for path in project.rglob("*.py"):
         compile(path.read_text(), str(path), "exec")
+
+
+def test_new_project_has_a_dockerfile_for_image_build(project: Path) -> None:
+    """`shop-demo image build` needs a Dockerfile: the same BASE_IMAGE and HML_GIT_COMMIT
+    arguments as the repository's, and the app's console script as the ENTRYPOINT."""
+    lines = (project / "Dockerfile").read_text().splitlines()
+    instructions = [line for line in lines if line and not line.startswith((" ", "#"))]
+    assert instructions[:2] == ["ARG BASE_IMAGE=python:3.11-slim", "FROM ${BASE_IMAGE}"]
+    assert "ARG HML_GIT_COMMIT=" in instructions
+    assert "ENV HML_GIT_COMMIT=${HML_GIT_COMMIT}" in instructions
+    assert any(
+        i.startswith('LABEL org.opencontainers.image.revision="${HML_GIT_COMMIT}"')
+        for i in instructions
+    )
+    assert 'ENTRYPOINT ["shop-demo"]' in instructions
+    for copy in [i for i in instructions if i.startswith("COPY ")]:
+        for source in copy.split()[1:-1]:
+            assert (project / source).exists(), source
+    ignored = (project / ".dockerignore").read_text().split()
+    assert {".git", ".venv", ".hml"} <= set(ignored)
 
 
 def test_hypermodel_spec_defaults_to_pypi_or_env(tmp_path: Path, monkeypatch) -> None:
