@@ -12,6 +12,8 @@ import pytest
 def _isolated_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes a bucket it did not ask for (e.g. an $HML_ROOT set by the shell)."""
     monkeypatch.setenv("HML_ROOT", str(tmp_path / "default-root"))
+    # nor the images this machine built (compile and deploy pin the image by their digest)
+    monkeypatch.setenv("HML_IMAGE_RECORDS", str(tmp_path / "image-records"))
 
 
 @pytest.fixture

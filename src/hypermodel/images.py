@@ -15,7 +15,11 @@ What was built is recorded in the app's root, ``images/<app>.json``::
      "hypermodel_version": "0.2.0", "built": "2026-12-06T07:26:10Z", ...,
      "repo_digest": "registry.example/wines@sha256:..."}      # only when pushed
 
-and :func:`built_image` reads it back (None when nothing was built).
+and :func:`built_image` reads it back (None when nothing was built). The same record is kept
+on this machine too (``~/.cache/hypermodel/images/<app>.json``, or ``$HML_IMAGE_RECORDS``), so
+that ``compile``, ``deploy-dev``/``deploy-prod`` and ``inference deploy`` can pin the image by
+digest without reading a bucket: :func:`pinned_image` swaps the app's ``image_url`` for the
+pushed ``repo@sha256:...`` when the last pushed build is of that repository.
 """
 
 from __future__ import annotations
@@ -58,6 +62,39 @@ class DirtyTreeError(UsageError):
 def record_key(app_name: str) -> str:
     """Where an app's image record lives in its root."""
     return f"images/{app_name}.json"
+
+
+def local_record(app_name: str) -> Path:
+    """This machine's copy of the app's image record (``$HML_IMAGE_RECORDS``, default
+    ``~/.cache/hypermodel/images``)."""
+    default = Path.home() / ".cache" / "hypermodel" / "images"
+    return Path(os.environ.get("HML_IMAGE_RECORDS") or default) / f"{app_name}.json"
+
+
+def pinned_image(app: HmlApp, image: str | None) -> tuple[str | None, str | None]:
+    """(the image to run, a note or None): ``image`` itself, unless it is the app's own
+    ``image_url`` and this machine pushed a build of that repository, whose registry digest
+    then replaces the mutable tag. The note says which build, and warns when the code has moved
+    on since (a pod would run older code than the tree it was compiled from)."""
+    if not image or image != app.image_url:
+        return image, None
+    try:
+        record = json.loads(local_record(app.name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return image, None
+    digest = record.get("repo_digest") if isinstance(record, dict) else None
+    if not isinstance(digest, str) or _repository(digest) != _repository(image):
+        return image, None
+    note = f"image {image} pinned to {digest} (built {record.get('built', '?')})"
+    from .provenance import code_state
+
+    commit = code_state(full=False).get("commit")
+    if commit and record.get("commit") and commit != record["commit"]:
+        note += (
+            f"; it was built from commit {str(record['commit'])[:12]} and this tree is at "
+            f"{commit[:12]}: rebuild with `{app.package_entrypoint} image build --push`"
+        )
+    return digest, note
 
 
 def built_image(app: HmlApp) -> dict[str, Any] | None:
@@ -141,7 +178,11 @@ def build_image(app: HmlApp, options: BuildOptions, log: Log) -> dict[str, Any]:
     if options.push:
         _stream([docker, "push", tag], log, "docker push")
         record["repo_digest"] = repo_digest(inspect_image(docker, tag), tag)
-    app.storage().write_text(record_key(app.name), json.dumps(record, indent=2) + "\n")
+    text = json.dumps(record, indent=2) + "\n"
+    app.storage().write_text(record_key(app.name), text)
+    mine = local_record(app.name)
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text(text, encoding="utf-8")
     return record
 
 
@@ -227,38 +268,31 @@ def _last_line(text: str) -> str:
 
 # -- what goes into the image -------------------------------------------------------------------
 def git_commit(context: Path, force: bool) -> tuple[str, bool]:
-    """(HEAD commit, dirty) of the work tree holding ``context``.
+    """(HEAD commit, dirty) of the work tree holding ``context``, read as every record reads it
+    (``hypermodel.provenance.code_state``).
 
     Uncommitted changes to tracked files (untracked files do not count, as for pipeline runs)
     are refused unless ``force``: the image would hold code that no commit names."""
-    git = shutil.which("git")
-    if git is None:
+    from .provenance import code_state
+
+    if shutil.which("git") is None:
         raise ImageError("git is not installed: the image records the commit it is built from")
-    head = subprocess.run(
-        [git, "-C", str(context), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    )
-    if head.returncode != 0:
+    state = code_state(context)
+    if state["source"] != "git":
+        why = state.get("why") or "not inside a git work tree"
         raise UsageError(
-            f"cannot read the git commit of {context} ({_last_line(head.stderr)}): build from a "
-            "git work tree with at least one commit (the image records its commit)"
+            f"cannot read the git commit of {context} ({why}): build from a git work tree with "
+            "at least one commit (the image records its commit)"
         )
-    status = subprocess.run(
-        [git, "-C", str(context), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if status.returncode != 0:
-        raise UsageError(f"git status failed in {context}: {_last_line(status.stderr)}")
-    dirty = bool(status.stdout.strip())
+    dirty = bool(state.get("dirty"))
     if dirty and not force:
-        changed = len(status.stdout.splitlines())
         raise DirtyTreeError(
             f"refusing to build: the git work tree at {context} has uncommitted changes "
-            f"({changed} file(s)), so the commit baked into the image would not name its code. "
-            "Commit your changes, or pass --force (the record then says dirty=true)"
+            f"({state.get('changed_files', 0)} file(s)), so the commit baked into the image "
+            "would not name its code. Commit your changes, or pass --force (the record then "
+            "says dirty=true)"
         )
-    return head.stdout.strip(), dirty
+    return str(state["commit"]), dirty
 
 
 def hypermodel_version(context: Path) -> str:

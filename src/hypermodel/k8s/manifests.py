@@ -8,6 +8,7 @@ Secrets appear by name only: a secret's value never passes through here.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,13 @@ def deployment_config(app: HmlApp, options: DeployOptions | None = None) -> HmlI
         cfg.with_namespace(options.namespace)
     if options.image:
         cfg.with_image(options.image)
+    else:  # the app's own image: by the digest of the last pushed build, when there is one
+        from ..images import pinned_image
+
+        image, note = pinned_image(app, cfg.image)
+        if image and note:
+            cfg.with_image(image)
+            logging.getLogger("hypermodel.k8s").warning("%s", note)
     if options.replicas is not None:
         cfg.with_replicas(options.replicas)
     if options.service_type:

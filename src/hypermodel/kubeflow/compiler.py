@@ -82,7 +82,11 @@ class KfpBuilder:
         return self.app.pipelines.container_config(self.pipeline, task)
 
     def image(self, task: Task, cfg: ContainerConfig) -> str:
-        image = cfg.image or self.app.image_url
+        from ..images import pinned_image
+
+        image, note = pinned_image(self.app, cfg.image or self.app.image_url)
+        if note and note not in self.warnings:
+            self.warnings.append(note)
         if not image:
             raise DeclarationError(
                 f"app '{self.app.name}' has no image to run op '{task.name}' on Kubeflow: pass "
