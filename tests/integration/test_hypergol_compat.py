@@ -163,3 +163,27 @@ def test_we_read_what_hypergol_wrote_with_its_lineage(hypergol: Any, tmp_path: P
         **json.loads((tmp_path / "proj/main/raw/raw.def").read_text()),
         "chkFileChecksum": ours.checksum,
     }
+
+
+def test_hypergol_reads_a_version_as_a_branch(hypergol: Any, tmp_path: Path) -> None:
+    """A version written inside a pipeline run is, for Hypergol, the branch ``main@<version>``."""
+    objs = items(120)
+    ours = Dataset(Item, str(tmp_path), "proj", "main", "items", repoData=REPO, versioned=True)
+    with ours.open("w") as writer:
+        for obj in objs:
+            writer.append(obj)
+    version = ours.resolved_version()
+    assert version is not None
+    theirs = hypergol.Dataset(
+        dataType=hypergol_item(hypergol),
+        location=str(tmp_path),
+        project="proj",
+        branch=f"main@{version}",
+        name="items",
+        chunkCount=16,
+        repoData=hypergol.RepoData(**REPO),
+    )
+    with theirs.open("r") as reader:
+        assert as_tuples(list(reader)) == as_tuples(objs)
+    assert theirs.chkFile.check_chk_file() is True
+    assert theirs.chkFile.get_checksum() == ours.checksum

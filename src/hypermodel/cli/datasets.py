@@ -318,7 +318,10 @@ def _label(record: dict[str, Any], version: str | None = None) -> str:
     from rich.markup import escape
 
     repo = record.get("repo", {})
-    path = f"{record.get('project')}/{record.get('branch')}/{record.get('name')}"
+    # a version's .def names it in its branch ("main@<version>", Hypergol's view of it)
+    branch, _, in_def = str(record.get("branch")).partition("@")
+    version = version or in_def or None
+    path = f"{record.get('project')}/{branch}/{record.get('name')}"
     if version:
         path += f"@{version}"
     commit = str(repo.get("commitHash", "?"))[:10]

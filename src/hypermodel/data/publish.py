@@ -216,7 +216,8 @@ class Publisher:
                 seen.add(record["chkFileChecksum"])
                 deps.append(record)
         return {
-            "branch": ds.branch,  # not the version: equal data has one checksum in any version
+            # a version is the branch "<branch>@<version>" for Hypergol, which checks the .def
+            "branch": f"{ds.branch}@{ds.version}" if ds.version else ds.branch,
             "chunkCount": ds.chunkCount,
             "creationTime": self.creation_time,
             "dataType": ds.dataType.__name__,

@@ -134,11 +134,12 @@ def test_a_pinned_dataset_does_not_move_when_a_newer_version_lands(root: Path) -
     assert count(pinned) == 2 and count(ds(root)) == 9
 
 
-def test_the_def_is_hypergols_and_equal_in_every_version(root: Path) -> None:
+def test_the_def_is_hypergols_with_the_version_as_its_branch(root: Path) -> None:
     with Run(root, "r1"):
         write(ds(root), 2)
         definition = ds(root).read_def()
-    assert definition["branch"] == "main" and definition["name"] == "x"
+        version = ds(root).resolved_version()
+    assert definition["branch"] == f"main@{version}" and definition["name"] == "x"
     assert set(definition) == {
         "branch",
         "chunkCount",
