@@ -36,6 +36,7 @@ INSTALLED_BY = {
     "kubernetes": "the k8s extra: pip install -e '.[k8s]' (make venv)",
     "yaml": "the k8s extra (PyYAML): pip install -e '.[k8s]' (make venv)",
     "kubernetes_validate": "the dev extra: pip install -e '.[dev]' (make venv)",
+    "docker": "the dev extra (the Docker SDK): pip install -e '.[dev]' (make venv)",
     "s3fs": "the s3 extra: pip install -e '.[s3]' (make venv)",
     "flask": "the serve extra: pip install -e '.[serve]' (make venv)",
     "wines": "the demo app: pip install -e ./demo (make venv)",

@@ -11,10 +11,7 @@ by one user are readable by another (modes follow the umask, 0644 under Docker's
 from __future__ import annotations
 
 import json
-import os
 import stat
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -22,65 +19,12 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Docker
+from tests.integration.demo_support import build_demo_image, commit_of_working_tree, hand_back
 from tests.support import REPO, require_module
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 TAG = "hml-wines:test"
-# what the image is built from: the Dockerfile's COPY sources and the build's own files
-CONTEXT_PATHS = (
-    "Dockerfile",
-    ".dockerignore",
-    "pyproject.toml",
-    "setup.py",
-    "README.md",
-    "src",
-    "demo",
-)
-GIT = [
-    "git",
-    "-c",
-    "user.name=hypermodel tests",
-    "-c",
-    "user.email=tests@hypermodel.invalid",
-    "-c",
-    "commit.gpgsign=false",
-]
-
-
-def _commit_of_working_tree(target: Path) -> str:
-    """Copy the build's files of this working tree (tracked and new, as they are now) into
-    ``target``, commit them there and return the commit."""
-    listed = subprocess.run(
-        [
-            "git",
-            "-C",
-            str(REPO),
-            "ls-files",
-            "-z",
-            "-co",
-            "--exclude-standard",
-            "--",
-            *CONTEXT_PATHS,
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for raw in filter(None, listed):
-        rel = raw.decode()
-        source = REPO / rel
-        if not source.is_file():  # deleted in the working tree
-            continue
-        dest = target / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(source.read_bytes())
-    subprocess.run([*GIT, "init", "-q", str(target)], check=True)
-    subprocess.run([*GIT, "-C", str(target), "add", "-A"], check=True)
-    subprocess.run([*GIT, "-C", str(target), "commit", "-q", "-m", "image test"], check=True)
-    head = subprocess.run(
-        ["git", "-C", str(target), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    )
-    return head.stdout.strip()
 
 
 def _pyproject_version() -> str:
@@ -108,21 +52,12 @@ def test_demo_image_builds_and_runs_an_op_into_a_mounted_bucket(
     from hypermodel.storage import open_storage
 
     context = tmp_path / "clone"
-    commit = _commit_of_working_tree(context)
+    commit = commit_of_working_tree(context)
     records = tmp_path / "records"
-    wines = Path(sys.executable).parent / "wines"
 
-    options = ["--base-image", docker.base_image, "--context", str(context)]
-    before = docker("image", "inspect", "--format", "{{.Id}}", TAG, check=False).stdout.strip()
-    started = time.monotonic()
-    build = subprocess.run(
-        [str(wines), "--root", str(records), "image", "build", "--tag", TAG, *options],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    docker.timings["image_build"] = round(time.monotonic() - started, 1)
+    built = build_demo_image(docker, context, TAG, records)
+    build = built.process
+    docker.timings["image_build"] = built.seconds
     assert build.returncode == 0, build.stderr[-4000:]
     assert f"built {TAG} (sha256:" in build.stdout and commit[:12] in build.stdout
     assert "Step 1/" in build.stderr or "#1 " in build.stderr  # the build log streamed to stderr
@@ -144,8 +79,6 @@ def test_demo_image_builds_and_runs_an_op_into_a_mounted_bucket(
     assert labels["org.opencontainers.image.version"] == _pyproject_version()
     assert f"HML_GIT_COMMIT={commit}" in inspect["Config"]["Env"]
     assert inspect["Config"]["Entrypoint"] == ["wines"]
-    if before and before != inspect["Id"]:  # the previous run's image, now untagged
-        docker("rmi", before, check=False)
 
     # the container runs one op, no network, as root, into the host's bucket directory
     bucket = tmp_path / "bucket"
@@ -211,22 +144,5 @@ def test_demo_image_builds_and_runs_an_op_into_a_mounted_bucket(
         docker.timings["container_verify"] = round(time.monotonic() - started, 1)
         assert verify.stdout.startswith("ok: ") and "178 objects verified" in verify.stdout
     finally:
-        if os.getuid() != 0:  # hand root's files back, so that pytest can remove them
-            docker(
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "--user",
-                "0",
-                "-v",
-                f"{bucket}:/bucket",
-                "--entrypoint",
-                "chown",
-                TAG,
-                "-R",
-                f"{os.getuid()}:{os.getgid()}",
-                "/bucket",
-                check=False,
-            )
+        hand_back(docker, TAG, bucket)  # root's files, so that pytest can remove them
         print(f"\ncontainer stage timings (s): {docker.timings}")

@@ -4,9 +4,7 @@ replaced as Kubeflow's launcher would), and the outputs and stored data equal ru
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 
 from hypermodel.kubeflow import compile_pipeline
+from tests.integration.demo_support import chunk_checksums, normalised, reference, stored
 from tests.support import REPO, unavailable
 from tests.unit.kubeflow.apps import make_app
 from tests.unit.kubeflow.replay import Replayed, replay
@@ -26,10 +25,6 @@ KFP_RUN = "kfp-run-0001"
 def hml_task(replayed: Replayed, kfp_task: str) -> str:
     argv = replayed.commands[kfp_task]
     return argv[argv.index("run") + 1]
-
-
-def stored(root: Path, run_id: str, task: str) -> Any:
-    return json.loads((root / "runs" / run_id / "outputs" / f"{task}.json").read_text())["output"]
 
 
 def test_demo_compiled_commands_reproduce_run_all(tmp_path: Path) -> None:
@@ -103,30 +98,6 @@ def test_demo_compiled_commands_reproduce_run_all(tmp_path: Path) -> None:
     assert local_ref["datasets"] == [local_split["train_checksum"]]
     assert pod_ref["datasets"] == [pod_split["train_checksum"]]
     assert pod_ref["run_id"] == KFP_RUN and local_ref["run_id"] == run_id
-
-
-# Values that name a moment or a checksum over one (creation time in a .def, a model version).
-VOLATILE = {"checksum", "train_checksum", "test_checksum", "model", "version"}
-
-
-def normalised(value: Any, run_id: str) -> Any:
-    if isinstance(value, dict):
-        return {k: normalised(v, run_id) for k, v in value.items() if k not in VOLATILE}
-    text = json.dumps(value, sort_keys=True).replace(run_id.replace("-", "_"), "<run>")
-    text = re.sub(r"@[0-9]{8}-[0-9]{6}-[0-9]{6}-[0-9a-f]{4}", "@<version>", text)  # new per run
-    return json.loads(text.replace(run_id, "<run>"))
-
-
-def chunk_checksums(root: Path, ref: str) -> dict[str, str]:
-    name, _, version = ref.partition("@")
-    branch = f"main@{version}" if version else "main"
-    chk = json.loads((root / "wines" / branch / name / f"{name}.chk").read_text())
-    return {k.replace(name, "<name>"): v for k, v in chk.items() if not k.endswith(".def")}
-
-
-def reference(root: Path, version: str) -> dict[str, Any]:
-    path = root / "models" / "wine-classifier" / version / "reference.json"
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("params", [{}, {"count": 4, "weight": 2.0, "strict": False}])
