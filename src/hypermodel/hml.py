@@ -83,6 +83,7 @@ _LAZY = {
     "HmlInferenceDeployment": "hypermodel.serving.app",
     "ModelContainer": "hypermodel.serving.model",
     "RequestError": "hypermodel.serving.errors",
+    "Number": "hypermodel.serving.schema",
     "ModelIntegrityError": "hypermodel.serving.errors",
     "BaseData": "hypermodel.data.model",
     "Dataset": "hypermodel.data.dataset",

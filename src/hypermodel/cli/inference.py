@@ -33,6 +33,32 @@ def _fail_fast() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     )
 
 
+def _connection_limits() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """run-prod's --connection-limit and --channel-timeout (see serving/prod.py)."""
+    from ..serving import prod
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option(
+            "--channel-timeout",
+            type=click.IntRange(1, 86400),
+            default=prod.DEFAULT_CHANNEL_TIMEOUT,
+            show_default=True,
+            envvar="HML_CHANNEL_TIMEOUT",
+            help="Close a connection idle this many seconds. Keep it above the idle timeout "
+            "of the proxy or load balancer in front (nginx ingress, AWS ALB: 60 s).",
+        )(fn)
+        return click.option(
+            "--connection-limit",
+            type=click.IntRange(1, 1_000_000),
+            default=prod.DEFAULT_CONNECTION_LIMIT,
+            show_default=True,
+            envvar="HML_CONNECTION_LIMIT",
+            help="Open connections at most (idle ones included); more wait to be accepted.",
+        )(fn)
+
+    return decorate
+
+
 def inference_group(app: HmlApp) -> click.Group:
     group = click.Group(
         "inference", help=f"Serve {app.name}'s models and deploy the server.", no_args_is_help=True
@@ -50,13 +76,34 @@ def inference_group(app: HmlApp) -> click.Group:
         show_default=True,
         help="waitress worker threads.",
     )
+    @click.option(
+        "--drain-seconds",
+        type=click.FloatRange(min=0),
+        default=0,
+        show_default=True,
+        envvar="HML_DRAIN_SECONDS",
+        help="On SIGTERM, keep serving this long (with /readyz 503) before "
+        "stopping, so that no request routed to the pod in the meantime fails (the "
+        "Deployment of `inference deploy` sets HML_DRAIN_SECONDS=5).",
+    )
+    @_connection_limits()
     @_fail_fast()
-    def run_prod(host: str, port: int, threads: int, fail_fast: bool) -> None:
+    def run_prod(
+        host: str, port: int, threads: int, drain_seconds: float, fail_fast: bool, **limits: int
+    ) -> None:
         """Serve with waitress (production)."""
         from ..serving.server import serve_prod
 
         _logging()
-        serve_prod(app.inference, host, port, threads, fail_fast=fail_fast)
+        serve_prod(
+            app.inference,
+            host,
+            port,
+            threads,
+            fail_fast=fail_fast,
+            drain_seconds=drain_seconds,
+            **limits,  # connection_limit, channel_timeout
+        )
 
     @group.command("run-dev")
     @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")

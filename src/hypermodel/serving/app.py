@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024  # 1 MiB: a prediction request, not an upload
 BUILTIN_PATHS = ("/", "/livez", "/readyz", "/metrics", "/openapi.json")
+IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
 @dataclass
@@ -54,6 +55,11 @@ class HmlInferenceDeployment(ContainerConfig):
     hpa_max_replicas: int | None = None
     hpa_cpu_percent: int = 80
     threads: int = 8
+    image_pull_policy: str | None = (
+        None  # Always | IfNotPresent | Never (None: Kubernetes' default)
+    )
+    host_root: str | None = None  # a node directory mounted read-only as the bucket root
+    drain_seconds: int = 5  # after SIGTERM: keep serving (readyz 503) while endpoints update
 
     @property
     def deployment_name(self) -> str:
@@ -111,6 +117,52 @@ class HmlInferenceDeployment(ContainerConfig):
         self.threads = int(threads)
         return self
 
+    def with_connection_limits(
+        self, connection_limit: int | None = None, channel_timeout: int | None = None
+    ) -> HmlInferenceDeployment:
+        """The server's ``--connection-limit`` (open connections, idle ones included) and
+        ``--channel-timeout`` (seconds before an idle connection is closed), passed as
+        ``HML_CONNECTION_LIMIT`` / ``HML_CHANNEL_TIMEOUT`` in the pod's env. Unset, run-prod's
+        defaults apply (1000 and 75 s: see docs/serving.md)."""
+        for env, value in (
+            ("HML_CONNECTION_LIMIT", connection_limit),
+            ("HML_CHANNEL_TIMEOUT", channel_timeout),
+        ):
+            if value is not None:
+                if int(value) < 1:
+                    raise DeclarationError(f"{env} must be 1 or more, got {value}")
+                self.with_env(env, str(int(value)))
+        return self
+
+    def with_image_pull_policy(self, policy: str) -> HmlInferenceDeployment:
+        """``Always``, ``IfNotPresent`` or ``Never``. Unset, Kubernetes pulls ``:latest`` (and
+        untagged) images always and others only when absent; a locally built image that is in
+        no registry needs ``IfNotPresent`` or ``Never``."""
+        if policy not in IMAGE_PULL_POLICIES:
+            raise DeclarationError(
+                f"image pull policy {policy!r} is not one of {', '.join(IMAGE_PULL_POLICIES)}"
+            )
+        self.image_pull_policy = policy
+        return self
+
+    def with_host_root(self, path: str) -> HmlInferenceDeployment:
+        """Mount the node directory ``path`` read-only into the pods (a hostPath volume, at the
+        same path) and point ``HML_ROOT`` at it. For a single-node cluster (kind, minikube, a
+        test node) or a directory every node mounts, e.g. over NFS."""
+        if not path.startswith("/"):
+            raise DeclarationError(f"the host root must be an absolute path, got {path!r}")
+        self.host_root = path.rstrip("/") or "/"
+        return self
+
+    def with_drain_seconds(self, seconds: int) -> HmlInferenceDeployment:
+        """How long a pod keeps serving after Kubernetes asks it to stop (SIGTERM), with
+        ``/readyz`` 503, so that no request is routed to it once it exits: the Service's
+        endpoints and kube-proxy's rules need a moment to drop it. 0 exits at once."""
+        if seconds < 0:
+            raise DeclarationError(f"drain seconds must be 0 or more, got {seconds}")
+        self.drain_seconds = int(seconds)
+        return self
+
     def with_model_sha256(self, digest: str, model: str | None = None) -> HmlInferenceDeployment:
         """Pin the digest the server accepts for ``model`` (for every model when None, which
         suits an app with one model): a published model with another digest is refused, and
@@ -163,6 +215,7 @@ class HmlInferenceApp:
         self.max_content_length = DEFAULT_MAX_CONTENT_LENGTH
         self.require_models = True  # /readyz says 503 until at least one model is loaded
         self.initialised = False
+        self.draining = False  # set on SIGTERM by `run-prod --drain-seconds`: /readyz says 503
         self._flask: Flask | None = None
         self._state: Any = None  # per-server metrics, set by server.create_flask_app
 
@@ -203,6 +256,8 @@ class HmlInferenceApp:
     def not_ready_reasons(self) -> list[str]:
         """Why ``/readyz`` says 503 (empty when ready)."""
         reasons = []
+        if self.draining:
+            reasons.append("shutting down: draining before exit")
         if not self.initialised:
             reasons.append("initialisers have not run")
         if self.require_models and not self.app.models:

@@ -3,7 +3,9 @@
 Built-in routes: ``/livez``, ``/readyz``, ``/metrics`` (Prometheus, a registry per app), ``/``
 (app, models, lineage, routes) and ``/openapi.json``. Every response of a prediction route
 carries the lineage headers of the model(s) it uses. Errors are JSON: 4xx with the reason,
-500 as ``{"error": "internal error", "request_id": ...}`` with the traceback in the server log.
+500 as ``{"error": "internal error", "request_id": ...}`` with one line in the server log (and
+the traceback the first time its raise site fails). A ValueError the model raises on the input
+is a 422 (``errors.rejects_input``); numbers are checked by the schema (``schema.Number``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .._lazy import require
-from .errors import RequestError
-from .schema import SchemaError, Validator, json_schema
+from .errors import FailureLog, RequestError, rejects_input, short
+from .payload import read_json
+from .schema import SchemaError, Validator, json_schema, non_finite_numbers
 
 if TYPE_CHECKING:
     from flask import Flask, Response
@@ -242,11 +245,13 @@ def _add_hooks(app: Flask, inference_app: HmlInferenceApp, metrics: Metrics) -> 
     def request_error(exc: RequestError) -> Response:
         return json_response(exc.body(), exc.status)
 
+    failures = FailureLog(log)
+
     @app.errorhandler(Exception)
     def internal_error(exc: Exception) -> Response:
         rid = request_id(request.environ)
-        # The traceback stays in the server log; the client only gets the id to quote.
-        log.error("request %s %s %s failed", rid, request.method, request.path, exc_info=exc)
+        # One line in the server log (the traceback the first time); the client gets the id.
+        failures.failed(rid, request.method, request.path, exc)
         return json_response({"error": "internal error", "request_id": rid}, 500)
 
 
@@ -299,22 +304,38 @@ class Lineage:
 def add_route(inference_app: HmlInferenceApp, app: Flask, route: Route) -> None:
     from flask import Response, request
 
-    inputs, outputs = Validator(route.input), Validator(route.output)
+    inputs, outputs = Validator(route.input), Validator(route.output, check_numbers=False)
     lineage: Lineage = app.extensions["hypermodel"]["lineage"]
     app.extensions["hypermodel"]["declared"].add(route.endpoint)
 
     def view() -> Response:
-        payload = _read_payload(route, request)
-        if route.input is not None:
-            try:
-                argument = inputs.parse(payload)
-            except SchemaError as exc:
-                request.environ["hml.lineage"] = lineage.headers(route.models)
-                body = {"error": "invalid request", "problems": exc.problems}
-                return json_response(body, 422)
-        else:
-            argument = payload
-        result = route.handler(argument) if route.takes_argument else route.handler()
+        payload, lenient = _read_payload(route, request)
+        try:
+            if route.input is not None:
+                argument = inputs.parse(payload, lenient)
+            elif lenient and (found := non_finite_numbers(payload)):
+                raise SchemaError(found)  # no schema to allow NaN or Infinity: refused
+            else:
+                argument = payload
+        except SchemaError as exc:
+            request.environ["hml.lineage"] = lineage.headers(route.models)
+            return json_response(exc.body(), 422)
+        try:
+            result = route.handler(argument) if route.takes_argument else route.handler()
+        except ValueError as exc:
+            if not rejects_input(exc, route.handler):
+                raise
+            # the model refused the input (scikit-learn: too few features, beyond float32...)
+            detail = short(exc)
+            log.info(
+                "request %s %s %s: the model rejected the input: %s",
+                request_id(request.environ),
+                request.method,
+                route.path,
+                detail,
+            )
+            request.environ["hml.lineage"] = lineage.headers(route.models)
+            return json_response({"error": "the model rejected the input", "detail": detail}, 422)
         if isinstance(result, Response):
             if "x-model-long-name" not in result.headers:
                 request.environ["hml.lineage"] = lineage.headers(route.models)
@@ -333,18 +354,16 @@ def add_route(inference_app: HmlInferenceApp, app: Flask, route: Route) -> None:
     app.add_url_rule(route.path, route.endpoint, view, methods=list(route.methods))
 
 
-def _read_payload(route: Route, request: Any) -> Any:
+def _read_payload(route: Route, request: Any) -> tuple[Any, bool]:
+    """(the request's JSON body or query, whether the body needed the lenient parser)."""
     if request.method not in _BODY_METHODS:
-        return request.args.to_dict()
+        return request.args.to_dict(), False
     raw = request.get_data(cache=False)  # raises RequestEntityTooLarge over MAX_CONTENT_LENGTH
     if not raw.strip():
         if route.input is None:
-            return None
+            return None, False
         raise RequestError("request body is empty: send a JSON document", 400)
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise RequestError("malformed JSON", 400, detail=str(exc)) from None
+    return read_json(raw)  # RequestError 400 when it is not JSON
 
 
 def describe(inference_app: HmlInferenceApp) -> dict[str, Any]:
@@ -422,33 +441,78 @@ def serve_prod(
     port: int,
     threads: int = 8,
     fail_fast: bool = False,
+    drain_seconds: float = 0.0,
+    connection_limit: int | None = None,
+    channel_timeout: int | None = None,
 ) -> None:
     """Serve with waitress (multi-threaded, production).
 
+    ``connection_limit`` open connections at most, each closed after ``channel_timeout``
+    seconds idle (defaults and the other waitress limits: see ``prod``); waitress's own
+    refusals are JSON like the app's.
+
     A failing initialiser does not stop the server unless ``fail_fast``: it serves ``/livez``
     and a 503 ``/readyz`` with the reason and retries the initialisers (see ``startup``).
+
+    On SIGTERM (Kubernetes deleting the pod) the server keeps serving for ``drain_seconds``
+    with ``/readyz`` 503, so that requests routed to it while the Service's endpoints and
+    kube-proxy's rules catch up still succeed, then stops (the requests in flight finish); with
+    0 it stops at once. Ctrl-C (SIGINT) always stops at once.
     """
+    from . import prod
     from .startup import Startup
 
     waitress = require("waitress", "serve", "inference run-prod")
     wsgi = Startup(inference_app, fail_fast=fail_fast).start()
+    options = prod.waitress_options(
+        inference_app,
+        threads,
+        connection_limit=connection_limit or prod.DEFAULT_CONNECTION_LIMIT,
+        channel_timeout=channel_timeout or prod.DEFAULT_CHANNEL_TIMEOUT,
+    )
     log.info(
-        "serving %s on http://%s:%d with waitress (%d threads)",
+        "serving %s on http://%s:%d with waitress (%d threads, %d connections, "
+        "idle connections closed after %ds)",
         inference_app.app.name,
         host,
         port,
         threads,
+        options["connection_limit"],
+        options["channel_timeout"],
     )
-    # waitress's own body limit sits above Flask's so that Flask answers 413 as JSON, yet a huge
-    # body is still refused before it is buffered whole.
-    waitress.serve(
-        wsgi,
-        host=host,
-        port=port,
-        threads=threads,
-        ident="hypermodel",
-        max_request_body_size=inference_app.max_content_length + 1024 * 1024,
-    )
+    prod.raise_open_files_limit(options["connection_limit"])
+    server = waitress.create_server(wsgi, host=host, port=port, **options)
+    prod.json_errors(server, inference_app)
+    _drain_on_sigterm(inference_app, drain_seconds)
+    server.print_listen("Serving on http://{}:{}")
+    server.run()  # returns on SystemExit/KeyboardInterrupt, after the worker threads finish
+    log.info("server of %s stopped", inference_app.app.name)
+
+
+def _drain_on_sigterm(inference_app: HmlInferenceApp, drain_seconds: float) -> None:
+    """SIGTERM: drain for ``drain_seconds`` (see serve_prod), then stop the server."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread (e.g. a test's thread)
+
+    def stop(signo: int, frame: Any) -> None:
+        raise SystemExit(0)  # waitress's loop catches it and shuts its worker threads down
+
+    def on_term(signo: int, frame: Any) -> None:
+        if inference_app.draining:
+            return
+        if drain_seconds <= 0:
+            log.info("SIGTERM: stopping")
+            raise SystemExit(0)
+        inference_app.draining = True
+        log.info("SIGTERM: draining for %gs (readyz 503), then stopping", drain_seconds)
+        # the alarm interrupts waitress's loop in this (main) thread, like SIGTERM itself
+        signal.signal(signal.SIGALRM, stop)
+        signal.setitimer(signal.ITIMER_REAL, drain_seconds)
+
+    signal.signal(signal.SIGTERM, on_term)
 
 
 def serve_dev(
