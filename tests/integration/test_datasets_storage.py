@@ -154,3 +154,59 @@ def test_two_publishers_interleaved(
     assert stored.to_json() == build_index(ds).to_json()
     leftovers = [k for k in ds.storage.list(ds.directory) if "/.hml-" in k or k.endswith(".tmp")]
     assert leftovers == []  # claims and staged chunks are gone
+
+
+def test_a_stream_verifies_what_open_verifies(storage_url: str) -> None:
+    """A chunk edited and gzipped again, with an index rewritten to match: every read fails,
+    in the writing process and in a fresh one (which verifies each chunk on first touch)."""
+    import json
+
+    from hypermodel.data.index import forget_verdicts
+    from hypermodel.data.stream import records_at
+
+    ds = make(storage_url)
+    write(ds, 400)
+    assert sorted(o.itemId for o in ds.stream(shuffle=True, shuffle_seed=1, epochs=1)) == list(
+        range(400)
+    )
+    storage = open_storage(storage_url)
+    key = ds.chunk_key("3")
+    text = gzip.decompress(storage.read_bytes(key)).replace(b'"item ', b'"ITEM ', 1)
+    data = gzip.compress(text)
+    storage.write_bytes(key, data)
+    index = json.loads(storage.read_text(index_key(ds)))
+    for chunk in index["chunks"]:
+        if chunk["id"] == "3":
+            count = text.count(b"\n")
+            chunk["count"], chunk["members"] = count, [[0, len(data), 0, count]]
+    storage.write_text(index_key(ds), json.dumps(index))
+    for fresh in (False, True):
+        if fresh:
+            forget_verdicts()
+        with pytest.raises(DatasetCorruptError, match=r"items_3.jsonl.gz does not match"):
+            list(ds.stream(epochs=1))
+        with pytest.raises(DatasetCorruptError, match=r"items_3.jsonl.gz does not match"):
+            records_at(ds, list(range(400)))
+
+
+def test_leftovers_of_a_published_dataset_are_removed_by_the_next_write(
+    storage_url: str,
+) -> None:
+    """A dead writer's claim (another host's, on a published dataset) and staged chunks: the
+    next write, which finds the dataset published, removes them."""
+    import json
+
+    ds = make(storage_url)
+    write(ds, 20)
+    storage = open_storage(storage_url)
+    claims = f"{ds.directory}/.hml-publish"
+    storage.write_text(f"{claims}/0.json", json.dumps({"host": "gone", "pid": 1, "token": "t"}))
+    storage.write_text(f"{claims}/0.beat", "4")
+    storage.write_text(f"{ds.directory}/.hml-stage/tok/items_0.jsonl.gz", "staged")
+    with pytest.raises(DatasetExistsError):
+        write(make(storage_url), 3)
+    left = list(storage.list(ds.directory))
+    assert not [k for k in left if "/.hml-publish/" in k]
+    if storage.local_path(ds.def_key) is None:  # buckets stage chunks; local disk never does
+        assert not [k for k in left if "/.hml-stage/" in k]
+    assert sum(ds.verify().values()) == 20

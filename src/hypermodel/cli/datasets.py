@@ -4,9 +4,12 @@ lineage."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from ..data.project import BrokenDataset
 
 from ..storage import Storage
 from .output import echo_json, format_option, limit_option, table, warn
@@ -74,7 +77,7 @@ def datasets_group() -> click.Group:
             echo_json([_entry(storage, row, all_versions) for row in found])
             return
         if as_code:
-            rows = [r for r in found if not isinstance(r, _Broken)]
+            rows = [r for r in found if not _broken(r)]
             click.echo(_as_code(storage.url, [r.info for r in rows]))
             return
         if not found:
@@ -100,7 +103,7 @@ def datasets_group() -> click.Group:
         from ..data.gc import ListedOnce, directory_size
 
         storage = ListedOnce(_storage(ctx))
-        named, info = resolve(_catalog(storage), name, storage.url)
+        named, info = resolve(_catalog(storage), name, storage.url, storage)
         counts = _dataset(storage.inner, info).verify()
         size = directory_size(storage, info.directory)
         latest = named.latest
@@ -199,7 +202,7 @@ def datasets_group() -> click.Group:
         from ..data.gc import Candidate, DatasetInUseError, ListedOnce, directory_size, model_users
 
         storage = ListedOnce(_storage(ctx))
-        named, version = lookup(_catalog(storage), name, storage.url)
+        named, version = lookup(_catalog(storage), name, storage.url, storage)
         if version is not None and (all_versions or plain):
             raise click.UsageError(
                 "NAME@VERSION names one version: leave out --all-versions/--plain"
@@ -318,6 +321,7 @@ def _label(record: dict[str, Any], version: str | None = None) -> str:
     from rich.markup import escape
 
     repo = record.get("repo", {})
+    repo = repo if isinstance(repo, dict) else {}
     # a version's .def names it in its branch ("main@<version>", Hypergol's view of it)
     branch, _, in_def = str(record.get("branch")).partition("@")
     version = version or in_def or None
@@ -335,8 +339,10 @@ def _label(record: dict[str, Any], version: str | None = None) -> str:
 
 
 def _grow(tree: Any, record: dict[str, Any]) -> None:
-    for dep in record.get("dependencies", []):
-        _grow(tree.add(_label(dep)), dep)
+    deps = record.get("dependencies", [])
+    for dep in deps if isinstance(deps, list) else []:
+        if isinstance(dep, dict):  # the dataset's own .def is checked; its copies are not
+            _grow(tree.add(_label(dep)), dep)
 
 
 def _as_code(url: str, found: list[Any]) -> str:
@@ -366,75 +372,39 @@ class _Row:
     info: Any  # project.DatasetInfo
 
 
-@dataclass(frozen=True)
-class _Broken:
-    """A dataset whose .chk is in place but that cannot be listed (its .def is missing or
-    unreadable: half deleted, or damaged)."""
+def _broken(row: Any) -> bool:
+    from ..data.project import BrokenDataset
 
-    project: str
-    branch: str
-    name: str
-    version: str | None
-    directory: str
-    error: str
-
-    @property
-    def path(self) -> str:
-        return f"{self.project}/{self.branch}/{self.name}"
-
-    @property
-    def ref(self) -> str:
-        return f"{self.path}@{self.version}" if self.version else self.path
+    return isinstance(row, BrokenDataset)
 
 
 def _listing(storage: Storage, pattern: str | None, all_versions: bool = False) -> list[Any]:
     """Every stable name (its latest version) or, ``all_versions``, every version and plain
-    dataset (``_Row``), newest first; then the broken ones (``_Broken``), which have no
+    dataset (``_Row``), newest first; then the broken ones (``BrokenDataset``), which have no
     creation time. The bucket is listed once."""
-    import re
-
-    from ..data import format as fmt
     from ..data.catalog import catalog
     from ..data.gc import ListedOnce
-    from ..data.project import split_branch
 
     listed = ListedOnce(storage)
+    broken: list[BrokenDataset] = []
     groups = sorted(
-        catalog(listed, pattern),
+        catalog(listed, pattern, broken),
         key=lambda g: (g.latest.creationTime, g.path),
         reverse=True,
     )
     rows: list[Any] = []
-    seen: set[str] = set()
     for g in groups:
-        seen.update(d.directory for d in g.every())
         if all_versions:
             rows += [_Row(g, d) for d in g.every()]
         else:
             rows.append(_Row(g, g.latest))
-    regex = re.compile(pattern) if pattern else None
-    broken = []
-    for key in listed.list():
-        parts = key.split("/")
-        if len(parts) != 4 or parts[3] != fmt.chk_file_name(parts[2]):
-            continue
-        directory = "/".join(parts[:3])
-        branch, version = split_branch(parts[1])
-        path = f"{parts[0]}/{branch}/{parts[2]}"
-        if directory in seen:
-            continue
-        if regex and not (regex.search(path) or (version and regex.search(f"{path}@{version}"))):
-            continue
-        error = _why_unlisted(storage, directory, parts[2])
-        if error is not None:
-            broken.append(_Broken(parts[0], branch, parts[2], version, directory, error))
     return rows + sorted(broken, key=lambda d: d.ref)
 
 
 def _name_table(storage: Storage, found: list[Any]) -> None:
     rows = []
     for d in found:
-        if isinstance(d, _Broken):
+        if _broken(d):
             rows.append((d.ref, "?", "?", "-", "-", "-", "BROKEN"))
             warn(f"dataset {storage.url}/{d.directory} is broken: {d.error}")
             continue
@@ -456,7 +426,7 @@ def _name_table(storage: Storage, found: list[Any]) -> None:
 def _version_table(storage: Storage, found: list[Any]) -> None:
     rows = []
     for d in found:
-        if isinstance(d, _Broken):
+        if _broken(d):
             rows.append((d.path, d.version or "-", "?", "?", "-", "-", "BROKEN"))
             warn(f"dataset {storage.url}/{d.directory} is broken: {d.error}")
             continue
@@ -477,41 +447,9 @@ def _version_table(storage: Storage, found: list[Any]) -> None:
     click.echo("(* the latest: what a read by name sees)")
 
 
-def _why_unlisted(storage: Storage, directory: str, name: str) -> str | None:
-    """What keeps a dataset with a .chk out of the listing; None when nothing does (it was
-    published or deleted while the bucket was listed)."""
-    import json
-
-    from ..data import format as fmt
-    from ..errors import NotFoundError
-
-    try:
-        storage.read_text(f"{directory}/{fmt.chk_file_name(name)}")
-    except NotFoundError:
-        return None  # deleted meanwhile
-    except Exception as exc:
-        return f"its .chk cannot be read: {type(exc).__name__}: {exc}"
-    def_name = fmt.def_file_name(name)
-    try:
-        definition = json.loads(storage.read_text(f"{directory}/{def_name}"))
-    except NotFoundError:
-        return f"{def_name} is missing (a half-deleted dataset?)"
-    except ValueError as exc:
-        return f"{def_name} is not valid JSON: {exc}"
-    except Exception as exc:
-        return f"{def_name} cannot be read: {type(exc).__name__}: {exc}"
-    if not isinstance(definition, dict):
-        return f"{def_name} is not a JSON object"
-    try:
-        int(definition.get("chunkCount", 0))
-    except (TypeError, ValueError):
-        return f"{def_name} has an invalid chunkCount {definition.get('chunkCount')!r}"
-    return None
-
-
 def _entry(storage: Storage, d: Any, all_versions: bool = False) -> dict[str, Any]:
     """One row of ``hml datasets list --format json``."""
-    if isinstance(d, _Broken):
+    if _broken(d):
         return {
             "id": d.ref,
             "project": d.project,

@@ -32,8 +32,11 @@ def gc_command() -> click.Command:
         directory in a models/*/*/reference.json), one the local runner may reuse (named in
         cache/<op>/*.json or pipelines/<p>/latest/*.json), one a project registry record points
         at, one used by a run that has not finished, and every dependency of a kept version.
+
+        Also removes what interrupted writers left in published datasets (publish claims,
+        staged chunks, temporary files idle for a minute), never a live writer's.
         """
-        from ..data.gc import ListedOnce, plan_gc, remove
+        from ..data.gc import ListedOnce, plan_gc, remove, remove_leftovers
         from ..storage import open_storage
 
         root = (ctx.obj or {}).get("root", ".hml")
@@ -42,9 +45,10 @@ def gc_command() -> click.Command:
         if output_format == "json":
             if yes:
                 remove(storage, plan.remove)
+                remove_leftovers(storage, plan.leftovers)
             echo_json(_json(storage.url, keep, yes, plan))
             return
-        if not plan.remove:
+        if not plan.remove and not plan.leftovers:
             click.echo(
                 f"nothing to remove in {storage.url}: {len(plan.kept)} version(s), all kept "
                 f"(--keep {keep})"
@@ -53,16 +57,32 @@ def gc_command() -> click.Command:
         if not yes:
             for c in plan.remove:
                 click.echo(f"would remove {c.info.ref}  {human_bytes(c.size)}")
+            for info, files in plan.leftovers:
+                click.echo(
+                    f"would remove {len(files)} leftover file(s) of interrupted writers in "
+                    f"{info.ref}  {human_bytes(sum(f.size for f in files))}: "
+                    + ", ".join(f.name for f in files)
+                )
             click.echo(
-                f"would free {human_bytes(plan.bytes)} in {len(plan.remove)} version(s); "
-                f"kept {len(plan.kept)} version(s) and every plain dataset"
+                f"would free {human_bytes(plan.bytes + plan.leftover_bytes)} in "
+                f"{len(plan.remove)} version(s)"
+                + (f" and {len(plan.leftovers)} dataset(s)' leftovers" if plan.leftovers else "")
+                + f"; kept {len(plan.kept)} version(s) and every plain dataset"
             )
             command = ["hml", "--root", root, "gc", "--keep", str(keep), "--yes"]
             click.echo(f"to remove them: {shlex.join(command)}")
             return
         for c in remove(storage, plan.remove):
             click.echo(f"removed {c.info.ref}  {human_bytes(c.size)}")
-        click.echo(f"freed {human_bytes(plan.bytes)} in {len(plan.remove)} version(s)")
+        freed = plan.bytes
+        for info, files in remove_leftovers(storage, plan.leftovers):
+            size = sum(f.size for f in files)
+            freed += size
+            click.echo(
+                f"removed {len(files)} leftover file(s) of interrupted writers in {info.ref}  "
+                f"{human_bytes(size)}"
+            )
+        click.echo(f"freed {human_bytes(freed)} in {len(plan.remove)} version(s)")
 
     return gc
 
@@ -75,4 +95,13 @@ def _json(url: str, keep: int, removed: bool, plan: Any) -> dict[str, Any]:
         "remove": [c.record() for c in plan.remove],
         "bytes": plan.bytes,
         "kept": [{**c.record(), "reason": why} for c, why in plan.kept],
+        "leftovers": [
+            {
+                "id": info.ref,
+                "directory": info.directory,
+                "files": [f.name for f in files],
+                "bytes": sum(f.size for f in files),
+            }
+            for info, files in plan.leftovers
+        ],
     }

@@ -18,11 +18,18 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import DatasetNotFoundError, DatasetUsageError
+from . import format as fmt
+from .errors import (
+    DatasetCorruptError,
+    DatasetError,
+    DatasetNotClosedError,
+    DatasetNotFoundError,
+    DatasetUsageError,
+)
 
 if TYPE_CHECKING:
     from ..storage import Storage
-    from .project import DatasetInfo
+    from .project import BrokenDataset, DatasetInfo
 
 
 @dataclass
@@ -85,14 +92,21 @@ def _order(group: Named, info: DatasetInfo) -> tuple[int, str, str]:
     return (1, str(entry.get("created", "")), info.version or "")
 
 
-def catalog(storage: Storage, pattern: str | None = None) -> list[Named]:
+def catalog(
+    storage: Storage, pattern: str | None = None, broken: list[BrokenDataset] | None = None
+) -> list[Named]:
     """Every published dataset under the root grouped by stable name, sorted by that name
-    (``pattern`` as in ``find_datasets``)."""
-    from .project import find_datasets
+    (``pattern`` as in ``find_datasets``). Broken datasets are left out, and appended to
+    ``broken`` when it is given (one scan gives both)."""
+    from .project import BrokenDataset, scan_datasets
     from .versions import entries
 
     groups: dict[tuple[str, str, str], Named] = {}
-    for info in find_datasets(storage, pattern):
+    for info in scan_datasets(storage, pattern):
+        if isinstance(info, BrokenDataset):
+            if broken is not None:
+                broken.append(info)
+            continue
         group = groups.setdefault(
             (info.project, info.branch, info.name), Named(info.project, info.branch, info.name)
         )
@@ -150,9 +164,23 @@ def parse_ref(text: str) -> tuple[str, str | None]:
     return base, version
 
 
-def resolve(groups: list[Named], wanted: str, url: str) -> tuple[Named, DatasetInfo]:
+def resolve(
+    groups: list[Named], wanted: str, url: str, storage: Storage | None = None
+) -> tuple[Named, DatasetInfo]:
     """One dataset by ``name`` or ``project/branch/name`` (the latest, or ``@VERSION``), or by
-    (a unique prefix of, 6 or more hex digits) its checksum: its stable name and the one found."""
+    (a unique prefix of, 6 or more hex digits) its checksum: its stable name and the one found.
+    With ``storage``, a name that finds nothing because its dataset is broken or was never
+    published raises an error saying so (see ``diagnose``)."""
+    try:
+        return _resolve(groups, wanted, url)
+    except DatasetNotFoundError as exc:
+        found = diagnose(storage, wanted) if storage is not None else None
+        if found is not None:
+            raise found from exc
+        raise
+
+
+def _resolve(groups: list[Named], wanted: str, url: str) -> tuple[Named, DatasetInfo]:
     import re
 
     try:
@@ -175,12 +203,18 @@ def resolve(groups: list[Named], wanted: str, url: str) -> tuple[Named, DatasetI
     return group, group.pick(version, url)
 
 
-def lookup(groups: list[Named], wanted: str, url: str) -> tuple[Named, str | None]:
+def lookup(
+    groups: list[Named], wanted: str, url: str, storage: Storage | None = None
+) -> tuple[Named, str | None]:
     """The stable name ``wanted`` means (``name`` or ``project/branch/name``, optionally with
-    ``@VERSION``) and the version it asks for (None: none given)."""
+    ``@VERSION``) and the version it asks for (None: none given). With ``storage``, a name
+    whose only datasets are broken or unpublished raises an error saying so."""
     base, version = parse_ref(wanted)
     matches = [g for g in groups if base in (g.name, g.path)]
     if not matches:
+        found = diagnose(storage, wanted) if storage is not None else None
+        if found is not None:
+            raise found
         raise DatasetNotFoundError(
             f"no dataset named {wanted.strip()!r} in {url}; see `hml datasets list`"
         )
@@ -190,3 +224,69 @@ def lookup(groups: list[Named], wanted: str, url: str) -> tuple[Named, str | Non
             f"{wanted.strip()!r} matches several datasets ({paths}); give project/branch/name"
         )
     return matches[0], version
+
+
+# -- why a name finds no dataset ------------------------------------------------------------------
+_WORK_DIRS = (".hml-publish", ".hml-stage", ".hml-task")
+
+
+def _dataset_file(name: str, rest: str) -> bool:
+    """Is ``rest`` (a key under a dataset directory) one a dataset or its writer makes?"""
+    if rest in (fmt.def_file_name(name), fmt.chk_file_name(name), f"{name}.idx.json"):
+        return True
+    if rest.startswith(f"{name}_") and rest.endswith(".jsonl.gz"):
+        return True
+    return rest.split("/", 1)[0] in _WORK_DIRS
+
+
+def diagnose(storage: Storage, wanted: str) -> DatasetError | None:
+    """Why ``wanted`` (``name`` or ``project/branch/name``, optionally ``@VERSION``) names no
+    readable dataset, when its directory is there: the dataset is broken (its .chk is there, but
+    it or the .def cannot be read: DatasetCorruptError with the reason) or was never published
+    (files but no .chk: DatasetNotClosedError). None when there is no such directory."""
+    from .project import BrokenDataset, describe, split_branch
+
+    try:
+        base, version = parse_ref(wanted)
+    except DatasetUsageError:
+        return None
+    want = base.split("/")
+    if len(want) not in (1, 3):
+        return None
+    found: dict[str, set[str]] = {}
+    for key in storage.list():
+        parts = key.split("/")
+        if len(parts) < 4:
+            continue
+        project, directory, name = parts[:3]
+        branch, ver = split_branch(directory)
+        if want != [name] and want != [project, branch, name]:
+            continue
+        if version is not None and ver != version:
+            continue
+        rest = "/".join(parts[3:])
+        if _dataset_file(name, rest):
+            found.setdefault(f"{project}/{directory}/{name}", set()).add(rest)
+    problems: list[DatasetError] = []
+    for directory, files in sorted(found.items()):
+        project, branch_dir, name = directory.split("/")
+        where = f"{storage.url}/{directory}"
+        if fmt.chk_file_name(name) in files:
+            branch, ver = split_branch(branch_dir)
+            info = describe(storage, project, branch, name, ver)
+            if isinstance(info, BrokenDataset):
+                problems.append(DatasetCorruptError(f"dataset {where} is broken: {info.error}"))
+            continue
+        problems.append(
+            DatasetNotClosedError(
+                f"dataset {where} was never published: it has no {fmt.chk_file_name(name)} (its "
+                "writer raised, was killed or has not finished, or the .chk was deleted); run "
+                "the write again, it replaces the leftovers"
+            )
+        )
+    if not problems:
+        return None
+    first = problems[0]
+    if len(problems) > 1:
+        return type(first)(f"{first} (and {len(problems) - 1} more like it)")
+    return first

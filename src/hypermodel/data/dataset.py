@@ -25,6 +25,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..context import maybe_context
@@ -39,11 +40,26 @@ from .errors import (
     DatasetNotFoundError,
     DatasetUsageError,
 )
-from .publish import Publisher, exists_error
+from .index import remember_written
+from .publish import Publisher, published_error
 from .staging import Staging
 
 if TYPE_CHECKING:
     from .model import BaseData
+
+
+@dataclass(frozen=True)
+class Header:
+    """A published dataset's .chk (its text and its map) and .def, checked (``read_header``)."""
+
+    chk_text: str
+    chk: dict[str, str]
+    definition: dict[str, Any]
+
+    @property
+    def checksum(self) -> str:
+        return fmt.sha1_text(self.chk_text)
+
 
 # Uncompressed bytes a writer buffers before spilling every chunk (a ChunkWriter: its chunk).
 BUFFER_BYTES = 64 << 20
@@ -195,7 +211,7 @@ class Dataset:
 
     def chk_text(self) -> str:
         try:
-            return self.storage.read_text(self.chk_key)
+            return self._read_file(self.chk_key)
         except NotFoundError as exc:
             if self._has_leftovers():
                 raise DatasetNotClosedError(
@@ -215,42 +231,52 @@ class Dataset:
     def read_chk(self) -> dict[str, str]:
         if not self.pinned_version:
             return self.pinned().read_chk()
-        text = self.chk_text()
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise DatasetCorruptError(f"{self._where(self.chk_key)} is not valid JSON") from exc
-        if not isinstance(data, dict):
-            raise DatasetCorruptError(f"{self._where(self.chk_key)} is not a JSON object")
-        return data
+        return fmt.parse_chk(self.chk_text(), self._where(self.chk_key))
 
     def read_def(self) -> dict[str, Any]:
         """The .def of the published dataset (checked against the .chk)."""
+        return self.read_header().definition
+
+    def read_header(self) -> Header:
+        """The .chk and the .def, checked as every read checks them before any chunk: the .chk
+        a JSON map of file names to SHA1s, the .def present, matching its SHA1 in the .chk, and
+        a JSON object with well-typed fields. DatasetCorruptError names the file otherwise."""
         if not self.pinned_version:
-            return self.pinned().read_def()
-        chk = self.read_chk()
-        text = self._read_def_text(chk)
-        return json.loads(text)  # type: ignore[no-any-return]
+            return self.pinned().read_header()
+        chk_text = self.chk_text()
+        chk = fmt.parse_chk(chk_text, self._where(self.chk_key))
+        definition = fmt.parse_def(self._read_def_text(chk), self._where(self.def_key))
+        return Header(chk_text, chk, definition)
 
     def _read_def_text(self, chk: dict[str, str]) -> str:
         try:
-            text = self.storage.read_text(self.def_key)
+            text = self._read_file(self.def_key)
         except NotFoundError as exc:
-            raise DatasetCorruptError(f"{self._where(self.def_key)} is missing") from exc
-        if chk.get(fmt.def_file_name(self.name)) != fmt.sha1_text(text):
             raise DatasetCorruptError(
-                f"{self._where(self.def_key)} does not match its checksum in the .chk"
-            )
+                f"{self._where(self.def_key)} is missing: {fmt.REWRITE}"
+            ) from exc
+        if chk.get(fmt.def_file_name(self.name)) != fmt.sha1_text(text):
+            raise fmt.def_mismatch(text, self._where(self.def_key), "the .chk")
         return text
+
+    def _read_file(self, key: str) -> str:
+        """The text of one of the dataset's files (NotFoundError when it is absent); a directory
+        in its place, or bytes that are not UTF-8, are DatasetCorruptError naming it."""
+        try:
+            return self.storage.read_text(key)
+        except IsADirectoryError as exc:
+            raise DatasetCorruptError(
+                f"{self._where(key)} is a directory, not a file: {fmt.REWRITE}"
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise DatasetCorruptError(
+                f"{self._where(key)} is not UTF-8 text ({exc}): {fmt.REWRITE}"
+            ) from exc
 
     def dependency_record(self) -> dict[str, Any]:
         """What a dataset made from this one embeds: this .def plus ``chkFileChecksum``."""
-        if not self.pinned_version:
-            return self.pinned().dependency_record()
-        chk_text = self.chk_text()
-        record = json.loads(self._read_def_text(json.loads(chk_text)))
-        record["chkFileChecksum"] = fmt.sha1_text(chk_text)
-        return record  # type: ignore[no-any-return]
+        header = self.read_header()
+        return {**header.definition, "chkFileChecksum": header.checksum}
 
     def add_dependency(self, dataset: Dataset) -> None:
         """Record ``dataset`` (published) in this one's lineage when it is written."""
@@ -362,7 +388,7 @@ class _ChunkSpill:
     time). ``layout`` records each member written, ``(compressed length, records)``: what the
     index of the published dataset is made of, known without reading the chunk again."""
 
-    __slots__ = ("hasher", "layout", "lines", "path", "size", "spill")
+    __slots__ = ("digests", "hasher", "layout", "lines", "path", "size", "spill")
 
     def __init__(self, path: str | None) -> None:
         self.lines: list[str] = []
@@ -371,6 +397,7 @@ class _ChunkSpill:
         self.path = path  # the staged file on local disk, else None (spill to a temp file)
         self.spill: str | None = None
         self.layout: list[tuple[int, int]] = []
+        self.digests: list[bytes] = []  # SHA1 of each member's compressed bytes
 
     def flush(self, level: int, temp_dir: Any, records: int) -> None:
         """Compress the buffered lines (``records`` of them) as one more member."""
@@ -380,6 +407,7 @@ class _ChunkSpill:
         self.hasher.update(data)
         member = gzip_member(data, level)
         self.layout.append((len(member), records))
+        self.digests.append(hashlib.sha1(member).digest())
         target = self.path
         if target is None:
             if self.spill is None:
@@ -406,6 +434,7 @@ class _ChunkSpill:
         if data or not body:
             member = gzip_member(data, level)
             self.layout.append((len(member), records))
+            self.digests.append(hashlib.sha1(member).digest())
             body += member
         return self.hasher.hexdigest(), body
 
@@ -480,7 +509,7 @@ class DatasetWriter:
         dataset = dataset.for_write()
         self.dataset = dataset
         if dataset.exists():
-            raise exists_error(dataset)
+            raise published_error(dataset)
         self.token = uuid.uuid4().hex[:16]
         # lineage is taken (and a dirty repository refused) now, before anything is written
         self._publisher = Publisher(dataset, self.token, creation_time, meta)
@@ -587,8 +616,11 @@ class DatasetWriter:
                         checksums[cid], body = chunk.finish(level, self._staging.temp_dir, n)
                         uploads.store(cid, body)
             layouts = {cid: c.layout for cid, c in zip(self._ids, self._chunks, strict=True)}
+            digests = {cid: c.digests for cid, c in zip(self._ids, self._chunks, strict=True)}
             self._chunks = []
             self.checksum = publisher.commit(checksums, self._staging, layouts)
+            for cid in self._ids:  # reading back what this process wrote verifies nothing twice
+                remember_written(self.dataset, cid, checksums[cid], layouts[cid], digests[cid])
         except BaseException:
             try:  # final keys this writer uploaded go too, unless someone else owns them now
                 self._staging.discard(self._ids, finals=publisher.owns_final_names())

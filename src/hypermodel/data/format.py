@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..names import check_name
-from .errors import DatasetUsageError
+from .errors import DatasetCorruptError, DatasetUsageError
 from .model import BaseData, encoder_for, hash_text_for
 
 VALID_CHUNKS: dict[int, int] = {16: 1, 256: 2, 4096: 3}
@@ -35,6 +35,9 @@ VALID_CHUNKS: dict[int, int] = {16: 1, 256: 2, 4096: 3}
 # Hypergol included, reads every level; pass compresslevel= to a Dataset to trade otherwise.
 # Level 1 deflates with ISA-L where it is installed (see deflate.py).
 GZIP_LEVEL = 1
+GZIP_MAGIC = b"\x1f\x8b"  # every gzip member starts with these two bytes
+# What to do about a published dataset whose files are damaged (said by every such error).
+REWRITE = "restore the file from a copy, or delete the dataset's directory and write it again"
 
 
 def check_chunk_count(chunk_count: int) -> int:
@@ -156,3 +159,86 @@ def dump_chk(checksums: dict[str, str]) -> str:
 
 def sha1_text(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+# -- checking what a published dataset's .chk and .def say ---------------------------------------
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    kind = kinds.get(type(value))
+    if kind is None:
+        kind = "null" if value is None else "a number"
+    return kind
+
+
+def parse_chk(text: str, where: str) -> dict[str, str]:
+    """The .chk's map of file names to SHA1s, or DatasetCorruptError naming ``where``."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DatasetCorruptError(f"{where} is not valid JSON ({exc}): {REWRITE}") from exc
+    if not isinstance(data, dict):
+        raise DatasetCorruptError(
+            f"{where} is {_json_kind(data)}, not a JSON object of file names and SHA1s: {REWRITE}"
+        )
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise DatasetCorruptError(
+                f"{where} gives {key!r} {_json_kind(value)}, not a SHA1 string: {REWRITE}"
+            )
+    return data
+
+
+def parse_def(text: str, where: str, name: str | None = None) -> dict[str, Any]:
+    """The .def as a dict whose fields have the types readers rely on (``dataType`` a string,
+    ``chunkCount`` 16, 256 or 4096, ``dependencies`` a list of objects, ``repo`` an object,
+    ``creationTime`` a string), or DatasetCorruptError naming ``where``. With ``name``, the
+    .def must name the dataset so (the listing checks it against the directory)."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DatasetCorruptError(f"{where} is not valid JSON ({exc}): {REWRITE}") from exc
+    if not isinstance(data, dict):
+        raise DatasetCorruptError(f"{where} is {_json_kind(data)}, not a JSON object: {REWRITE}")
+    problem = _def_problem(data, name)
+    if problem is not None:
+        raise DatasetCorruptError(f"{where} {problem}: {REWRITE}")
+    return data
+
+
+def def_mismatch(text: str, where: str, chk_name: str) -> DatasetCorruptError:
+    """A .def whose SHA1 is not the one in the .chk: said with what else is wrong with it (not
+    JSON, not an object), the more specific problem first."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return DatasetCorruptError(
+            f"{where} is not valid JSON ({exc}) and does not match its checksum in {chk_name}: "
+            f"it was altered; {REWRITE}"
+        )
+    if not isinstance(data, dict):
+        return DatasetCorruptError(
+            f"{where} is {_json_kind(data)}, not a JSON object, and does not match its checksum "
+            f"in {chk_name}: it was altered; {REWRITE}"
+        )
+    return DatasetCorruptError(
+        f"{where} does not match its checksum in {chk_name}: it was altered; {REWRITE}"
+    )
+
+
+def _def_problem(data: dict[str, Any], name: str | None) -> str | None:
+    for key, kind in (("dataType", str), ("name", str)):
+        if not isinstance(data.get(key), kind):
+            return f"has {_json_kind(data.get(key))} as its {key}, not a string"
+    count = data.get("chunkCount")
+    if not isinstance(count, int) or isinstance(count, bool) or count not in VALID_CHUNKS:
+        return f"has chunkCount {count!r}, not one of 16, 256 or 4096"
+    if "creationTime" in data and not isinstance(data["creationTime"], str):
+        return f"has {_json_kind(data['creationTime'])} as its creationTime, not a string"
+    if "repo" in data and not isinstance(data["repo"], dict):
+        return f"has {_json_kind(data['repo'])} as its repo, not an object"
+    deps = data.get("dependencies", [])
+    if not isinstance(deps, list) or not all(isinstance(d, dict) for d in deps):
+        return "has dependencies that are not a list of objects"
+    if name is not None and data["name"] != name:
+        return f"names the dataset {data['name']!r}, not {name!r} (its directory's name)"
+    return None

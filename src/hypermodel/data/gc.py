@@ -16,6 +16,10 @@ nothing references (``hml gc``).
 - every dependency of a kept version (or of a plain dataset), transitively: each
   ``chkFileChecksum`` in its .def's ``dependencies``, at any depth.
 
+``plan_gc`` also finds, in every published dataset that stays, the files interrupted writers
+left there (claims, staged chunks, temporary files: see ``leftovers``); ``remove_leftovers``
+removes them.
+
 Removing a version (``remove``) goes through ``Dataset.delete`` (the .chk first, so a reader
 never sees half a dataset; then the files and the registry entry), then drops the registry's run
 pointers at it. Directories left empty on local disk are removed.
@@ -35,7 +39,10 @@ from ..errors import NotFoundError
 from ..storage import Storage
 from .catalog import Named, as_dataset, catalog
 from .errors import DatasetError
+from .leftovers import Leftover
 from .project import DatasetInfo
+from .publish import CLAIM_DIR
+from .staging import STAGE_DIR
 from .versions import REGISTRY
 
 UNFINISHED = ("pending", "running", "retrying")  # a local run's status while it may still read
@@ -266,10 +273,16 @@ class Candidate:
 class Plan:
     remove: list[Candidate] = field(default_factory=list)
     kept: list[tuple[Candidate, str]] = field(default_factory=list)  # versions only
+    # files interrupted writers left in a published dataset that stays (see ``leftovers``)
+    leftovers: list[tuple[DatasetInfo, list[Leftover]]] = field(default_factory=list)
 
     @property
     def bytes(self) -> int:
         return sum(c.size for c in self.remove)
+
+    @property
+    def leftover_bytes(self) -> int:
+        return sum(f.size for _, found in self.leftovers for f in found)
 
 
 def plan_gc(storage: ListedOnce, keep: int = 1) -> Plan:
@@ -318,7 +331,48 @@ def plan_gc(storage: ListedOnce, keep: int = 1) -> Plan:
             plan.kept.append((Candidate(group, info), reasons[info.directory]))
         else:
             plan.remove.append(Candidate(group, info, directory_size(storage, info.directory)))
+    doomed = {c.info.directory for c in plan.remove}
+    staying = [i for g in groups for i in g.every() if i.directory not in doomed]
+    plan.leftovers = find_leftovers(storage, staying)
     return plan
+
+
+def find_leftovers(
+    storage: ListedOnce, infos: Iterable[DatasetInfo]
+) -> list[tuple[DatasetInfo, list[Leftover]]]:
+    """The leftovers of interrupted writers in each of these published datasets. A bucket is
+    asked only about directories whose listing shows claims or staged chunks."""
+    from . import leftovers
+
+    inner = storage.inner
+    local = inner.local_path(REGISTRY) is not None  # hidden temporaries are not listed
+    busy = {
+        key.split("/.hml-", 1)[0]
+        for key in storage.keys()
+        if f"/{CLAIM_DIR}/" in key or f"/{STAGE_DIR}/" in key
+    }
+    found = []
+    for info in sorted(infos, key=lambda i: i.ref):
+        if local or info.directory in busy:
+            files = leftovers.find(as_dataset(inner, info))
+            if files:
+                found.append((info, files))
+    return found
+
+
+def remove_leftovers(
+    storage: Storage, found: Iterable[tuple[DatasetInfo, list[Leftover]]]
+) -> list[tuple[DatasetInfo, list[Leftover]]]:
+    """Remove the leftovers ``find_leftovers`` found (each dataset still published)."""
+    from . import leftovers
+
+    inner = storage.inner if isinstance(storage, ListedOnce) else storage
+    done = []
+    for info, files in found:
+        removed = leftovers.remove(as_dataset(inner, info), files)
+        if removed:
+            done.append((info, removed))
+    return done
 
 
 # -- removing -----------------------------------------------------------------------------------

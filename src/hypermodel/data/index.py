@@ -14,6 +14,18 @@ so a freshly published dataset streams without a pass over its chunks. A stale o
 (a dataset written by Hypergol, or by a writer that lost its layouts) is (re)built by one
 verified pass over the chunks and written atomically, so concurrent builders race harmlessly
 (they write the same bytes).
+
+**What is trusted.** The index is not covered by the ``.chk`` (Hypergol's format has no place
+for it, and its byte ranges depend on the compressor, which must never change a checksum), so
+anyone who can alter a chunk can alter the index to match: it only *plans* which bytes to read.
+Nothing read through it is returned before its chunk has been verified in this process: the
+first time a chunk is touched, the whole chunk file is read, inflated and its SHA1 compared with
+the ``.chk``, exactly as ``open("r")`` does, and its actual member layout compared with the
+index's. That pass records, per member, the SHA1 of its compressed bytes (a *verdict*, kept per
+process); every later ranged read of a member is checked against it before it is inflated, so a
+chunk altered after it was verified fails too. The verifying pass keeps the lines it inflated
+(up to the reader's cache budget), so a pass over the whole dataset inflates each member once,
+as before; a writer records the verdicts of the chunks it wrote itself.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
@@ -32,7 +45,7 @@ from .deflate import decompressor
 from .errors import DatasetCorruptError
 
 if TYPE_CHECKING:
-    from .dataset import Dataset
+    from .dataset import Dataset, Header
 
 INDEX_VERSION = 1
 _READ_BLOCK = 1 << 18
@@ -103,14 +116,38 @@ class DatasetIndex:
 
     @classmethod
     def from_json(cls, text: str) -> DatasetIndex:
+        """The stored index; ValueError (or KeyError, TypeError) when it is not one whose
+        members tile each chunk (then it is rebuilt)."""
         data = json.loads(text)
         if data.get("version") != INDEX_VERSION:
             raise ValueError(f"index version {data.get('version')!r}")
         chunks = [
-            ChunkIndex(c["id"], c["count"], [Member(*m) for m in c["members"]])
+            ChunkIndex(str(c["id"]), c["count"], [Member(*m) for m in c["members"]])
             for c in data["chunks"]
         ]
-        return cls(data["checksum"], chunks)
+        for chunk in chunks:
+            _check_tiling(chunk)
+        return cls(str(data["checksum"]), chunks)
+
+
+# Deflate inflates at most ~1032x; a record is at least one byte: more records than this in a
+# member of that many compressed bytes is an index no writer made.
+_MAX_RECORDS_PER_BYTE = 1100
+
+
+def _check_tiling(chunk: ChunkIndex) -> None:
+    offset = first = 0
+    for m in chunk.members:
+        values = (m.offset, m.length, m.first, m.count)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise ValueError("index member values must be integers")
+        if (m.offset, m.first) != (offset, first) or m.length <= 0 or m.count < 0:
+            raise ValueError(f"index members of chunk {chunk.chunk_id} do not tile it")
+        if m.count > m.length * _MAX_RECORDS_PER_BYTE:
+            raise ValueError(f"index member of chunk {chunk.chunk_id} claims too many records")
+        offset, first = offset + m.length, first + m.count
+    if chunk.count != first or not chunk.members:
+        raise ValueError(f"index chunk {chunk.chunk_id} counts {chunk.count} records, not {first}")
 
 
 def chunk_from_sizes(chunk_id: str, sizes: Iterable[Sequence[int]]) -> ChunkIndex:
@@ -129,117 +166,269 @@ def write_index(dataset: Dataset, checksum: str, chunks: list[ChunkIndex]) -> No
     dataset.storage.write_text(index_key(dataset), DatasetIndex(checksum, chunks).to_json())
 
 
-def load_index(dataset: Dataset, build: bool = True) -> DatasetIndex:
-    """The dataset's index: the stored one when it matches the dataset, else built and stored."""
-    checksum = dataset.checksum
+def load_index(dataset: Dataset, build: bool = True, header: Header | None = None) -> DatasetIndex:
+    """The dataset's index: the stored one when it names the dataset's checksum, else built
+    (one verified pass) and stored. Only a plan of what to read: see the module docstring."""
+    checksum = header.checksum if header is not None else dataset.checksum
     key = index_key(dataset)
     try:
         index = DatasetIndex.from_json(dataset.storage.read_text(key))
         if index.checksum == checksum and [c.chunk_id for c in index.chunks] == dataset.chunk_ids():
             return index
-    except (NotFoundError, ValueError, KeyError, TypeError):
+    except (NotFoundError, ValueError, KeyError, TypeError, IsADirectoryError):
         pass
     if not build:
         raise NotFoundError(f"{dataset.storage.url}/{key} is missing or stale")
-    index = build_index(dataset)
+    index = build_index(dataset, header)
     dataset.storage.write_text(key, index.to_json())  # atomic: readers see old, new or none
     return index
 
 
-def build_index(dataset: Dataset) -> DatasetIndex:
-    """One pass over every chunk, checking each against the .chk while indexing it."""
-    chk = dataset.read_chk()
-    checksum = dataset.checksum
+def build_index(dataset: Dataset, header: Header | None = None) -> DatasetIndex:
+    """One pass over every chunk, checking each against the .chk while indexing it (which
+    records each chunk's verdict for this process)."""
+    if header is None:
+        header = dataset.read_header()
     chunks = []
     for cid in dataset.chunk_ids():
-        where = f"{dataset.storage.url}/{dataset.chunk_key(cid)}"
-        expected = chk.get(fmt.chunk_file_name(dataset.name, cid))
-        if expected is None:
-            raise DatasetCorruptError(f"{where} is not listed in the dataset's .chk")
-        try:
-            stream = dataset.storage.open_read(dataset.chunk_key(cid))
-        except NotFoundError as exc:
-            raise DatasetCorruptError(f"chunk {where} is missing") from exc
-        with stream:
-            chunks.append(index_chunk(cid, stream, expected, where))
-    return DatasetIndex(checksum, chunks)
+        verdict, _ = verify_chunk(dataset, cid, expected_sha1(dataset, header.chk, cid))
+        chunks.append(ChunkIndex(cid, verdict.count, list(verdict.members)))
+    return DatasetIndex(header.checksum, chunks)
 
 
-def index_chunk(chunk_id: str, stream: IO[bytes], expected_sha1: str, where: str) -> ChunkIndex:
+def expected_sha1(dataset: Dataset, chk: dict[str, str], chunk_id: str) -> str:
+    expected = chk.get(fmt.chunk_file_name(dataset.name, chunk_id))
+    if expected is None:
+        raise DatasetCorruptError(
+            f"{dataset._where(dataset.chunk_key(chunk_id))} is not listed in the dataset's .chk: "
+            f"{fmt.REWRITE}"
+        )
+    return expected
+
+
+# -- verdicts: chunks verified in this process --------------------------------------------------
+@dataclass(frozen=True)
+class Verdict:
+    """A chunk whose SHA1 matched the .chk in this process: its members as they are in the
+    file, and the SHA1 of each member's compressed bytes (what a later ranged read must be)."""
+
+    members: tuple[Member, ...]
+    digests: tuple[bytes, ...]
+
+    @property
+    def count(self) -> int:
+        last = self.members[-1] if self.members else None
+        return last.first + last.count if last is not None else 0
+
+    @property
+    def size(self) -> int:
+        """The chunk file's size: its members end to end, nothing after them."""
+        last = self.members[-1] if self.members else None
+        return last.offset + last.length if last is not None else 0
+
+
+_VERDICTS: dict[tuple[str, str, str], Verdict] = {}
+_VERDICTS_LOCK = threading.Lock()
+_VERDICTS_LIMIT = 1 << 16  # chunks remembered; the oldest are forgotten past it
+
+
+def _verdict_key(dataset: Dataset, chunk_id: str, expected: str) -> tuple[str, str, str]:
+    return (dataset.storage.url, dataset.chunk_key(chunk_id), expected)
+
+
+def remember(dataset: Dataset, chunk_id: str, expected: str, verdict: Verdict) -> None:
+    with _VERDICTS_LOCK:
+        _VERDICTS[_verdict_key(dataset, chunk_id, expected)] = verdict
+        while len(_VERDICTS) > _VERDICTS_LIMIT:
+            del _VERDICTS[next(iter(_VERDICTS))]
+
+
+def remember_written(
+    dataset: Dataset,
+    chunk_id: str,
+    expected: str,
+    sizes: Iterable[Sequence[int]],
+    digests: Sequence[bytes],
+) -> None:
+    """Record the verdict of a chunk this process has just written and published (its
+    members' ``(length, count)`` and compressed SHA1s), so reading it back verifies nothing
+    twice; a ranged read is still checked against these digests."""
+    members = tuple(chunk_from_sizes(chunk_id, sizes).members)
+    if len(members) == len(digests):
+        remember(dataset, chunk_id, expected, Verdict(members, tuple(digests)))
+
+
+def forget_verdicts() -> None:
+    """Forget every chunk verified in this process (the next read of each verifies it again)."""
+    with _VERDICTS_LOCK:
+        _VERDICTS.clear()
+
+
+def verify_chunk(
+    dataset: Dataset,
+    chunk_id: str,
+    expected: str,
+    want: int | None = None,
+    budget: int = 0,
+) -> tuple[Verdict, dict[int, list[bytes]]]:
+    """Read the whole chunk, check its SHA1 against ``expected`` (the .chk's) and remember the
+    verdict. Also returns the lines of member number ``want`` and of as many others as fit in
+    ``budget`` bytes (member number -> lines), inflated on the way, for a reader's cache."""
+    from .reader import altered_error, open_chunk
+
+    where = dataset._where(dataset.chunk_key(chunk_id))
     hasher = hashlib.sha1()
     members: list[Member] = []
-    records = 0
-    for offset, length, text in _members(stream, where):
-        hasher.update(text)
-        n = text.count(b"\n") + (1 if text and not text.endswith(b"\n") else 0)
-        members.append(Member(offset, length, records, n))
-        records += n
-    if hasher.hexdigest() != expected_sha1:
-        raise DatasetCorruptError(
-            f"chunk {where} does not match its checksum in the .chk (expected {expected_sha1}, "
-            f"read {hasher.hexdigest()}): it was altered"
-        )
-    return ChunkIndex(chunk_id, records, members)
+    digests: list[bytes] = []
+    kept: dict[int, list[bytes]] = {}
+    used = 0
+    with open_chunk(dataset, chunk_id) as stream:
+        first = 0
+        for i, (offset, length, text, digest) in enumerate(_members(stream, where)):
+            hasher.update(text)
+            n = text.count(b"\n") + (1 if text and not text.endswith(b"\n") else 0)
+            members.append(Member(offset, length, first, n))
+            digests.append(digest)
+            first += n
+            size = len(text) + 64 * n
+            if i == want or (budget and used + size <= budget):
+                kept[i] = _split(text)
+                used += size if i != want else 0
+    if hasher.hexdigest() != expected:
+        raise altered_error(where, expected, hasher.hexdigest())
+    verdict = Verdict(tuple(members), tuple(digests))
+    remember(dataset, chunk_id, expected, verdict)
+    return verdict, kept
 
 
-def _members(stream: IO[bytes], where: str) -> Iterator[tuple[int, int, bytes]]:
-    """(compressed offset, compressed length, uncompressed bytes) of each gzip member."""
+def _split(text: bytes) -> list[bytes]:
+    lines = text.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _members(stream: IO[bytes], where: str) -> Iterator[tuple[int, int, bytes, bytes]]:
+    """(compressed offset, compressed length, uncompressed bytes, SHA1 of the compressed bytes)
+    of each gzip member; DatasetCorruptError for bad gzip, truncation, trailing garbage or an
+    empty file."""
+    from .reader import garbage_error, gzip_error, starts_member, truncated_error
+
     d = decompressor()
+    raw_sha1 = hashlib.sha1()
     consumed = 0  # compressed bytes handed to finished members
     start = 0
     parts: list[bytes] = []
     pending = False
+    count = 0
     try:
         while raw := stream.read(_READ_BLOCK):
             while raw:
+                if not pending and count and not starts_member(raw):
+                    raise garbage_error(where, start)
                 pending = True
                 parts.append(d.decompress(raw))
                 if not d.eof:
                     consumed += len(raw)
+                    raw_sha1.update(raw)
                     break
                 used = len(raw) - len(d.unused_data)
+                raw_sha1.update(memoryview(raw)[:used])
                 consumed += used
-                yield start, consumed - start, b"".join(parts)
+                yield start, consumed - start, b"".join(parts), raw_sha1.digest()
+                count += 1
                 start, parts, pending = consumed, [], False
                 raw = d.unused_data
                 d = decompressor()
+                raw_sha1 = hashlib.sha1()
     except DEFLATE_ERRORS as exc:
-        raise DatasetCorruptError(f"chunk {where} is not valid gzip ({exc})") from exc
-    if pending:
-        raise DatasetCorruptError(f"chunk {where} is truncated (its gzip stream ends early)")
+        raise gzip_error(where, exc) from exc
+    if pending or count == 0:
+        if count and consumed - start < 2:  # one stray byte after the last member
+            raise garbage_error(where, start)
+        raise truncated_error(where)
 
 
-def read_member(dataset: Dataset, chunk_id: str, member: Member) -> list[bytes]:
-    """The lines (without newlines) of one member: a ranged read, one member decompressed.
+def check_size(dataset: Dataset, chunk_id: str, expected: str) -> None:
+    """Forget the chunk's verdict when the file's size is not its members' (bytes appended or
+    cut since), so that its next read verifies it again (a reader calls this once per chunk)."""
+    key = _verdict_key(dataset, chunk_id, expected)
+    verdict = _VERDICTS.get(key)
+    if verdict is None:
+        return
+    try:
+        size = dataset.storage.size(dataset.chunk_key(chunk_id))
+    except (NotFoundError, OSError):
+        size = -1
+    if size != verdict.size:
+        with _VERDICTS_LOCK:
+            if _VERDICTS.get(key) is verdict:
+                del _VERDICTS[key]
 
-    Each gzip member carries a CRC32 of its content, checked by the inflater here, so a member altered
-    after the index was built fails loudly instead of returning wrong records.
-    """
-    where = f"{dataset.storage.url}/{dataset.chunk_key(chunk_id)}"
-    raw = _read_range(dataset, dataset.chunk_key(chunk_id), member.offset, member.length)
+
+def read_members(
+    dataset: Dataset, chunk: ChunkIndex, number: int, expected: str, budget: int = 0
+) -> dict[int, list[bytes]]:
+    """The lines of member ``number`` of ``chunk`` (member number -> lines), verified: the
+    first touch of the chunk in this process verifies all of it (and returns the lines of other
+    members too, as many as fit in ``budget`` bytes); later reads are ranged reads checked
+    against the verdict's digest of that member."""
+    key = _verdict_key(dataset, chunk.chunk_id, expected)
+    verdict = _VERDICTS.get(key)
+    if verdict is not None:
+        member = chunk.members[number]
+        if number < len(verdict.members) and verdict.members[number] == member:
+            raw = _read_range(dataset, dataset.chunk_key(chunk.chunk_id), member)
+            if hashlib.sha1(raw).digest() == verdict.digests[number]:
+                return {number: _inflate_member(dataset, chunk.chunk_id, member, raw)}
+        with _VERDICTS_LOCK:  # the file changed since, or the index disagrees: verify again
+            if _VERDICTS.get(key) is verdict:
+                del _VERDICTS[key]
+    verdict, kept = verify_chunk(dataset, chunk.chunk_id, expected, number, budget)
+    if list(verdict.members) != chunk.members:
+        raise _stale_index(dataset, chunk.chunk_id)
+    return kept
+
+
+def _stale_index(dataset: Dataset, chunk_id: str) -> DatasetCorruptError:
+    """The chunk verified, but the index does not describe it: the index is stale or altered.
+    It is removed (best effort), so the next stream rebuilds it with one verified pass."""
+    key = index_key(dataset)
+    try:
+        dataset.storage.delete(key)
+        removed = "it was removed: run again, and the next stream rebuilds it"
+    except Exception:
+        removed = "delete it, and the next stream rebuilds it"
+    return DatasetCorruptError(
+        f"{dataset._where(key)} does not describe chunk "
+        f"{dataset._where(dataset.chunk_key(chunk_id))} as it is (the chunk matches the .chk, "
+        f"the index is stale or was altered); {removed}"
+    )
+
+
+def _inflate_member(dataset: Dataset, chunk_id: str, member: Member, raw: bytes) -> list[bytes]:
+    where = dataset._where(dataset.chunk_key(chunk_id))
     try:
         d = decompressor()
         text = d.decompress(raw)
         ok = d.eof and not d.unused_data
     except DEFLATE_ERRORS as exc:
         raise DatasetCorruptError(f"chunk {where} is not valid gzip ({exc})") from exc
-    if not ok:
+    lines = _split(text)
+    if not ok or len(lines) != member.count:
         raise DatasetCorruptError(
-            f"chunk {where} changed since its index was built (member at byte {member.offset})"
-        )
-    lines = text.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()
-    if len(lines) != member.count:
-        raise DatasetCorruptError(
-            f"chunk {where} has {len(lines)} records at byte {member.offset}, its index says "
-            f"{member.count}: delete {dataset.name}.idx.json to rebuild it"
+            f"chunk {where} changed while it was read (member at byte {member.offset}): "
+            f"{fmt.REWRITE}"
         )
     return lines
 
 
-def _read_range(dataset: Dataset, key: str, offset: int, length: int) -> bytes:
+def _read_range(dataset: Dataset, key: str, member: Member) -> bytes:
     try:
-        return dataset.storage.read_range(key, offset, length)
+        return dataset.storage.read_range(key, member.offset, member.length)
     except NotFoundError as exc:
-        raise DatasetCorruptError(f"chunk {dataset.storage.url}/{key} is missing") from exc
+        raise DatasetCorruptError(f"chunk {dataset._where(key)} is missing: {fmt.REWRITE}") from exc
+    except IsADirectoryError as exc:
+        raise DatasetCorruptError(
+            f"chunk {dataset._where(key)} is a directory, not a file: {fmt.REWRITE}"
+        ) from exc

@@ -8,17 +8,20 @@ for info in project.datasets.list():
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..errors import NotFoundError
 from ..storage import Storage, resolve_storage
 from . import format as fmt
 from .dataset import Dataset
-from .errors import DatasetNotFoundError
+from .errors import DatasetCorruptError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .model import BaseData
@@ -62,11 +65,35 @@ def split_branch(directory: str) -> tuple[str, str | None]:
     return branch, version
 
 
-def find_datasets(storage: Storage, pattern: str | None = None) -> Iterator[DatasetInfo]:
+@dataclass(frozen=True)
+class BrokenDataset:
+    """A dataset whose .chk is in place but that cannot be read as one: its .chk or .def is
+    missing, unreadable, not what the format says, or the .def does not match the .chk."""
+
+    project: str
+    branch: str
+    name: str
+    version: str | None
+    directory: str
+    error: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.branch}/{self.name}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.path}@{self.version}" if self.version else self.path
+
+
+def scan_datasets(
+    storage: Storage, pattern: str | None = None
+) -> Iterator[DatasetInfo | BrokenDataset]:
     """Every published dataset and dataset version under the storage root
     (``<project>/<branch>[@<version>]/<name>/<name>.chk``), optionally those whose
     ``project/branch/name`` or ``project/branch/name@version`` matches the regular expression
-    ``pattern``."""
+    ``pattern``: a DatasetInfo for each readable one, a BrokenDataset (with the reason) for each
+    other. One bad dataset never stops the scan."""
     regex = re.compile(pattern) if pattern else None
     for key in storage.list():
         parts = key.split("/")
@@ -78,28 +105,55 @@ def find_datasets(storage: Storage, pattern: str | None = None) -> Iterator[Data
             path = f"{project}/{branch}/{name}"
             if not (regex.search(path) or (version and regex.search(f"{path}@{version}"))):
                 continue
-        info = _info(storage, project, branch, name, version)
+        info = describe(storage, project, branch, name, version)
         if info is not None:
             yield info
 
 
-def _info(
+def find_datasets(storage: Storage, pattern: str | None = None) -> Iterator[DatasetInfo]:
+    """The readable datasets of ``scan_datasets`` (broken ones are left out)."""
+    for info in scan_datasets(storage, pattern):
+        if isinstance(info, DatasetInfo):
+            yield info
+
+
+def describe(
     storage: Storage, project: str, branch: str, name: str, version: str | None = None
-) -> DatasetInfo | None:
+) -> DatasetInfo | BrokenDataset | None:
+    """What the .chk and .def of one dataset directory say, checked as a read checks them
+    (the .def must also name the directory's dataset); None when its .chk is gone (deleted
+    while the root was listed)."""
     base = f"{project}/{branch}@{version}/{name}/" if version else f"{project}/{branch}/{name}/"
+    chk_name, def_name = fmt.chk_file_name(name), fmt.def_file_name(name)
+
+    def broken(error: str) -> BrokenDataset:
+        return BrokenDataset(project, branch, name, version, base.rstrip("/"), error)
+
     try:
-        chk_text = storage.read_text(base + fmt.chk_file_name(name))
-        definition = json.loads(storage.read_text(base + fmt.def_file_name(name)))
-    except (OSError, ValueError, DatasetNotFoundError):
+        chk_text = _read(storage, base + chk_name, chk_name)
+        chk = fmt.parse_chk(chk_text, chk_name)
+    except NotFoundError:
         return None
-    except Exception:  # a half-deleted dataset must not break a listing
-        return None
+    except DatasetCorruptError as exc:
+        return broken(str(exc))
+    try:
+        def_text = _read(storage, base + def_name, def_name)
+    except NotFoundError:
+        return broken(f"{def_name} is missing (a half-deleted dataset?): {fmt.REWRITE}")
+    except DatasetCorruptError as exc:
+        return broken(str(exc))
+    if chk.get(def_name) != fmt.sha1_text(def_text):
+        return broken(str(fmt.def_mismatch(def_text, def_name, chk_name)))
+    try:
+        definition = fmt.parse_def(def_text, def_name, name)
+    except DatasetCorruptError as exc:
+        return broken(str(exc))
     return DatasetInfo(
         project=project,
         branch=branch,
         name=name,
-        dataType=str(definition.get("dataType", "?")),
-        chunkCount=int(definition.get("chunkCount", 0)),
+        dataType=definition["dataType"],
+        chunkCount=definition["chunkCount"],
         checksum=fmt.sha1_text(chk_text),
         creationTime=str(definition.get("creationTime", "")),
         directory=base.rstrip("/"),
@@ -108,13 +162,30 @@ def _info(
     )
 
 
+def _read(storage: Storage, key: str, file_name: str) -> str:
+    """A dataset file's text; NotFoundError passes; any other failure is DatasetCorruptError."""
+    try:
+        return storage.read_text(key)
+    except NotFoundError:
+        raise
+    except IsADirectoryError as exc:
+        raise DatasetCorruptError(f"{file_name} is a directory, not a file: {fmt.REWRITE}") from exc
+    except UnicodeDecodeError as exc:
+        raise DatasetCorruptError(f"{file_name} is not UTF-8 text ({exc}): {fmt.REWRITE}") from exc
+    except Exception as exc:  # a damaged dataset must not break a listing
+        raise DatasetCorruptError(
+            f"{file_name} cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 def find_dataset(storage: Storage, name_or_checksum: str) -> DatasetInfo:
     """One dataset by ``name``, ``project/branch/name`` (either with ``@VERSION``) or (a unique
     prefix of) its checksum. By name alone: the version a read by name sees (the newest
-    published version, else the plain dataset); see ``catalog``."""
+    published version, else the plain dataset); see ``catalog``. A name whose dataset is
+    broken or was never published raises an error that says which (``catalog.diagnose``)."""
     from .catalog import catalog, resolve
 
-    return resolve(catalog(storage), name_or_checksum, storage.url)[1]
+    return resolve(catalog(storage), name_or_checksum, storage.url, storage)[1]
 
 
 class DatasetFactory:
@@ -143,12 +214,20 @@ class DatasetFactory:
         )
 
     def list(self, pattern: str | None = None, all_branches: bool = False) -> list[DatasetInfo]:
+        """The project's readable datasets; a broken one is left out with a warning naming
+        its problem."""
         p = self._project
-        return [
-            d
-            for d in find_datasets(p.storage, pattern)
-            if d.project == p.project and (all_branches or d.branch == p.branch)
-        ]
+        found = []
+        for d in scan_datasets(p.storage, pattern):
+            if d.project != p.project or not (all_branches or d.branch == p.branch):
+                continue
+            if isinstance(d, BrokenDataset):
+                log.warning(
+                    "dataset %s/%s is broken, left out: %s", p.storage.url, d.directory, d.error
+                )
+                continue
+            found.append(d)
+        return found
 
 
 class Project:

@@ -70,7 +70,7 @@ class Publisher:
         """Take the publish claim, or raise DatasetExistsError / DatasetBusyError."""
         ds, claims = self.dataset, self.claims
         if ds.exists():
-            raise exists_error(ds)
+            raise published_error(ds)
         n, seen, waited = 0, None, False
         poll = min(0.2, HEARTBEAT / 4)
         while True:
@@ -83,7 +83,7 @@ class Publisher:
                 n, seen = n + 1, None
                 continue
             if ds.exists():
-                raise exists_error(ds)
+                raise published_error(ds)
             seen, moved = claims.watch(n, seen)
             if moved:
                 raise self._busy(owner)
@@ -99,7 +99,7 @@ class Publisher:
         self._halt = claims.beating(n)
         if ds.exists():  # published between our check and our claim
             self._release()
-            raise exists_error(ds)
+            raise published_error(ds)
 
     def _busy(self, owner: dict[str, Any]) -> DatasetBusyError:
         ds = self.dataset
@@ -112,6 +112,10 @@ class Publisher:
 
     def _still_ours(self) -> None:
         assert self.claim is not None, "commit() before begin()"
+        # a .chk: someone published meanwhile (judging this writer dead, then removing every
+        # claim, this one's too): nothing may be written now
+        if self.dataset.exists():
+            raise exists_error(self.dataset)
         if self.claims.superseded(self.claim):
             ds = self.dataset
             raise DatasetError(
@@ -233,6 +237,16 @@ def exists_error(ds: Dataset) -> DatasetExistsError:
         f"dataset {ds.storage.url}/{ds.directory} already exists; datasets are immutable: "
         "delete it first (Dataset.delete()) or write under another name or branch"
     )
+
+
+def published_error(ds: Dataset) -> DatasetExistsError:
+    """DatasetExistsError for a writer that found ``ds`` published, after removing what
+    interrupted writers left in its directory (see ``leftovers``): the next write of a dataset
+    cleans up after a writer killed once its .chk was in place."""
+    from .leftovers import tidy
+
+    tidy(ds)
+    return exists_error(ds)
 
 
 def _who(owner: dict[str, Any]) -> str:

@@ -40,17 +40,12 @@ class DatasetReader:
 
     def __init__(self, dataset: Dataset, record_input: bool = True) -> None:
         self.dataset = dataset
-        chk_text = dataset.chk_text()
-        try:
-            self.chk = json.loads(chk_text)
-        except ValueError as exc:
-            raise DatasetCorruptError(
-                f"{dataset._where(dataset.chk_key)} is not valid JSON"
-            ) from exc
-        definition = json.loads(dataset._read_def_text(self.chk))
-        _check_definition(dataset, definition)
+        header = dataset.read_header()
+        check_definition(dataset, header.definition)
+        self.chk = header.chk
+        definition = header.definition
         self.definition = definition
-        self.checksum = fmt.sha1_text(chk_text)
+        self.checksum = header.checksum
         from .model import batch_decoder_for
         from .rows import row_decoders_for
 
@@ -97,10 +92,8 @@ class DatasetReader:
                 for other, _ in blocks:  # a corrupt chunk says so (the rest of it raises)
                     if other != chunk_id:
                         break
-                raise DatasetError(
-                    f"cannot decode a line of {self._name(chunk_id)} as "
-                    f"{self.dataset.dataType.__name__} ({type(exc).__name__}: {exc}): "
-                    "the class does not match the stored data"
+                raise decode_error(
+                    f"a line of {self._name(chunk_id)}", self.dataset.dataType, exc
                 ) from exc
             finally:
                 if collecting:
@@ -127,10 +120,7 @@ class DatasetReader:
         where = self._name(chunk_id)
         if expected is None:
             raise DatasetCorruptError(f"{where} is not listed in the dataset's .chk")
-        try:
-            stream = ds.storage.open_read(ds.chunk_key(chunk_id))
-        except NotFoundError as exc:
-            raise DatasetCorruptError(f"chunk {where} is missing") from exc
+        stream = open_chunk(ds, chunk_id)
         hasher = hashlib.sha1()
         held: list[bytes] | None = []  # blocks held back until verified (None: streaming)
         held_bytes = 0
@@ -155,26 +145,71 @@ class DatasetReader:
         if carry:
             (held if held is not None else []).append(carry)
         if hasher.hexdigest() != expected:
-            raise DatasetCorruptError(
-                f"chunk {where} does not match its checksum in the .chk "
-                f"(expected {expected}, read {hasher.hexdigest()}): it was altered"
-            )
+            raise altered_error(where, expected, hasher.hexdigest())
         if held is not None:
             yield from held
         elif carry:
             yield carry
 
 
+def open_chunk(ds: Dataset, chunk_id: str) -> IO[bytes]:
+    """The chunk file opened for reading; DatasetCorruptError when it is missing or is a
+    directory."""
+    key = ds.chunk_key(chunk_id)
+    try:
+        return ds.storage.open_read(key)
+    except NotFoundError as exc:
+        raise DatasetCorruptError(f"chunk {ds._where(key)} is missing: {fmt.REWRITE}") from exc
+    except IsADirectoryError as exc:
+        raise DatasetCorruptError(
+            f"chunk {ds._where(key)} is a directory, not a file: {fmt.REWRITE}"
+        ) from exc
+
+
+def altered_error(where: str, expected: str, read: str) -> DatasetCorruptError:
+    return DatasetCorruptError(
+        f"chunk {where} does not match its checksum in the .chk (expected {expected}, read "
+        f"{read}): it was altered; {fmt.REWRITE}"
+    )
+
+
+def truncated_error(where: str) -> DatasetCorruptError:
+    return DatasetCorruptError(
+        f"chunk {where} is truncated (its gzip stream ends early): {fmt.REWRITE}"
+    )
+
+
+def garbage_error(where: str, offset: int) -> DatasetCorruptError:
+    return DatasetCorruptError(
+        f"chunk {where} has trailing garbage after its gzip data (from byte {offset}, which "
+        f"starts no gzip member): {fmt.REWRITE}"
+    )
+
+
+def gzip_error(where: str, exc: Exception) -> DatasetCorruptError:
+    return DatasetCorruptError(f"chunk {where} is not valid gzip ({exc}): {fmt.REWRITE}")
+
+
+def starts_member(data: bytes) -> bool:
+    """Can ``data`` (the bytes after a complete member) be the start of another member?"""
+    return data[:2] == fmt.GZIP_MAGIC[: len(data[:2])]
+
+
 def _inflate(stream: IO[bytes], where: str) -> Iterator[bytes]:
-    """Decompress a (possibly multi-member) gzip stream, refusing truncation and corruption.
-    Reads ``_READ_BLOCK`` bytes at a time (a whole chunk, usually) and gives out at most
-    ``_INFLATE_BLOCK`` bytes at a time, so the blocks decoded at once stay bounded."""
+    """Decompress a (possibly multi-member) gzip stream, refusing truncation, corruption and
+    trailing bytes that are no gzip member. Reads ``_READ_BLOCK`` bytes at a time (a whole
+    chunk, usually) and gives out at most ``_INFLATE_BLOCK`` bytes at a time, so the blocks
+    decoded at once stay bounded."""
     d = decompressor()
     in_member = False
     members = 0
+    done = 0  # compressed bytes of the members finished so far
+    fed = 0  # compressed bytes the current member consumed
     try:
         while raw := stream.read(_READ_BLOCK):
             while True:
+                if not in_member and members and not starts_member(raw):
+                    raise garbage_error(where, done)
                 in_member = True
                 out = d.decompress(raw, _INFLATE_BLOCK)
                 if out:
@@ -182,18 +217,23 @@ def _inflate(stream: IO[bytes], where: str) -> Iterator[bytes]:
                 if d.eof:
                     members += 1
                     in_member = False
+                    done += fed + len(raw) - len(d.unused_data)
+                    fed = 0
                     raw = d.unused_data
                     d = decompressor()
                     if not raw:
                         break
                     continue
+                fed += len(raw) - len(d.unconsumed_tail)
                 raw = d.unconsumed_tail
                 if not raw and len(out) < _INFLATE_BLOCK:
                     break  # this input is used up and no output is pending: read more
     except DEFLATE_ERRORS as exc:
-        raise DatasetCorruptError(f"chunk {where} is not valid gzip ({exc})") from exc
+        raise gzip_error(where, exc) from exc
     if in_member or members == 0:
-        raise DatasetCorruptError(f"chunk {where} is truncated (its gzip stream ends early)")
+        if members and fed < 2:  # one stray byte after the last member
+            raise garbage_error(where, done)
+        raise truncated_error(where)
 
 
 def _parse_block(block: bytes, where: str) -> list[Any]:
@@ -208,7 +248,9 @@ def _parse_block(block: bytes, where: str) -> list[Any]:
         raise DatasetCorruptError(f"chunk {where} has a line that is not JSON: {exc}") from exc
 
 
-def _check_definition(ds: Dataset, definition: dict[str, Any]) -> None:
+def check_definition(ds: Dataset, definition: dict[str, Any]) -> None:
+    """The .def describes a dataset of ``ds``'s class, name and chunk count (DatasetUsageError
+    otherwise: the class or arguments do not match the stored dataset)."""
     expected = {"dataType": ds.dataType.__name__, "name": ds.name, "chunkCount": ds.chunkCount}
     wrong = {k: definition.get(k) for k, v in expected.items() if definition.get(k) != v}
     if wrong:
@@ -216,6 +258,18 @@ def _check_definition(ds: Dataset, definition: dict[str, Any]) -> None:
             f"{ds!r} does not match its .def: "
             + ", ".join(f"{k} is {v!r} there, not {expected[k]!r}" for k, v in wrong.items())
         )
+
+
+def decode_error(what: str, data_type: type, exc: Exception) -> DatasetError:
+    """A stored record the class cannot be made from: one line naming the file and the fix."""
+    if isinstance(exc, KeyError) and exc.args:
+        detail = f"it has no field {exc.args[0]!r}"
+    else:
+        detail = f"{type(exc).__name__}: {exc}"
+    return DatasetError(
+        f"cannot decode {what} as {data_type.__name__} ({detail}): the class does not match "
+        "the stored data; read it with the class that wrote it, or give the new field a default"
+    )
 
 
 def _record_input(ctx: OpContext, checksum: str, definition: dict[str, Any]) -> None:

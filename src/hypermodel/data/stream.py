@@ -37,15 +37,23 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import orjson
 
 from .errors import DatasetCorruptError, DatasetUsageError
-from .index import DatasetIndex, Member, load_index, read_member
+from .index import (
+    ChunkIndex,
+    DatasetIndex,
+    check_size,
+    expected_sha1,
+    load_index,
+    read_members,
+)
+from .reader import check_definition, decode_error
 
 if TYPE_CHECKING:
-    from .dataset import Dataset
+    from .dataset import Dataset, Header
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +132,15 @@ class _Reader:
     """Windows of dataset positions -> decoded objects, through a bounded cache of members.
 
     Members are numbered in dataset order, so each covers a contiguous range of positions:
-    one bisect over their first positions finds the member of any position.
+    one bisect over their first positions finds the member of any position. Every member is
+    verified before its lines are used (``index.read_members``): the first touch of a chunk in
+    the process checks the whole chunk against the .chk and fills the cache with the lines of
+    its other members too, as far as the budget allows.
     """
 
-    def __init__(self, dataset: Dataset, index: DatasetIndex, budget: int) -> None:
+    def __init__(
+        self, dataset: Dataset, index: DatasetIndex, chk: dict[str, str], budget: int
+    ) -> None:
         from .model import batch_decoder_for
 
         self.dataset = dataset
@@ -138,23 +151,43 @@ class _Reader:
         fast = row_decoders_for(dataset.dataType)
         self.decode_array = fast.array if fast is not None else None
         self.where = f"{dataset.storage.url}/{dataset.directory}"
-        self.blocks: list[tuple[str, Member]] = []
+        self.index = index
+        # (chunk, member number in the chunk, the chunk's SHA1 in the .chk) of every member
+        # that holds records, in dataset order, and the dataset position of its first record
+        self.blocks: list[tuple[ChunkIndex, int, str]] = []
         self.starts: list[int] = []
+        self.block_of: dict[tuple[str, int], int] = {}
         for chunk, start in zip(index.chunks, index.starts, strict=True):
-            for m in chunk.members:
+            expected = expected_sha1(dataset, chk, chunk.chunk_id)
+            for number, m in enumerate(chunk.members):
                 if m.count:
-                    self.blocks.append((chunk.chunk_id, m))
+                    self.block_of[chunk.chunk_id, number] = len(self.blocks)
+                    self.blocks.append((chunk, number, expected))
                     self.starts.append(start + m.first)
         self.cache: OrderedDict[int, list[bytes]] = OrderedDict()
         self.sizes: dict[int, int] = {}
         self.size = 0
+        self.sized: set[str] = set()  # chunks whose file size this reader compared
         # position -> line of every cached member (None when not cached): one list lookup per
         # record on the hot path instead of a bisect and two dict lookups
         self.flat: list[bytes | None] = [None] * index.total
 
     def _load(self, block: int) -> list[bytes]:
-        chunk_id, member = self.blocks[block]
-        lines = read_member(self.dataset, chunk_id, member)
+        chunk, number, expected = self.blocks[block]
+        if chunk.chunk_id not in self.sized:
+            self.sized.add(chunk.chunk_id)
+            check_size(self.dataset, chunk.chunk_id, expected)
+        room = max(0, self.budget - self.size)
+        loaded = read_members(self.dataset, chunk, number, expected, room)
+        for other, lines in loaded.items():  # members verified with it, the one asked last
+            b = self.block_of.get((chunk.chunk_id, other))
+            if other != number and b is not None and b not in self.cache:
+                self._insert(b, lines)
+        lines = loaded[number]
+        self._insert(block, lines)
+        return lines
+
+    def _insert(self, block: int, lines: list[bytes]) -> None:
         size = sum(map(len, lines)) + 64 * len(lines)
         self.cache[block] = lines
         self.sizes[block] = size
@@ -166,10 +199,9 @@ class _Reader:
             self.size -= self.sizes.pop(old)
             first = self.starts[old]
             self.flat[first : first + len(gone)] = [None] * len(gone)
-        return lines
 
     def window(self, positions: Sequence[int]) -> list[Any]:
-        return self.objects(self.lines(positions))
+        return self.objects(self.lines(positions), positions)
 
     def lines(self, positions: Sequence[int]) -> list[bytes]:
         """The stored lines at these positions (reading the members not cached)."""
@@ -187,7 +219,14 @@ class _Reader:
                     lines[i] = block[p - starts[b]]
         return cast("list[bytes]", lines)  # every None was filled above
 
-    def objects(self, lines: list[bytes]) -> list[Any]:
+    def gathered(self, positions: Sequence[int]) -> tuple[Sequence[int], list[bytes]]:
+        """A window's positions and lines (what the prefetch thread hands over)."""
+        return positions, self.lines(positions)
+
+    def decoded(self, window: tuple[Sequence[int], list[bytes]]) -> list[Any]:
+        return self.objects(window[1], window[0])
+
+    def objects(self, lines: list[bytes], positions: Sequence[int] | None = None) -> list[Any]:
         """Lines -> decoded objects: one msgspec call per window (or one orjson call and one
         batch decode where msgspec refuses them)."""
         # the parsed rows and decoded objects hold no cycles: a collection triggered by
@@ -200,9 +239,31 @@ class _Reader:
                 if objects is not None:
                     return objects
             return self.decode(_parse(lines, self.where))
+        except DatasetCorruptError:
+            raise
+        except Exception as exc:
+            raise self._decode_error(lines, positions, exc) from exc
         finally:
             if collecting:
                 gc.enable()
+
+    def _decode_error(
+        self, lines: list[bytes], positions: Sequence[int] | None, exc: Exception
+    ) -> Exception:
+        """Which record the class cannot be made from: one line naming its chunk file."""
+        what = f"a record of {self.where}"
+        for i, line in enumerate(lines):
+            try:
+                self.decode(_parse([line], self.where))
+            except Exception as one:
+                exc = one
+                if positions is not None:
+                    p = positions[i]
+                    c, k = self.index.locate(p)
+                    chunk = self.dataset.chunk_key(self.index.chunks[c].chunk_id)
+                    what = f"line {k + 1} of {self.dataset._where(chunk)} (position {p})"
+                break
+        return decode_error(what, self.dataset.dataType, exc)
 
 
 def _parse(lines: list[bytes], where: str) -> list[Any]:
@@ -224,7 +285,10 @@ def _windows(slices: Iterator[Sequence[int]], size: int) -> Iterator[Sequence[in
 _DONE = object()
 
 
-def _prefetched(make: Iterator[list[Any]], depth: int) -> Iterator[list[Any]]:
+T = TypeVar("T")
+
+
+def _prefetched(make: Iterator[T], depth: int) -> Iterator[T]:
     """Run ``make`` on a background thread, ``depth`` windows ahead; errors surface here."""
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -303,13 +367,16 @@ class Stream:
         self.window = window
         self.cache_bytes = cache_bytes
         self._index: DatasetIndex | None = None
+        self._header: Header | None = None
         self._current: Iterator[Any] | None = None
         self._end = start_offset  # records yielded so far, counted from the first epoch
 
     @property
     def index(self) -> DatasetIndex:
+        """The dataset's index, once the .chk and .def are checked as ``open("r")`` checks them
+        (each chunk is verified when first read: see ``index``)."""
         if self._index is None:
-            self._index = load_index(self.dataset)
+            self._header, self._index = open_index(self.dataset)
         return self._index
 
     @property
@@ -356,6 +423,7 @@ class Stream:
         self._current = None
 
     def __iter__(self) -> Iterator[Any]:
+        self._index = None  # every pass checks the .chk and .def again
         self.position = self.start_offset
         return itertools.chain.from_iterable(self._tracked(self._batches(self.slices())))
 
@@ -374,10 +442,12 @@ class Stream:
         """Decoded windows. The prefetch thread reads (ranged reads, gzip: both release the
         GIL) and gathers lines ahead; parsing and decoding, which hold the GIL, run here, so
         the two threads do not fight over it."""
-        reader = _Reader(self.dataset, self.index, self.cache_bytes)
-        lines = (reader.lines(w) for w in _windows(slices, self.window))
+        index = self.index
+        assert self._header is not None
+        reader = _Reader(self.dataset, index, self._header.chk, self.cache_bytes)
+        lines = map(reader.gathered, _windows(slices, self.window))
         ahead = lines if self.prefetch <= 0 else _prefetched(lines, self.prefetch)
-        return map(reader.objects, ahead)
+        return map(reader.decoded, ahead)
 
     def to_torch(self, transform: Callable[[Any], Any] | None = None) -> Any:
         """A ``torch.utils.data.IterableDataset``; DataLoader workers split it without overlap."""
@@ -417,12 +487,23 @@ def records_at(
     dataset: Dataset, positions: Sequence[int], cache_bytes: int = CACHE_BYTES
 ) -> list[Any]:
     """The objects at these dataset positions (chunk order, then order in the chunk), reading
-    only the gzip members that hold them."""
-    index = load_index(dataset)
+    only the gzip members that hold them, verified as ``open("r")`` verifies (see ``index``)."""
+    dataset = dataset.pinned()
+    header, index = open_index(dataset)
     for p in positions:
         if not 0 <= p < index.total:
             raise DatasetUsageError(f"position {p} is outside {dataset!r} (0..{index.total - 1})")
-    return _Reader(dataset, index, cache_bytes).window(positions) if positions else []
+    if not positions:
+        return []
+    return _Reader(dataset, index, header.chk, cache_bytes).window(positions)
+
+
+def open_index(dataset: Dataset) -> tuple[Header, DatasetIndex]:
+    """The checked .chk and .def of a dataset (as ``open("r")`` checks them: the same errors)
+    and its index."""
+    header = dataset.read_header()
+    check_definition(dataset, header.definition)
+    return header, load_index(dataset, header=header)
 
 
 def stream(dataset: Dataset, **options: Any) -> Stream:

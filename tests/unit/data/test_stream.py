@@ -12,7 +12,7 @@ import pytest
 from hypermodel.data import stream as stream_mod
 from hypermodel.data.dataset import Dataset
 from hypermodel.data.errors import DatasetCorruptError, DatasetUsageError
-from hypermodel.data.index import index_key, load_index
+from hypermodel.data.index import forget_verdicts, index_key, load_index
 from hypermodel.data.model import BaseData
 from hypermodel.data.stream import epoch_order, epoch_seed, records_at, shard_positions
 from tests.support import require_module, unavailable
@@ -145,16 +145,30 @@ def test_position_checkpoints_a_partial_pass(ds: Dataset) -> None:
 
 def test_offset_reads_no_skipped_member(ds: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
     read: list[tuple[str, int]] = []
-    real = stream_mod.read_member
+    real = stream_mod.read_members
 
-    def spy(dataset: Dataset, chunk_id: str, member: Any) -> list[bytes]:
-        read.append((chunk_id, member.first))
-        return real(dataset, chunk_id, member)
+    def spy(dataset: Dataset, chunk: Any, number: int, *args: Any) -> dict[int, list[bytes]]:
+        read.append((chunk.chunk_id, chunk.members[number].first))
+        return real(dataset, chunk, number, *args)
 
-    monkeypatch.setattr(stream_mod, "read_member", spy)
+    monkeypatch.setattr(stream_mod, "read_members", spy)
     s = ds.stream(start_offset=N - 3, epochs=1)
     assert len(ids(s)) == 3
     assert read == [(s.index.chunks[-1].chunk_id, s.index.chunks[-1].members[-1].first)]
+
+
+def test_a_fresh_process_verifies_only_the_chunks_it_touches(tmp_path: Path) -> None:
+    _write(tmp_path, n=N, name="fresh", flush=400)
+    forget_verdicts()  # as a process that did not write it
+    storage = CountingStorage(tmp_path)
+    ds = Dataset(Rec, storage=storage, name="fresh")
+    got = ids(ds.stream(start_offset=N - 10, epochs=1))
+    assert len(got) == 10
+    last = Path(storage.root) / ds.chunk_key(ds.chunk_ids()[-1])
+    assert storage.read == os.path.getsize(last)  # the last chunk, whole, verified once
+    storage.read = 0
+    assert ids(ds.stream(start_offset=N - 10, epochs=1)) == got
+    assert 0 < storage.read < os.path.getsize(last)  # verified: now only its last member
 
 
 def test_records_at_positions(ds: Dataset, order: list[int]) -> None:
