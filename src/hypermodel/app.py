@@ -144,9 +144,11 @@ class HmlApp:
             self._inference = HmlInferenceApp(self)
         return self._inference
 
-    def with_env(self, name: str, value: Any) -> HmlApp:
-        """An env var for every op container and the inference Deployment (and local runs)."""
-        ContainerConfig().with_env(name, value)  # validates the name
+    def with_env(self, name: str, value: Any, *, not_secret: bool = False) -> HmlApp:
+        """An env var for every op container and the inference Deployment (and local runs).
+        A secret-looking one is refused (see ``ContainerConfig.with_env``): use a Kubernetes
+        secret through ``with_secret_env`` in a configurator."""
+        ContainerConfig().with_env(name, value, not_secret=not_secret)  # validates it
         self.env[name] = str(value)
         return self
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 #: The commit recorded when no work tree and no baked-in commit tell which code ran.
 NO_COMMIT = "0" * 40
@@ -63,7 +63,7 @@ def head(repo: Path) -> dict[str, Any]:
     except OSError:
         return {}
     if not ref.startswith("ref:"):
-        return {"commit": ref if _SHA.match(ref) else "", "branch": None, "repo": str(repo)}
+        return {"commit": ref if _SHA.fullmatch(ref) else "", "branch": None, "repo": str(repo)}
     name = ref.split(":", 1)[1].strip()
     branch = name.removeprefix("refs/heads/")
     common = git_dir

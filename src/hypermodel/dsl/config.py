@@ -32,6 +32,38 @@ class Volume(NamedTuple):
     size_limit: str = ""
 
 
+# Names that hold the path of a file with the secret, not the secret itself.
+_PATH_WORDS = frozenset({"file", "path", "dir", "directory", "location"})
+_PATH_NAMES = frozenset({"GOOGLE_APPLICATION_CREDENTIALS"})
+
+
+def check_env_name(name: Any) -> None:
+    if not name or not str(name).replace("_", "a").isalnum():
+        raise DeclarationError(f"env var name {name!r} is not valid: use letters, digits and '_'")
+
+
+def check_not_secret(name: str, value: str) -> None:
+    """Refuse a plain env var that carries a secret: it would be compiled in plain text into the
+    KFP YAML and the Deployment manifest (and so into git and the cluster's API objects)."""
+    from ..redact import is_secret_name, redact_text, words
+
+    secret_name = (
+        is_secret_name(name)
+        and name not in _PATH_NAMES
+        and (words(name) or [""])[-1] not in _PATH_WORDS  # PASSWORD_FILE: a path
+    )
+    if not secret_name and redact_text(value) == value:
+        return
+    why = "looks secret" if secret_name else "has a value holding a credential (a URL password)"
+    raise DeclarationError(
+        f"env var {name!r} {why}: with_env would write its value in plain text into the "
+        "compiled pipeline YAML and the Deployment manifest. Keep the value in a Kubernetes "
+        f"secret and use with_secret_env({name!r}, '<secret>', '<key>') instead (kubectl "
+        f"create secret generic <secret> --from-literal=<key>=...); if {name} holds no "
+        "secret, pass not_secret=True"
+    )
+
+
 @dataclass
 class ContainerConfig:
     """Chainable settings for a container: ``cfg.with_env(...).with_resources(...)``."""
@@ -67,16 +99,21 @@ class ContainerConfig:
         self.command = list(command)
         return self
 
-    def with_env(self, name: str, value: Any) -> ContainerConfig:
-        if not name or not str(name).replace("_", "a").isalnum():
-            raise DeclarationError(
-                f"env var name {name!r} is not valid: use letters, digits and '_'"
-            )
-        self.env[name] = str(value)
+    def with_env(self, name: str, value: Any, *, not_secret: bool = False) -> ContainerConfig:
+        """A plain env var: its value is written as it is into the compiled pipeline YAML and
+        the Deployment manifest. A secret-looking name (``API_TOKEN``, ``DB_PASSWORD``...) or a
+        value holding a URL password is refused: use :meth:`with_secret_env`. ``not_secret=True``
+        says the name only looks secret (``TOKEN_LIMIT``)."""
+        check_env_name(name)
+        text = str(value)
+        if not not_secret:
+            check_not_secret(name, text)
+        self.env[name] = text
         return self
 
     def with_secret_env(self, env: str, secret: str, key: str | None = None) -> ContainerConfig:
         """Expose one key of a Kubernetes secret as an env var (the value is never read here)."""
+        check_env_name(env)
         self.secret_env.append(SecretEnv(env, secret, key or env))
         return self
 

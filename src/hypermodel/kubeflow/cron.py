@@ -13,7 +13,7 @@ from ..errors import UsageError
 
 # The descriptors Kubeflow's scheduler accepts as they are.
 DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-_FIELD = re.compile(r"^[0-9A-Za-z*?/,\-#]+$")
+_FIELD = re.compile(r"[0-9A-Za-z*?/,\-#]+")
 _NAMES = {
     "seconds": (0, 59),
     "minutes": (0, 59),
@@ -34,7 +34,7 @@ def _fix(expr: str) -> str:
 
 def _check_numbers(expr: str, fields: list[str]) -> None:
     for (label, (low, high)), value in zip(_NAMES.items(), fields, strict=True):
-        if not _FIELD.match(value):
+        if not _FIELD.fullmatch(value):
             raise UsageError(_fix(expr))
         for number in re.findall(r"\d+", value.split("/")[0]):
             if not low <= int(number) <= high:

@@ -7,13 +7,14 @@ new id, records ``resumed_from`` and keeps the parameters of the run it resumes.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..errors import NotFoundError, UsageError
-from ..redact import is_secret_name
+from ..names import is_safe_name
+from ..redact import holds_redaction, is_secret_name, redact
+from ..tracking.store import RUN_ID_LENGTH
 from .results import DONE, RESUMED, RUNNING
 from .runner import resolve_params
 from .store import dumps
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from ..dsl.pipeline import Pipeline
     from .runner import _Run
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
-
 
 def load_previous(app: HmlApp, pipeline: Pipeline, run_id: str) -> dict[str, Any]:
     """The record of the run to resume; a UsageError naming it when there is none."""
@@ -33,7 +32,7 @@ def load_previous(app: HmlApp, pipeline: Pipeline, run_id: str) -> dict[str, Any
         f"no run '{run_id}' to resume under {root}/runs/: pass the id of an earlier run-all "
         f"(`hml runs list` shows it before each op's name; the folders in {root}/runs/ are the ids)"
     )
-    if not _RUN_ID.match(run_id) or ".." in run_id:
+    if not is_safe_name(run_id, RUN_ID_LENGTH):
         raise UsageError(missing)
     try:
         record: dict[str, Any] = orjson.loads(app.storage().read_bytes(f"runs/{run_id}/run.json"))
@@ -64,14 +63,20 @@ def resume_params(
                 f"run '{run_id}': parameter '{p.name}' was not recorded (its name looks secret); "
                 f"pass {p.option} again to resume the run"
             )
+        if holds_redaction(recorded[p.name]):
+            raise UsageError(
+                f"run '{run_id}': parameter '{p.name}' was recorded with a credential masked "
+                f"({recorded[p.name]!r}); pass {p.option} again to resume the run"
+            )
         merged[p.name] = recorded[p.name]
     values = resolve_params(pipeline, {**merged, **given})
     for name in given:
         if name in recorded and not is_secret_name(name):
-            if dumps(values[name]) != dumps(recorded[name]):
+            if dumps(redact(values[name])) != dumps(recorded[name]):  # as it was recorded
                 option = "--" + name.replace("_", "-")
                 raise UsageError(
-                    f"run '{run_id}' ran with {option} {recorded[name]!r}, not {values[name]!r}: "
+                    f"run '{run_id}' ran with {option} {recorded[name]!r}, not "
+                    f"{redact(values[name])!r}: "
                     f"--resume keeps the parameters of the run it resumes; leave out {option}, "
                     "or start a new run without --resume"
                 )

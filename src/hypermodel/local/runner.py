@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..context import OpContext
 from ..dsl.pipeline import Pipeline, PipelineParam, Task
 from ..dsl.types import NO_DEFAULT, check_value
-from ..errors import NotFoundError, UsageError
+from ..errors import NotFoundError, StorageError, UsageError
 from ..redact import redact
 from .execute import Attempt, execute
 from .results import (
@@ -34,10 +35,12 @@ from .results import (
     attempt_failed,
 )
 from .schedule import Scheduler, make_pool, mark_tracked_stopped, no_interrupts, record
-from .store import OutputStore, cache_key
+from .store import OutputNotStoredError, OutputStore, cache_key
 
 if TYPE_CHECKING:
     from ..app import HmlApp
+
+log = logging.getLogger("hypermodel.local")
 
 __all__ = [
     "CACHED",
@@ -190,20 +193,33 @@ class _Run:
         return True
 
     def succeeded(self, task: Task, attempt: Attempt) -> None:
+        """Store the output of an op that finished. If the bucket still refuses it after the
+        retries, the output is kept in the op's workdir and the op fails with one line saying
+        where (its work is not lost, and nothing downstream starts without it)."""
         result = self.results[task.name]
-        result.status, result.output = SUCCEEDED, attempt.output
         key = self.keys.get(task.name, "")
         result.cache_key = key
+        try:
+            self.store.save(
+                self.run_id,
+                self.pipeline.name,
+                task.name,
+                attempt.output,
+                {"cache_key": key, "attempts": result.attempts},
+                keep_in=_workdir(self.app, self.run_id, task.name),
+            )
+        except OutputNotStoredError as exc:
+            result.status, result.output, result.error = FAILED, attempt.output, str(exc)
+            if result.history:
+                result.history[-1]["error"] = "output not stored"
+            return
+        result.status, result.output = SUCCEEDED, attempt.output
         self.outputs[task.name] = attempt.output
-        self.store.save(
-            self.run_id,
-            self.pipeline.name,
-            task.name,
-            attempt.output,
-            {"cache_key": key, "attempts": result.attempts},
-        )
         if task.cache and key:
-            self.store.put_cache(task.op.name, key, attempt.output, self.run_id)
+            try:
+                self.store.put_cache(task.op.name, key, attempt.output, self.run_id)
+            except StorageError as exc:  # the cache only saves time: the output is stored
+                log.warning("op '%s': its output was not cached: %s", task.name, exc)
 
     def status(self, finished: bool) -> str:
         if not finished:
@@ -303,7 +319,10 @@ def _run(state: _Run, report: Reporter, workers: int) -> RunResult:
         raise cancelled from None
     finally:
         _shutdown(scheduler)
-    state.record(started, finished=True)
+    try:
+        state.record(started, finished=True)
+    except StorageError as exc:  # the ops' outputs are stored (or kept): report, do not lose
+        log.warning("run %s: its final record was not written: %s", state.run_id, exc)
     result = _result(state, t0)
     report.run_finished(result)
     return result

@@ -179,6 +179,8 @@ class Scheduler:
         record(result, attempt)
         if attempt.ok:
             self.state.succeeded(task, attempt)
+            if result.status == FAILED:  # its output could not be stored: stop as a failure
+                self.stop()
         else:
             self.failed(task, attempt)
         self.report.task_changed(result)

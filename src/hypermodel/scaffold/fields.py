@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from ..errors import UsageError
 from ..names import snake_case
 
-_CLASS = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_LIST = re.compile(r"^(?:List|list|typing\.List)\[\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\]$")
+_CLASS = re.compile(r"[A-Z][A-Za-z0-9]*")
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LIST = re.compile(r"(?:List|list|typing\.List)\[\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\]")
 
 # type name as typed -> (annotation, module to import it from, sample literal)
 SCALARS: dict[str, tuple[str, str | None, str]] = {
@@ -37,7 +37,7 @@ class ScaffoldError(UsageError):
 
 def check_class_name(name: str, what: str = "class") -> str:
     """A CamelCase Python class name (``ExampleClass``)."""
-    if not _CLASS.match(name or "") or keyword.iskeyword(name):
+    if not _CLASS.fullmatch(name or "") or keyword.iskeyword(name):
         raise ScaffoldError(
             f"{what} name {name!r} is not a CamelCase class name: start with a capital letter, "
             "then letters and digits only (e.g. ExampleClass)"
@@ -53,7 +53,7 @@ def module_name(class_name: str) -> str:
 def check_project_name(name: str) -> str:
     """A project name (CamelCase or snake_case) -> its package name (snake_case identifier)."""
     package = snake_case(name or "")
-    if not re.match(r"^[a-z][a-z0-9_]*$", package) or keyword.iskeyword(package):
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", package) or keyword.iskeyword(package):
         raise ScaffoldError(
             f"project name {name!r} is not usable: use CamelCase or snake_case letters and "
             "digits, starting with a letter (e.g. MyProject -> directory my_project)"
@@ -98,11 +98,11 @@ def parse_field(spec: str) -> Field:
             "(e.g. classId:int:id, value:float, 'values:List[Other]')"
         )
     name, type_text = parts[0].strip(), parts[1].strip()
-    if not _FIELD.match(name) or keyword.iskeyword(name) or name.startswith("_"):
+    if not _FIELD.fullmatch(name) or keyword.iskeyword(name) or name.startswith("_"):
         raise ScaffoldError(
             f"field name {name!r} in {spec!r} is not a valid Python identifier (no leading '_')"
         )
-    match = _LIST.match(type_text)
+    match = _LIST.fullmatch(type_text)
     type_name = match.group(1) if match else type_text
     if type_name not in SCALARS:
         check_class_name(type_name, f"type of field '{name}'")

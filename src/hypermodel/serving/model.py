@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import require
-from ..errors import AlreadyExistsError, NotFoundError, UsageError
-from ..names import check_name
+from ..errors import AlreadyExistsError, NotFoundError, StorageError, UsageError
+from ..names import check_name, is_safe_name
 from .errors import ModelIntegrityError, ModelNotLoadedError
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ MODEL_FILE = "model.joblib"
 DISTRIBUTIONS_FILE = "distributions.json"
 REFERENCE_FILE = "reference.json"
 LATEST_FILE = "latest.json"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 # The app whose @hml.inference initialisers are running (set by HmlInferenceApp.build): a
 # container loaded there without a target reads that app's bucket and joins its models.
@@ -106,12 +106,25 @@ class ModelReference:
             raise ModelIntegrityError(
                 f"{where} lacks {', '.join(sorted(missing))}; re-publish the model"
             )
+        _check_types(data, where)
         ref = cls(**{k: v for k, v in data.items() if k in known}, key=key)
         for digest in (ref.model_sha256, ref.distributions_sha256):
-            if not isinstance(digest, str) or not _SHA256.match(digest):
-                raise ModelIntegrityError(f"{where} holds a malformed SHA256 digest {digest!r}")
-        for file in (ref.model_file, ref.distributions_file):
-            check_name(file, "model file")  # a reference must not point outside its directory
+            if not _SHA256.fullmatch(digest):
+                raise ModelIntegrityError(
+                    f"{where} holds a malformed SHA256 digest {digest!r}; re-publish the model"
+                )
+        for what, value in (
+            ("name", ref.name),
+            ("version", ref.version),
+            ("model_file", ref.model_file),
+            ("distributions_file", ref.distributions_file),
+        ):
+            if not is_safe_name(value):  # files named must lie in the reference's own directory
+                raise ModelIntegrityError(
+                    f"{where}: {what} {value!r} is not allowed (a plain file or directory name: "
+                    "letters, digits, '_', '-', '.'; no '/' or '..'); the reference was changed "
+                    "after publishing: re-publish the model or load another version"
+                )
         return ref
 
     @property
@@ -397,15 +410,33 @@ class ModelContainer:
                     f"{pin[1]}: load the pinned version, or change the pin to deploy this one"
                 )
         where = reference.directory or "."
+        model_where = f"{where}/{reference.model_file}"
+        dist_where = f"{where}/{reference.distributions_file}"
         model_bytes = read(reference.model_file)
-        _verify(model_bytes, reference.model_sha256, f"{where}/{reference.model_file}")
+        _verify(model_bytes, reference.model_sha256, model_where)
         dist_bytes = read(reference.distributions_file)
-        _verify(
-            dist_bytes, reference.distributions_sha256, f"{where}/{reference.distributions_file}"
-        )
+        _verify(dist_bytes, reference.distributions_sha256, dist_where)
+        try:
+            distributions = json.loads(dist_bytes)
+        except ValueError as exc:  # UnicodeDecodeError included
+            raise ModelIntegrityError(
+                f"{dist_where} matches its digest but is not valid JSON ({_short(exc)}); "
+                "re-publish the model"
+            ) from None
+        if not isinstance(distributions, dict):
+            raise ModelIntegrityError(
+                f"{dist_where} is not a JSON object of distributions; re-publish the model"
+            )
         joblib = require("joblib", "serve", "ModelContainer.load")
-        self.model = joblib.load(io.BytesIO(model_bytes))  # only after both digests matched
-        self.distributions = json.loads(dist_bytes)
+        try:  # only after both digests matched
+            model = joblib.load(io.BytesIO(model_bytes))
+        except Exception as exc:
+            raise ModelIntegrityError(
+                f"{model_where} matches its digest but cannot be unpickled ({_short(exc)}): "
+                "install the library versions it was trained with, or re-publish the model"
+            ) from None
+        self.model = model
+        self.distributions = distributions
         features = reference.features or {}
         self.features_numeric = list(features.get("numeric") or self.features_numeric)
         self.features_categorical = list(features.get("categorical") or self.features_categorical)
@@ -432,6 +463,7 @@ class ModelContainer:
     def _resolve(self, ref: Any, storage: Any) -> tuple[ModelReference, Any]:
         if isinstance(ref, ModelReference):
             store = self._storage(storage)
+            _check_location(ref, store)
             return ref, _reader_for(store, ref.directory)
         if not isinstance(ref, (str, os.PathLike)):
             raise UsageError(
@@ -440,30 +472,26 @@ class ModelContainer:
         text = os.fspath(ref)
         path = Path(text)
         if text.endswith(".json") and path.is_file():  # a reference file on local disk
-            reference = ModelReference.from_json(path.read_bytes(), key=str(path))
-            return reference, lambda name: (path.parent / name).read_bytes()
+            reference = ModelReference.from_json(_read_local(path), key=str(path))
+            return reference, lambda name: _read_local(path.parent / name)
         store = self._storage(storage)
         key = self._reference_key(store, text)
         try:
-            reference = ModelReference.from_json(store.read_bytes(key), key=key)
+            raw = store.read_bytes(key)
         except NotFoundError:
             raise NotFoundError(
                 f"model '{self.name}': no reference at {store.url}/{key}; "
                 f"published versions: {', '.join(self.versions(store)) or 'none'}"
             ) from None
+        except (OSError, StorageError) as exc:
+            raise unreadable_error(f"{store.url}/{key}", exc) from None
+        reference = ModelReference.from_json(raw, key=key)
+        _check_location(reference, store)
         return reference, _reader_for(store, reference.directory)
 
     def _reference_key(self, store: Storage, text: str) -> str:
         if text == "latest":
-            pointer_key = f"models/{self.name}/{LATEST_FILE}"
-            try:
-                pointer = json.loads(store.read_bytes(pointer_key))
-            except NotFoundError:
-                raise NotFoundError(
-                    f"model '{self.name}' has never been published to {store.url} "
-                    f"(no {pointer_key}); run the training pipeline first"
-                ) from None
-            return str(pointer["reference"])
+            return latest_reference_key(store, self.name)
         if text.endswith(".json"):
             return text
         if "/" in text:  # a version directory key
@@ -507,7 +535,7 @@ def pinned_digest(model: str) -> tuple[str, str] | None:
 def normalise_digest(text: str, where: str) -> str:
     """``sha256:<64 hex>`` or ``<64 hex>`` -> the 64 lower-case hex digits; else a clear error."""
     digest = str(text).strip().lower().removeprefix("sha256:")
-    if not _SHA256.match(digest):
+    if not _SHA256.fullmatch(digest):
         raise UsageError(
             f"{where} is {text!r}, not a SHA-256 digest: give 64 hex digits, optionally prefixed "
             "'sha256:' (the server's x-model-digest header and `/` page show a model's digest)"
@@ -529,12 +557,170 @@ def _reader_for(store: Storage, directory: str) -> Any:
         key = f"{directory}/{name}" if directory else name
         try:
             return store.read_bytes(key)
-        except NotFoundError as exc:
+        except NotFoundError:
             raise ModelIntegrityError(
-                f"{store.url}/{key} named by the model reference is missing"
-            ) from exc
+                f"{store.url}/{key} named by the model reference is missing: the model "
+                "directory was changed after publishing; re-publish the model or load another "
+                "version"
+            ) from None
+        except (OSError, StorageError) as exc:
+            raise unreadable_error(f"{store.url}/{key}", exc) from None
 
     return read
+
+
+def _read_local(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelIntegrityError(
+            f"{path} named by the model reference is missing; re-publish the model"
+        ) from None
+    except OSError as exc:
+        raise unreadable_error(str(path), exc) from None
+
+
+def unreadable_error(where: str, exc: BaseException) -> ModelIntegrityError:
+    """A model file that exists but cannot be read as one (a directory, a link out of the
+    bucket, no permission): the version's directory was tampered with."""
+    reason = (
+        "it is a directory"
+        if isinstance(exc, IsADirectoryError)
+        else (exc.strerror if isinstance(exc, OSError) and exc.strerror else _short(exc))
+    )
+    return ModelIntegrityError(
+        f"{where} cannot be read as a model file ({reason}): the model directory was changed "
+        "after publishing; re-publish the model or load another version"
+    )
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def version_reference_key(key: Any, name: str | None = None) -> tuple[str, str] | None:
+    """(model, version) when ``key`` is ``models/<model>/<version>/reference.json`` with safe
+    names (and ``<model>`` is ``name`` when given), else None."""
+    if not isinstance(key, str):
+        return None
+    parts = key.split("/")
+    if (
+        len(parts) != 4
+        or parts[0] != "models"
+        or parts[3] != REFERENCE_FILE
+        or not is_safe_name(parts[1])
+        or not is_safe_name(parts[2])
+        or (name is not None and parts[1] != name)
+    ):
+        return None
+    return parts[1], parts[2]
+
+
+def latest_reference_key(store: Storage, name: str) -> str:
+    """The reference key ``models/<name>/latest.json`` points at, which must be one of the
+    model's own version directories; any other pointer is a ModelIntegrityError naming the
+    file and the fix."""
+    pointer_key = f"models/{name}/{LATEST_FILE}"
+    where = f"{store.url}/{pointer_key}"
+    fix = "re-publish the model, or load a version by name (e.g. load('<version>'))"
+    try:
+        raw = store.read_bytes(pointer_key)
+    except NotFoundError:
+        raise NotFoundError(
+            f"model '{name}' has never been published to {store.url} "
+            f"(no {pointer_key}); run the training pipeline first"
+        ) from None
+    except (OSError, StorageError) as exc:
+        raise unreadable_error(where, exc) from None
+    try:
+        pointer = json.loads(raw)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise ModelIntegrityError(f"{where} is not valid JSON ({_short(exc)}); {fix}") from None
+    reference = pointer.get("reference") if isinstance(pointer, dict) else None
+    if not isinstance(reference, str):
+        raise ModelIntegrityError(
+            f"{where} is not a model pointer (a JSON object with a 'reference' string); {fix}"
+        )
+    found = version_reference_key(reference, name)
+    if found is None:
+        raise ModelIntegrityError(
+            f"{where} points at {reference!r}, which is not one of model '{name}''s version "
+            f"directories (models/{name}/<version>/{REFERENCE_FILE}); refused: {fix}"
+        )
+    version = pointer.get("version", found[1])
+    if version != found[1]:
+        raise ModelIntegrityError(
+            f"{where} names version {version!r} but points at {reference!r}; {fix}"
+        )
+    return reference
+
+
+def _check_location(ref: ModelReference, store: Storage) -> None:
+    """A reference read from a bucket must live in its own model version's directory
+    (``models/<name>/<version>/reference.json``, with its own name and version), so that the
+    files it names can only be that version's files."""
+    where = f"{store.url}/{ref.key}" if ref.key else f"model reference {ref.long_name!r}"
+    found = version_reference_key(ref.key)
+    if found is None:
+        raise ModelIntegrityError(
+            f"{where} is not in a model version's directory (models/<name>/<version>/"
+            f"{REFERENCE_FILE}); refused: load a published version ('latest', a version, or its "
+            "key)"
+        )
+    if found != (ref.name, ref.version):
+        raise ModelIntegrityError(
+            f"{where} records model {ref.name!r} version {ref.version!r}, not the "
+            f"{found[0]!r} {found[1]!r} of its directory: it was copied or changed after "
+            "publishing; re-publish the model or load another version"
+        )
+
+
+_STR = ("name", "version", "long_name", "created", "model_sha256", "distributions_sha256")
+_OPTIONAL_STR = ("run_id", "pipeline", "task")
+
+
+def _check_types(data: dict[str, Any], where: str) -> None:
+    """Every field of a reference has the type ``ModelReference`` declares."""
+
+    def bad(field_name: str, expected: str) -> ModelIntegrityError:
+        got = type(data[field_name]).__name__
+        return ModelIntegrityError(
+            f"{where}: '{field_name}' is a {got}, not {expected}; the reference was changed after "
+            "publishing: re-publish the model or load another version"
+        )
+
+    for name in (*_STR, "model_file", "distributions_file", "commit"):
+        if name in data and not isinstance(data[name], str):
+            raise bad(name, "a string")
+    for name in _OPTIONAL_STR:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise bad(name, "a string or null")
+    if "model_size" in data and (
+        not isinstance(data["model_size"], int) or isinstance(data["model_size"], bool)
+    ):
+        raise bad("model_size", "an integer")
+    if "dirty" in data and not isinstance(data["dirty"], bool):
+        raise bad("dirty", "true or false")
+    datasets = data.get("datasets", [])
+    if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
+        raise bad("datasets", "a list of strings")
+    features = data.get("features", {})
+    if not isinstance(features, dict):
+        raise bad("features", "an object")
+    for name in ("numeric", "categorical"):
+        value = features.get(name)
+        if value is not None and (
+            not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+        ):
+            raise ModelIntegrityError(
+                f"{where}: 'features.{name}' is not a list of strings; re-publish the model"
+            )
+    target = features.get("target")
+    if target is not None and not isinstance(target, str):
+        raise ModelIntegrityError(
+            f"{where}: 'features.target' is not a string or null; re-publish the model"
+        )
 
 
 def _run_lineage() -> dict[str, Any]:

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Iterator
 from typing import IO
 
-from ..errors import UnsafeNameError
+from ..errors import UnsafeNameError, UsageError
+
+#: seconds a connection to a bucket's endpoint may take before the bucket counts as
+#: unreachable (``$HML_CONNECT_TIMEOUT``)
+CONNECT_TIMEOUT = 2.0
+
+
+def connect_timeout(value: float | None = None) -> float:
+    """``value``, else ``$HML_CONNECT_TIMEOUT``, else 2 seconds."""
+    if value is not None:
+        return float(value)
+    text = os.environ.get("HML_CONNECT_TIMEOUT", "").strip()
+    try:
+        return float(text) if text else CONNECT_TIMEOUT
+    except ValueError:
+        raise UsageError(
+            f"$HML_CONNECT_TIMEOUT is {text!r}, not a number of seconds (e.g. 2 or 0.5)"
+        ) from None
 
 
 def check_key(key: str) -> str:
@@ -81,6 +99,13 @@ class Storage(abc.ABC):
         with self.open_read(key) as stream:
             stream.seek(start)
             return stream.read(length)
+
+    def unreachable(self, timeout: float) -> str | None:
+        """Why the bucket cannot be reached now (its endpoint refuses, or does not answer a
+        connection within ``timeout`` seconds), or None when it can or cannot be told. A fast
+        check before a write that would otherwise spend its client's retries on a dead
+        endpoint; local disks are always reachable."""
+        return None
 
     def join(self, *parts: str) -> str:
         return check_key("/".join(p.strip("/") for p in parts if p))

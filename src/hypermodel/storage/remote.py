@@ -11,18 +11,39 @@
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from collections.abc import Iterator
 from typing import IO, Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies_environment, proxy_bypass
 
 from .._lazy import require
 from ..errors import NotFoundError, StorageError, UsageError
 from .base import Storage, check_key
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a bucket client raises for a failed request besides OSError (botocore's
+    own, e.g. EndpointConnectionError), so they become one-line StorageErrors."""
+    errors: tuple[type[BaseException], ...] = (OSError,)
+    botocore = sys.modules.get("botocore.exceptions")
+    if botocore is not None:
+        errors += (botocore.BotoCoreError, botocore.ClientError)
+    return errors
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
 class FsspecStorage(Storage):
     """A bucket prefix on an fsspec filesystem; subclasses build the filesystem."""
 
     protocol = ""
+    #: the endpoint the client talks to when it is known (an emulator's, MinIO's, GCS's)
+    endpoint: str | None = None
 
     def __init__(self, url: str, fs: Any) -> None:
         bucket, prefix = _split(url, self.protocol)
@@ -30,6 +51,29 @@ class FsspecStorage(Storage):
         self.prefix = prefix
         self.url = f"{self.protocol}://{bucket}" + (f"/{prefix}" if prefix else "")
         self.fs = fs
+
+    def unreachable(self, timeout: float) -> str | None:
+        """One TCP connection to the endpoint, bounded by ``timeout``: a refused or unanswered
+        connection is told in milliseconds instead of after the client's retries. Not checked
+        (None) when the endpoint is not known here or a proxy stands in between."""
+        if not self.endpoint:
+            return None
+        parts = urlsplit(self.endpoint if "://" in self.endpoint else f"http://{self.endpoint}")
+        host = parts.hostname
+        if not host:
+            return None
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if parts.scheme in getproxies_environment() and not proxy_bypass(host):
+            return None  # the client connects to the proxy, not to the endpoint
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return None
+        except socket.gaierror as exc:
+            return f"cannot resolve {host} ({exc.strerror or exc})"
+        except TimeoutError:
+            return f"{host}:{port} did not answer within {timeout:g}s"
+        except OSError as exc:
+            return f"cannot connect to {host}:{port} ({exc.strerror or exc})"
 
     def _path(self, key: str) -> str:
         check_key(key)
@@ -43,24 +87,24 @@ class FsspecStorage(Storage):
             return self.fs.cat_file(self._path(key))  # type: ignore[no-any-return]
         except FileNotFoundError as exc:
             raise NotFoundError(f"{self.url}/{key} does not exist") from exc
-        except OSError as exc:
-            raise StorageError(f"cannot read {self.url}/{key}: {exc}") from exc
+        except _transport_errors() as exc:
+            raise StorageError(f"cannot read {self.url}/{key}: {_short(exc)}") from exc
 
     def write_bytes(self, key: str, data: bytes) -> None:
         try:
             self.fs.pipe_file(self._path(key), data)
-        except OSError as exc:
-            raise StorageError(f"cannot write {self.url}/{key}: {exc}") from exc
+        except _transport_errors() as exc:
+            raise StorageError(f"cannot write {self.url}/{key}: {_short(exc)}") from exc
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         try:
             self.fs.pipe_file(self._path(key), data, mode="create")
         except FileExistsError:
             return False
-        except OSError as exc:
+        except _transport_errors() as exc:
             if _is_precondition_failure(exc):
                 return False
-            raise StorageError(f"cannot create {self.url}/{key}: {exc}") from exc
+            raise StorageError(f"cannot create {self.url}/{key}: {_short(exc)}") from exc
         return True
 
     def copy(self, src: str, dst: str) -> None:
@@ -68,13 +112,16 @@ class FsspecStorage(Storage):
             self.fs.copy(self._path(src), self._path(dst))  # GCS rewrite / S3 CopyObject
         except FileNotFoundError as exc:
             raise NotFoundError(f"{self.url}/{src} does not exist") from exc
-        except OSError as exc:
-            raise StorageError(f"cannot copy {self.url}/{src} to {dst}: {exc}") from exc
+        except _transport_errors() as exc:
+            raise StorageError(f"cannot copy {self.url}/{src} to {dst}: {_short(exc)}") from exc
 
     def exists(self, key: str) -> bool:
         path = self._path(key)
         self.fs.invalidate_cache(path)
-        return bool(self.fs.isfile(path))
+        try:
+            return bool(self.fs.isfile(path))
+        except _transport_errors() as exc:
+            raise StorageError(f"cannot look up {self.url}/{key}: {_short(exc)}") from exc
 
     def list(self, prefix: str = "") -> Iterator[str]:
         base = self._root()
@@ -84,6 +131,8 @@ class FsspecStorage(Storage):
             found = self.fs.find(where)
         except FileNotFoundError:
             return iter(())
+        except _transport_errors() as exc:
+            raise StorageError(f"cannot list {self.url}/{prefix}: {_short(exc)}") from exc
         start = len(base) + 1
         return iter(sorted(p[start:] for p in found if p.startswith(base + "/")))
 
@@ -92,24 +141,32 @@ class FsspecStorage(Storage):
             self.fs.rm_file(self._path(key))
         except FileNotFoundError:
             pass
+        except _transport_errors() as exc:
+            raise StorageError(f"cannot delete {self.url}/{key}: {_short(exc)}") from exc
 
     def open_read(self, key: str) -> IO[bytes]:
         try:
             return self.fs.open(self._path(key), "rb")  # type: ignore[no-any-return]
         except FileNotFoundError as exc:
             raise NotFoundError(f"{self.url}/{key} does not exist") from exc
+        except _transport_errors() as exc:
+            raise StorageError(f"cannot read {self.url}/{key}: {_short(exc)}") from exc
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
         try:
             return bytes(self.fs.cat_file(self._path(key), start=start, end=start + length))
         except FileNotFoundError as exc:
             raise NotFoundError(f"{self.url}/{key} does not exist") from exc
+        except _transport_errors() as exc:
+            raise StorageError(f"cannot read {self.url}/{key}: {_short(exc)}") from exc
 
     def size(self, key: str) -> int:
         try:
             return int(self.fs.size(self._path(key)))
         except FileNotFoundError as exc:
             raise NotFoundError(f"{self.url}/{key} does not exist") from exc
+        except _transport_errors() as exc:
+            raise StorageError(f"cannot look up {self.url}/{key}: {_short(exc)}") from exc
 
 
 class GCSStorage(FsspecStorage):
@@ -123,9 +180,11 @@ class GCSStorage(FsspecStorage):
         gcsfs = require("gcsfs", "gcs", "Google Cloud Storage (gs://) access")
         filesystem = gcsfs.GCSFileSystem
         endpoint = endpoint_url or os.environ.get("STORAGE_EMULATOR_HOST") or None
+        self.endpoint = endpoint or "https://storage.googleapis.com"  # what gcsfs talks to
         if endpoint:
             if "://" not in endpoint:
                 endpoint = f"http://{endpoint}"
+            self.endpoint = endpoint
             options.setdefault("token", "anon")
             options["endpoint_url"] = endpoint
             # the plain filesystem: the extended one (GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT) first
@@ -152,6 +211,9 @@ class S3Storage(FsspecStorage):
         )
         if endpoint:
             options["endpoint_url"] = endpoint
+        # AWS's own endpoint depends on the region botocore resolves: only a configured
+        # endpoint (MinIO, an emulator) is checked before a write
+        self.endpoint = endpoint or None
         fs = s3fs.S3FileSystem(skip_instance_cache=True, **options)
         super().__init__(url, fs)
 

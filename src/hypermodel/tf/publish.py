@@ -24,9 +24,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import AlreadyExistsError, NotFoundError, UsageError
-from ..names import check_name
+from ..errors import AlreadyExistsError, NotFoundError, StorageError
+from ..names import check_name, is_safe_name
 from ..serving.errors import ModelIntegrityError
+from ..serving.model import latest_reference_key, unreadable_error, version_reference_key
 
 ARCHIVE_FILE = "saved_model.tar"
 REFERENCE_FILE = "reference.json"
@@ -104,16 +105,25 @@ def fetch_export(storage: Any, name: str, ref: str = "latest") -> tuple[Path, di
 
     check_name(name, "model")
     key = _reference_key(storage, name, ref)
+    where = f"{storage.url}/{key}"
     try:
-        reference = json.loads(storage.read_bytes(key))
+        raw = storage.read_bytes(key)
     except NotFoundError:
-        raise NotFoundError(f"model '{name}': no reference at {storage.url}/{key}") from None
-    if reference.get("kind") != KIND:
-        raise ModelIntegrityError(
-            f"{storage.url}/{key} is not a TensorFlow model reference; load it with ModelContainer"
-        )
+        raise NotFoundError(f"model '{name}': no reference at {where}") from None
+    except (OSError, StorageError) as exc:
+        raise unreadable_error(where, exc) from None
+    reference = _check_reference(raw, where, name, key)
     base = key.rsplit("/", 1)[0]
-    archive = storage.read_bytes(f"{base}/{check_name(reference['archive_file'], 'model file')}")
+    archive_key = f"{base}/{reference['archive_file']}"
+    try:
+        archive = storage.read_bytes(archive_key)
+    except NotFoundError:
+        raise ModelIntegrityError(
+            f"{storage.url}/{archive_key} named by the model reference is missing; re-publish "
+            "the model or fetch another version"
+        ) from None
+    except (OSError, StorageError) as exc:
+        raise unreadable_error(f"{storage.url}/{archive_key}", exc) from None
     if hashlib.sha256(archive).hexdigest() != reference["archive_sha256"]:
         raise ModelIntegrityError(
             f"{storage.url}/{base}/{reference['archive_file']} does not match the SHA256 in its "
@@ -147,14 +157,34 @@ def _extract(archive: bytes, target: Path) -> None:
 def _reference_key(storage: Any, name: str, ref: str) -> str:
     if ref != "latest":
         return f"models/{name}/{check_name(ref, 'model version')}/{REFERENCE_FILE}"
-    pointer_key = f"models/{name}/{LATEST_FILE}"
+    return latest_reference_key(storage, name)  # only ever one of the model's own versions
+
+
+def _check_reference(raw: bytes, where: str, name: str, key: str) -> dict[str, Any]:
+    """The reference as a dict whose fields have the types fetch_export relies on, recording
+    the model and version of its own directory; else one line naming the file and the fix."""
+    fix = "re-publish the model or fetch another version"
     try:
-        pointer = json.loads(storage.read_bytes(pointer_key))
-    except NotFoundError:
-        raise NotFoundError(
-            f"model '{name}' has never been published to {storage.url} (no {pointer_key}); "
-            "run the training pipeline first"
-        ) from None
-    if not isinstance(pointer, dict) or "reference" not in pointer:
-        raise UsageError(f"{storage.url}/{pointer_key} is not a model pointer")
-    return str(pointer["reference"])
+        reference = json.loads(raw)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise ModelIntegrityError(f"{where} is not valid JSON ({exc}); {fix}") from None
+    if not isinstance(reference, dict):
+        raise ModelIntegrityError(f"{where} is not a JSON object; {fix}")
+    if reference.get("kind") != KIND:
+        raise ModelIntegrityError(
+            f"{where} is not a TensorFlow model reference; load it with ModelContainer"
+        )
+    for field in ("name", "version", "archive_file", "archive_sha256", "digest"):
+        if not isinstance(reference.get(field), str):
+            raise ModelIntegrityError(f"{where} lacks a string '{field}'; {fix}")
+    if not is_safe_name(reference["archive_file"]):
+        raise ModelIntegrityError(
+            f"{where}: archive_file {reference['archive_file']!r} is not allowed (a plain file "
+            f"name in the version's directory); {fix}"
+        )
+    if version_reference_key(key, name) != (reference["name"], reference["version"]):
+        raise ModelIntegrityError(
+            f"{where} records model {reference['name']!r} version {reference['version']!r}, "
+            f"not its directory's: it was copied or changed after publishing; {fix}"
+        )
+    return reference

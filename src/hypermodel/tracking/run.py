@@ -21,8 +21,10 @@ from typing import Any
 import orjson
 
 from ..errors import HypermodelError, UsageError
+from ..names import check_name
 from ..redact import redact
 from ..storage import Storage
+from ..storage.base import connect_timeout as _connect_timeout
 from . import identity, registry
 from .config import Config
 from .store import STATES, run_prefix
@@ -68,6 +70,7 @@ class Run:
         storage: Storage | None = None,
         project: str | None = None,
         start_timeout: float | None = None,
+        connect_timeout: float | None = None,
         settings: WriterSettings | None = None,
     ) -> None:
         from ..context import maybe_context
@@ -82,6 +85,7 @@ class Run:
             owned=False,
             start_timeout=start_timeout,
             settings=settings,
+            connect_timeout=connect_timeout,
         )
 
     @classmethod
@@ -112,10 +116,11 @@ class Run:
         owned: bool,
         start_timeout: float | None,
         settings: WriterSettings | None,
+        connect_timeout: float | None = None,
     ) -> None:
         self.name = name
-        self.prefix = run_prefix(name)
-        self.project = project
+        self.prefix = run_prefix(name)  # validates the run's name
+        self.project = check_name(project, "project")
         self.author = identity.author()
         self.meta: dict[str, Any] = {}
         self._w: Writer | None = None
@@ -142,6 +147,13 @@ class Run:
             if start_timeout is not None
             else float(os.environ.get("HML_TRACKING_START_TIMEOUT", 15))
         )
+        probe = getattr(storage, "unreachable", None)
+        # a dead endpoint is told by one connection in milliseconds (at most connect_timeout,
+        # $HML_CONNECT_TIMEOUT, 2 s by default), not after the client's retries
+        reason = probe(_connect_timeout(connect_timeout)) if callable(probe) else None
+        if reason is not None:
+            self._go_dry(ConnectionError(reason), storage.url)
+            return
         try:
             existing = _open_run(storage, f"{self.prefix}/run.json", meta, timeout)
         except Exception as exc:
@@ -303,8 +315,6 @@ class Run:
         if w is None:
             return
         import hashlib
-
-        from ..names import check_name
 
         try:
             default, data, kind = registry.read_artifact(path)

@@ -13,29 +13,24 @@ Layout under the app's root:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from ..errors import NotFoundError, UnsafeNameError, UsageError
+from ..errors import NotFoundError, UsageError
+from ..names import check_name
 from ..redact import redact
 from ..storage import Storage
 
 RUNS = "tracking/runs"
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+RUN_ID_LENGTH = 255
 
 STATES = ("pending", "running", "training", "completed", "failed", "stopped")
 
 
 def check_run_id(value: str) -> str:
-    if not isinstance(value, str) or not _RUN_ID.match(value) or ".." in value:
-        raise UnsafeNameError(
-            f"run name {value!r} is not allowed: use letters, digits, '_', '-' and '.', "
-            "start with a letter or digit, at most 255 characters, no '/' and no '..'"
-        )
-    return value
+    return check_name(value, "run", max_length=RUN_ID_LENGTH)
 
 
 def run_prefix(run_id: str) -> str:
@@ -128,10 +123,18 @@ class RunStore:
         return data
 
     def resolve(self, names: list[str]) -> list[str]:
-        """Run ids from exact ids, pipeline run ids (all their op runs) or unique prefixes."""
+        """Run ids from exact ids, pipeline run ids (all their op runs) or unique prefixes.
+
+        A prefix must name one run, or the op runs of one pipeline run; a prefix matching
+        several is an error listing them, never a pick."""
         known = self.run_ids()
         out: list[str] = []
         for name in names:
+            if not name or not name.strip():
+                raise UsageError(
+                    "a run id (or a unique prefix of one) is required, got an empty name "
+                    "(see `hml runs list`)"
+                )
             if name in known:
                 found = [name]
             else:
@@ -142,8 +145,25 @@ class RunStore:
                 raise UsageError(
                     f"no tracked run matches '{name}' under {self.storage.url} (see `hml runs list`)"
                 )
+            groups = sorted({self._group(r) for r in found}) if len(found) > 1 else found
+            if len(groups) > 1:  # several runs, not the op runs of one pipeline run
+                shown = ", ".join(groups[:10]) + (
+                    f" and {len(groups) - 10} more" if len(groups) > 10 else ""
+                )
+                raise UsageError(
+                    f"'{name}' is ambiguous: it is the start of {len(groups)} runs ({shown}); "
+                    "give more of the run id"
+                )
             out.extend(r for r in found if r not in out)
         return out
+
+    def _group(self, run_id: str) -> str:
+        """The pipeline run an op run belongs to (from its run.json), else the run itself."""
+        try:
+            group = self.meta(run_id).get("pipeline_run_id")
+        except (NotFoundError, ValueError, AttributeError):
+            return run_id
+        return str(group) if group and run_id.startswith(f"{group}.") else run_id
 
     # -- loading --------------------------------------------------------------------------------
     def load(self, run_id: str, *, metrics: bool = True) -> RunRecord:
