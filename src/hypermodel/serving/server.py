@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .app import HmlInferenceApp, Route
 
 log = logging.getLogger("hypermodel.serving")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 _BUILTIN_ENDPOINTS = frozenset(
     {"hml_index", "hml_livez", "hml_readyz", "hml_metrics", "hml_openapi", "static"}
 )
@@ -265,7 +265,7 @@ def request_id(environ: dict[str, Any]) -> str:
     rid: str | None = environ.get("hml.request_id")
     if rid is None:
         given = environ.get("HTTP_X_REQUEST_ID", "")
-        rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         environ["hml.request_id"] = rid
     return rid
 
