@@ -5,7 +5,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 # docker.io and mmdebstrap: a local Docker engine and the offline base image of the container tests
-APT_PACKAGES=(etcd-server chromium wrk rsync golang-go git openssl docker.io mmdebstrap)
+# containernetworking-plugins, iptables, conntrack: the pod network and Service IPs of the test node
+APT_PACKAGES=(etcd-server chromium wrk rsync golang-go git openssl docker.io mmdebstrap
+  containernetworking-plugins iptables conntrack)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -20,10 +22,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# A real kube-apiserver for the Kubernetes tests (built once, cached outside the repo).
-if [ -x "$here/build-kube-apiserver.sh" ]; then
-  "$here/build-kube-apiserver.sh"
-fi
+# A real single-node Kubernetes for the Kubernetes tests: kube-apiserver, controller-manager,
+# scheduler, kubelet, kube-proxy and pause (built once in one go build, cached outside the repo).
+"$here/build-kube-node.sh"
 
 # A Docker engine (found, or started in the background as root) and the offline base image of
 # the container tests (tests/integration/test_image.py), made once and cached. Where Docker

@@ -135,8 +135,13 @@ def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 class _local_apiserver:
     """etcd + kube-apiserver with token auth; stopped (and their data discarded) on exit."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self, workdir: Path, extra_args: list[str] | None = None, users: tuple[str, ...] = ()
+    ) -> None:
         self.workdir = workdir
+        self.extra_args = list(extra_args or [])  # more kube-apiserver flags (the test node's)
+        self.users = users  # more token users (system:masters too), for the node's components
+        self.tokens: dict[str, str] = {}
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> Cluster:
@@ -184,8 +189,11 @@ class _local_apiserver:
             check=True,
             capture_output=True,
         )
-        token = secrets.token_hex(16)
-        (w / "tokens.csv").write_text(f"{token},admin,admin,system:masters\n")
+        self.tokens = {user: secrets.token_hex(16) for user in ("admin", *self.users)}
+        token = self.tokens["admin"]
+        (w / "tokens.csv").write_text(
+            "".join(f"{t},{user},{user},system:masters\n" for user, t in self.tokens.items())
+        )
         certs = w / "certs"
         certs.mkdir()
         self._spawn(
@@ -203,6 +211,7 @@ class _local_apiserver:
                 f"--service-account-key-file={w / 'sa.pub'}",
                 f"--service-account-signing-key-file={w / 'sa.key'}",
                 "--service-cluster-ip-range=10.0.0.0/24",
+                *self.extra_args,
             ],
         )
         server = f"https://127.0.0.1:{api_port}"

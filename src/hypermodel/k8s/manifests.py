@@ -23,11 +23,14 @@ if TYPE_CHECKING:
 Manifest = dict[str, Any]
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 CONTAINER_NAME = "inference"
 PORT_NAME = "http"
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+HOST_ROOT_VOLUME = "hml-root"
+DEFAULT_GRACE_SECONDS = 30  # Kubernetes' terminationGracePeriodSeconds when unset
 _DNS_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
@@ -42,6 +45,8 @@ class DeployOptions:
     ingress_host: str | None = None
     hpa: tuple[int, int, int] | None = None  # min replicas, max replicas, target CPU %
     model_sha256: tuple[tuple[str | None, str], ...] = ()  # (model or None for all, digest)
+    image_pull_policy: str | None = None  # Always | IfNotPresent | Never
+    host_root: str | None = None  # a node directory mounted as the bucket root (HML_ROOT)
 
 
 def parse_hpa(text: str) -> tuple[int, int, int]:
@@ -104,6 +109,14 @@ def deployment_config(app: HmlApp, options: DeployOptions | None = None) -> HmlI
         cfg.with_hpa(*options.hpa)
     for model, digest in options.model_sha256:
         cfg.with_model_sha256(digest, model)
+    if options.image_pull_policy:
+        cfg.with_image_pull_policy(options.image_pull_policy)
+    if options.host_root:
+        if not options.host_root.startswith("/"):
+            raise UsageError(
+                f"--host-root {options.host_root!r} must be an absolute path on the node"
+            )
+        cfg.with_host_root(options.host_root)
     return cfg
 
 
@@ -148,6 +161,11 @@ def _check(app: HmlApp, cfg: HmlInferenceDeployment) -> None:
             f"the HPA of app '{app.name}' targets CPU utilisation, which needs a CPU request: "
             "call deployment.with_resources(cpu='250m', ...) in @hml.deploy_inference"
         )
+    if cfg.host_root and cfg.env.get("HML_ROOT", cfg.host_root) != cfg.host_root:
+        raise DeclarationError(
+            f"app '{app.name}' sets HML_ROOT={cfg.env['HML_ROOT']} and mounts the host root "
+            f"{cfg.host_root} as HML_ROOT; keep one"
+        )
     secret_names = {s.env for s in cfg.secret_env}
     clash = sorted(secret_names & set(cfg.env))
     if clash:
@@ -183,7 +201,17 @@ def _deployment(
 
 def _pod_spec(app: HmlApp, cfg: HmlInferenceDeployment) -> dict[str, Any]:
     volumes, mounts = _volumes(cfg)
+    if cfg.host_root:
+        if any(v["name"] == HOST_ROOT_VOLUME for v in volumes):
+            raise DeclarationError(
+                f"the volume name '{HOST_ROOT_VOLUME}' is taken by the host root; rename yours"
+            )
+        source = {"path": cfg.host_root, "type": "Directory"}
+        volumes.append({"name": HOST_ROOT_VOLUME, "hostPath": source})
+        mounts.append({"name": HOST_ROOT_VOLUME, "mountPath": cfg.host_root, "readOnly": True})
     container: dict[str, Any] = {"name": CONTAINER_NAME, "image": cfg.image}
+    if cfg.image_pull_policy:
+        container["imagePullPolicy"] = cfg.image_pull_policy
     if cfg.command:
         container["command"] = list(cfg.command)
     container["args"] = _server_args(cfg)
@@ -199,6 +227,9 @@ def _pod_spec(app: HmlApp, cfg: HmlInferenceDeployment) -> dict[str, Any]:
     container["livenessProbe"] = _probe("/livez", initial_delay=10, period=10)
     container["readinessProbe"] = _probe("/readyz", initial_delay=2, period=5)
     pod: dict[str, Any] = {"containers": [container]}
+    if cfg.drain_seconds + 10 > DEFAULT_GRACE_SECONDS:
+        # room for the drain, then for the requests in flight to finish
+        pod["terminationGracePeriodSeconds"] = cfg.drain_seconds + 10
     if volumes:
         pod["volumes"] = volumes
     if cfg.image_pull_secrets:
@@ -238,7 +269,12 @@ def _probe(path: str, initial_delay: int, period: int) -> dict[str, Any]:
 
 def _env(app: HmlApp, cfg: HmlInferenceDeployment) -> list[dict[str, Any]]:
     values = dict(cfg.env)
-    if not app.settings.is_local and "HML_ROOT" not in values:
+    if cfg.drain_seconds and "HML_DRAIN_SECONDS" not in values:
+        # an env var, not an argument: an image older than --drain-seconds still starts
+        values["HML_DRAIN_SECONDS"] = str(cfg.drain_seconds)
+    if cfg.host_root:
+        values["HML_ROOT"] = cfg.host_root
+    elif not app.settings.is_local and "HML_ROOT" not in values:
         # A bucket URL means the same thing inside the pod; a local path would not.
         values["HML_ROOT"] = app.settings.root
     env: list[dict[str, Any]] = [{"name": k, "value": values[k]} for k in sorted(values)]
