@@ -93,6 +93,20 @@ def deploy_command(app: HmlApp) -> click.Command:
         "HML_ROOT=PATH): single-node clusters, or a directory every node shares.",
     )
     @click.option(
+        "--connection-limit",
+        type=click.IntRange(min=1),
+        default=None,
+        help="The server's open-connection limit, idle ones included (run-prod's default 1000).",
+    )
+    @click.option(
+        "--channel-timeout",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="SECONDS",
+        help="Close a connection idle this long (run-prod's default 75); keep it above the "
+        "idle timeout of the proxy in front.",
+    )
+    @click.option(
         "--wait",
         is_flag=True,
         help="Wait until the rollout is complete, printing each replica change to stderr; "
@@ -118,6 +132,8 @@ def deploy_command(app: HmlApp) -> click.Command:
         model_sha256: tuple[str, ...],
         image_pull_policy: str | None,
         host_root: str | None,
+        connection_limit: int | None,
+        channel_timeout: int | None,
         wait: bool,
         timeout: float | None,
     ) -> None:
@@ -140,6 +156,8 @@ def deploy_command(app: HmlApp) -> click.Command:
             model_sha256=tuple(parse_model_pin(pin) for pin in model_sha256),
             image_pull_policy=image_pull_policy,
             host_root=host_root,
+            connection_limit=connection_limit,
+            channel_timeout=channel_timeout,
         )
         manifests = build_manifests(app, options)
         if dry_run:

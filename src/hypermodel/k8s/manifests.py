@@ -47,6 +47,8 @@ class DeployOptions:
     model_sha256: tuple[tuple[str | None, str], ...] = ()  # (model or None for all, digest)
     image_pull_policy: str | None = None  # Always | IfNotPresent | Never
     host_root: str | None = None  # a node directory mounted as the bucket root (HML_ROOT)
+    connection_limit: int | None = None  # run-prod's --connection-limit, via the pod's env
+    channel_timeout: int | None = None  # run-prod's --channel-timeout (seconds)
 
 
 def parse_hpa(text: str) -> tuple[int, int, int]:
@@ -117,6 +119,8 @@ def deployment_config(app: HmlApp, options: DeployOptions | None = None) -> HmlI
                 f"--host-root {options.host_root!r} must be an absolute path on the node"
             )
         cfg.with_host_root(options.host_root)
+    if options.connection_limit is not None or options.channel_timeout is not None:
+        cfg.with_connection_limits(options.connection_limit, options.channel_timeout)
     return cfg
 
 

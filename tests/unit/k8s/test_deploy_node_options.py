@@ -104,3 +104,18 @@ def test_bad_wait_and_node_options_exit_2(
     code, _, err = deploy(make_app(), *args, capsys=capsys)
     assert code == 2, err
     assert needle in err and "Traceback" not in err
+
+
+def test_connection_limits_reach_the_pod_env() -> None:
+    app = make_app()
+    (deployment, *_) = build_manifests(
+        app, DeployOptions(connection_limit=2000, channel_timeout=620)
+    )
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["HML_CONNECTION_LIMIT"] == "2000" and env["HML_CHANNEL_TIMEOUT"] == "620"
+    (plain, *_) = build_manifests(app, DeployOptions())
+    names = {e["name"] for e in plain["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "HML_CONNECTION_LIMIT" not in names
