@@ -92,6 +92,7 @@ _LAZY = {
     "Project": "hypermodel.data.project",
     "Source": "hypermodel.data.tasks",
     "OneToOne": "hypermodel.data.tasks",
+    "SimpleTask": "hypermodel.data.tasks",  # Hypergol's name of OneToOne
     "OneToMany": "hypermodel.data.tasks",
     "Delayed": "hypermodel.data.tasks",
     "cacheable": "hypermodel.data.cacheable",

@@ -6,6 +6,7 @@ comes with a test; ``--dry-run`` prints the files instead of writing them.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,11 @@ from ..scaffold.project import Plan, ProjectLayout
 
 def _dry_run(fn: Callable[..., None]) -> Callable[..., None]:
     return click.option(
-        "--dry-run", is_flag=True, help="Print the files that would be written; write nothing."
+        "--dry-run",
+        "--dryrun",  # Hypergol's spelling
+        "dry_run",
+        is_flag=True,
+        help="Print the files that would be written; write nothing.",
     )(fn)
 
 
@@ -36,11 +41,18 @@ def _layout(project_dir: Path | None) -> ProjectLayout:
     return find_project(project_dir)
 
 
-def _finish(plan: Plan, dry_run: bool, next_steps: str = "") -> None:
+def _finish(
+    plan: Plan, dry_run: bool, next_steps: str = "", layout: ProjectLayout | None = None
+) -> None:
     if dry_run:
         click.echo(plan.render())
         return
-    plan.write()
+    if layout is None:
+        plan.write()
+    else:  # a piece of an existing project: the app must still import afterwards
+        from ..scaffold.project import write_checked
+
+        write_checked(plan, layout)
     for path in plan.relative_paths():
         click.echo(f"created {path}")
     if next_steps:
@@ -98,7 +110,8 @@ def new_group() -> click.Group:
 
         check_class_name(class_name)  # bad arguments first, wherever the command runs
         parse_fields(list(fields))
-        _finish(data_model_plan(_layout(project_dir), class_name, list(fields)), dry_run)
+        layout = _layout(project_dir)
+        _finish(data_model_plan(layout, class_name, list(fields)), dry_run, layout=layout)
 
     @new.command("task")
     @click.argument("name")
@@ -107,13 +120,19 @@ def new_group() -> click.Group:
     @click.option("--source", "kind", flag_value="source", help="Make objects from any iterable.")
     @click.option(
         "--one-to-one",
+        "--simple",  # Hypergol's SimpleTask
         "kind",
         flag_value="one_to_one",
-        default=True,
-        help="One output per input object, same id (default).",
+        help="One output per input object, same id (Hypergol's SimpleTask; alias --simple).",
     )
     @click.option(
-        "--one-to-many", "kind", flag_value="one_to_many", help="Any number of outputs per input."
+        "--one-to-many",
+        "--task",  # Hypergol's Task
+        "kind",
+        flag_value="one_to_many",
+        default=True,
+        help="Any number of outputs per input, any ids (Hypergol's Task; the default, as in "
+        "Hypergol's create_task).",
     )
     @_project
     @_dry_run
@@ -128,8 +147,9 @@ def new_group() -> click.Group:
         """A task NAME writing OUTPUT_CLASS objects, and its test."""
         from ..scaffold.tasks import task_plan
 
-        plan = task_plan(_layout(project_dir), name, output_class, kind, list(inputs))
-        _finish(plan, dry_run)
+        layout = _layout(project_dir)
+        plan = task_plan(layout, name, output_class, kind, list(inputs))
+        _finish(plan, dry_run, layout=layout)
 
     @new.command("pipeline")
     @click.argument("name")
@@ -142,7 +162,8 @@ def new_group() -> click.Group:
         """A pipeline NAME running the TASKs in order over datasets of the CLASSes, and its test."""
         from ..scaffold.tasks import pipeline_plan
 
-        _finish(pipeline_plan(_layout(project_dir), name, list(parts)), dry_run)
+        layout = _layout(project_dir)
+        _finish(pipeline_plan(layout, name, list(parts)), dry_run, layout=layout)
 
     @new.command("model")
     @click.argument("name")
@@ -162,7 +183,33 @@ def new_group() -> click.Group:
         """A TensorFlow model NAME (model, blocks, batch processor, training op) and its test."""
         from ..scaffold.model import model_plan
 
-        plan = model_plan(_layout(project_dir), name, input_class, output_class, list(blocks))
-        _finish(plan, dry_run, "the model needs TensorFlow: pip install 'hypermodel[tf]'")
+        layout = _layout(project_dir)
+        plan = model_plan(layout, name, input_class, output_class, list(blocks))
+        _finish(plan, dry_run, "the model needs TensorFlow: pip install 'hypermodel[tf]'", layout)
+
+    @new.command("model-block")
+    @click.argument("name")
+    @_project
+    @_dry_run
+    def model_block(name: str, project_dir: Path | None, dry_run: bool) -> None:
+        """A TensorFlow model block NAME in models/blocks/ (Hypergol's create_model_block)."""
+        from ..scaffold.model import model_block_plan
+
+        layout = _layout(project_dir)
+        _finish(model_block_plan(layout, name), dry_run, layout=layout)
+
+    # Hypergol's command names (`python -m hypergol.cli.create_task ...`), hidden aliases
+    for alias, command in {
+        "create_project": "project",
+        "create_data_model": "data-model",
+        "create_task": "task",
+        "create_pipeline": "pipeline",
+        "create_model": "model",
+        "create_model_block": "model-block",
+    }.items():
+        twin = copy.copy(new.commands[command])
+        twin.hidden = True
+        new.add_command(twin, alias)
+        new.add_command(twin, alias.replace("_", "-"))
 
     return new

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .fields import ScaffoldError, check_class_name, module_name
 from .project import Plan, ProjectLayout, require_models
 from .render import render
-from .tasks import ModelInfo, _carried_ids, _plural, construct, read_model
+from .tasks import ModelInfo, _carried_ids, _plural, check_not_a_data_model, construct, read_model
 
 _NUMERIC = ("int", "float", "bool")
 
@@ -20,6 +20,11 @@ def model_plan(
     if len(set(blocks)) != len(blocks):
         raise ScaffoldError(f"model {name}: a block is named twice")
     require_models(layout, sorted({input_class, output_class}), f"model {name}")
+    check_not_a_data_model(layout, name, "model")
+    for block in blocks:
+        check_not_a_data_model(layout, block, "block")
+        if block in (name, f"{name}BatchProcessor"):
+            raise ScaffoldError(f"model {name}: block {block} has the name of the model's class")
     source, target = read_model(layout, input_class), read_model(layout, output_class)
     module = module_name(name)
     models = layout.subpackage("models")
@@ -44,6 +49,18 @@ def model_plan(
         render("model_pipeline.py", **values),
     )
     plan.add(layout.tests_dir / f"test_model_{module}.py", render("model_test.py", **values))
+    return plan
+
+
+def model_block_plan(layout: ProjectLayout, name: str) -> Plan:
+    """``models/blocks/<module>.py``: one block, for models to use (``--block NAME``)."""
+    check_class_name(name, "block")
+    check_not_a_data_model(layout, name, "block")
+    models = layout.subpackage("models")
+    plan = Plan(layout.root)
+    plan.add_package(models, "Models: `hml new model NAME InputClass OutputClass`.")
+    plan.add_package(models / "blocks", "Model blocks shared by the models.")
+    plan.add(models / "blocks" / f"{module_name(name)}.py", render("model_block.py", block=name))
     return plan
 
 

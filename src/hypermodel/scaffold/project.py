@@ -162,3 +162,89 @@ def require_modules(
             f"{what} {', '.join(missing)} not found in {layout.subpackage(subpackage)}: "
             f"create them first with `hml new {what.rstrip('s')} ...`"
         )
+
+
+# -- the app still imports ------------------------------------------------------------------------
+_IMPORT_CHECK = """
+import importlib, sys
+sys.path.insert(0, sys.argv[1])
+package = sys.argv[2].split(".")[0]
+for name in sys.argv[2:]:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        # a third-party module missing from this interpreter says nothing about the code
+        if (exc.name or "").split(".")[0] not in (package, "hypermodel"):
+            continue
+        raise
+"""
+
+
+def import_error(layout: ProjectLayout, modules: Iterable[str] = ()) -> str | None:
+    """Import the project's app (and ``modules``) in a fresh interpreter: None, or the error.
+
+    The project's ``src`` comes first on the path, so the checkout is what is imported even
+    where the project is also installed.
+    """
+    import os
+    import subprocess
+
+    names = [f"{layout.package}.app", *modules] if (layout.package_dir / "app.py").is_file() else []
+    names = [*dict.fromkeys([*names, *modules])]
+    if not names:
+        return None
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORT_CHECK, str(layout.root / "src"), *names],
+            cwd=layout.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # cannot tell: do not block the generator on the check itself
+    if out.returncode == 0:
+        return None
+    lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit code {out.returncode}"
+
+
+def module_of(layout: ProjectLayout, path: Path) -> str | None:
+    """``src/<package>/tasks/load.py`` -> ``<package>.tasks.load`` (None outside the package)."""
+    try:
+        relative = path.relative_to(layout.root / "src")
+    except ValueError:
+        return None
+    if path.suffix != ".py" or relative.parts[0] != layout.package:
+        return None
+    parts = list(relative.with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def write_checked(plan: Plan, layout: ProjectLayout) -> list[Path]:
+    """Write ``plan``, then make sure the app and the new modules import; if they did before
+    the write and do not after it, remove what was written and raise a ScaffoldError naming
+    the error (a generator never leaves an app that does not import)."""
+    before = import_error(layout)
+    written = plan.write()
+    if before is not None:
+        return written  # the project did not import before: not this generator's doing
+    # models/ need TensorFlow at import, which the interpreter running `hml` may lack
+    modules = [
+        m
+        for m in (module_of(layout, p) for p in written)
+        if m is not None and not m.startswith(f"{layout.package}.models")
+    ]
+    after = import_error(layout, modules)
+    if after is None:
+        return written
+    for path in written:
+        path.unlink(missing_ok=True)
+    raise ScaffoldError(
+        f"the generated code would stop the app from importing ({after}); nothing was written. "
+        "Choose other names, or report this as a hypermodel bug"
+    )

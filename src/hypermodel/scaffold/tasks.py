@@ -17,6 +17,26 @@ from .project import Plan, ProjectLayout, require_models, require_modules
 from .render import render
 
 KINDS = {"source": "Source", "one_to_one": "OneToOne", "one_to_many": "OneToMany"}
+# names a generated pipeline module uses itself: a task or pipeline variable of the same name
+# would shadow them (and the app would fail at import)
+_PIPELINE_NAMES = frozenset({"tasks", "datasets", "declare", "hml", "app", "data", "any"})
+
+
+def check_not_a_data_model(layout: ProjectLayout, name: str, what: str) -> None:
+    """A task/model class named like a data model class would shadow it where both are imported."""
+    if layout.has_module("data_models", module_name(name)):
+        raise ScaffoldError(
+            f"{what} {name} has the name of the data model class {name}: both are imported "
+            f"together, so one would hide the other; choose another name (e.g. Make{name})"
+        )
+
+
+def _check_pipeline_name(name: str, what: str) -> None:
+    if snake_case(name) in _PIPELINE_NAMES:
+        raise ScaffoldError(
+            f"{what} {name} would be named {snake_case(name)!r}, a name the generated pipeline "
+            f"uses itself ({', '.join(sorted(_PIPELINE_NAMES))}): choose another name"
+        )
 
 
 @dataclass
@@ -127,6 +147,8 @@ def task_plan(
     if kind != "source" and not inputs:
         inputs = [output_class]  # the common case: a transformation of the same class
     require_models(layout, sorted({output_class, *inputs}), f"task {name}")
+    check_not_a_data_model(layout, name, "task")
+    _check_pipeline_name(name, "task")
     output = read_model(layout, output_class)
     _check_joinable(layout, name, inputs)
     module = module_name(name)
@@ -301,6 +323,16 @@ def pipeline_plan(layout: ProjectLayout, name: str, parts: list[str]) -> Plan:
             "with `hml new task NAME OutputClass ...`"
         )
     require_modules(layout, "tasks", task_names, "tasks")
+    repeated = sorted({t for t in task_names if task_names.count(t) > 1})
+    if repeated:
+        raise ScaffoldError(
+            f"pipeline {name} names task(s) {', '.join(repeated)} twice: a task runs once per "
+            "pipeline (make a second task class for a second pass)"
+        )
+    _check_pipeline_name(name, "pipeline")
+    for task_name in task_names:
+        _check_pipeline_name(task_name, "task")
+        check_not_a_data_model(layout, task_name, "task")
     tasks = [read_task(layout, t) for t in task_names]
     pipeline = snake_case(name)
     if pipeline in {module_name(t) for t in task_names}:
@@ -341,6 +373,7 @@ def _pipeline_source(
     for cls in classes:  # classes named on the command line: one dataset each
         datasets[_plural(cls)] = cls
     task_lines, written = [], []
+    taken: set[str] = set()  # datasets already written or read by a task of the pipeline
     for task in tasks:
         sources = []
         for cls in task.inputs:
@@ -350,9 +383,15 @@ def _pipeline_source(
                     f"{cls}: put the task that writes it first"
                 )
             sources.append(latest[cls])
+        # every dataset has exactly one writer: a task never writes a dataset that an earlier
+        # task wrote or read (that would be a dependency cycle, and the app would not import)
         out = _plural(task.output)
-        if out in latest.values() or (out in datasets and datasets[out] != task.output):
+        if out in taken or (out in datasets and datasets[out] != task.output):
             out = f"{module_name(task.name)}_{out}"
+        base, n = out, 2
+        while out in taken or (out in datasets and datasets[out] != task.output):
+            out, n = f"{base}_{n}", n + 1
+        taken.update([*sources, out])
         datasets[out] = task.output
         latest[task.output] = out
         inputs = ", ".join(f'data["{s}"]' for s in sources)

@@ -34,6 +34,22 @@ BUILTIN_PATHS = ("/", "/livez", "/readyz", "/metrics", "/openapi.json")
 IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
+CONTAINER_NAME = "inference"  # the container's name in the Deployment's pod
+
+
+@dataclass(frozen=True)
+class InferenceContainer:
+    """A read-only view of the inference server's container (``deployment.k8s_container``)."""
+
+    name: str
+    image: str | None
+    command: list[str] | None
+    args: list[str]
+    env: dict[str, str]
+    ports: list[int]
+    image_pull_policy: str | None = None
+
+
 @dataclass
 class HmlInferenceDeployment(ContainerConfig):
     """How the inference server runs on Kubernetes (``@hml.deploy_inference`` configures it).
@@ -64,6 +80,34 @@ class HmlInferenceDeployment(ContainerConfig):
     @property
     def deployment_name(self) -> str:
         return self.name or "inference"
+
+    def server_args(self) -> list[str]:
+        """The server container's arguments (the image's ENTRYPOINT is the app's script)."""
+        return [
+            "inference",
+            "run-prod",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(self.port),
+            "--threads",
+            str(self.threads),
+        ]
+
+    @property
+    def k8s_container(self) -> InferenceContainer:
+        """Hyper Model's ``deployment.k8s_container``: the server container as configured so
+        far (``.image``, ``.args``, ``.command``, ``.env``, ``.ports``); read-only, change it
+        with the ``with_*`` methods."""
+        return InferenceContainer(
+            name=CONTAINER_NAME,
+            image=self.image,
+            command=list(self.command) if self.command else None,
+            args=self.server_args(),
+            env=dict(self.env),
+            ports=[self.port],
+            image_pull_policy=self.image_pull_policy,
+        )
 
     def with_replicas(self, replicas: int) -> HmlInferenceDeployment:
         self.replicas = int(replicas)

@@ -21,6 +21,7 @@ _NAMES: dict[str, str] = {
     "load_exported": "hypermodel.tf.export",
     "ExportedModel": "hypermodel.tf.export",
     "TensorflowModelContainer": "hypermodel.tf.serving",
+    "TensorflowReference": "hypermodel.tf.serving",
 }
 _NEEDS_TF = {"hypermodel.tf.model", "hypermodel.tf.manager", "hypermodel.tf.export"}
 

@@ -28,6 +28,82 @@ from ..serving.errors import ModelNotLoadedError
 from .batch import BaseBatchProcessor
 
 
+class TensorflowReference(dict):  # type: ignore[type-arg]
+    """A TensorFlow model's reference: its ``reference.json`` as a dict, and the served-model
+    protocol every model of the inference app answers (``version``, ``long_name``,
+    ``model_sha256``, ``summary()``), which the index page and ``/metrics`` read.
+
+    ``published`` is False for an export loaded from a local directory (``key`` is then that
+    directory): its version is the one its lineage records.
+    """
+
+    def __init__(self, data: dict[str, Any], key: str = "", published: bool = True) -> None:
+        super().__init__(data)
+        self.key = key
+        self.published = published
+
+    @classmethod
+    def of_export(cls, name: str, exported: Any, directory: str) -> TensorflowReference:
+        lineage = dict(exported.lineage)
+        return cls(
+            {
+                "name": name,
+                "version": str(lineage.get("version", exported.long_name)),
+                "created": str(lineage.get("created", "")),
+                "digest": exported.digest,
+                "lineage": lineage,
+            },
+            key=directory,
+            published=False,
+        )
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        value = self.get("lineage")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def name(self) -> str:
+        return str(self.get("name", ""))
+
+    @property
+    def version(self) -> str:
+        return str(self.get("version", ""))
+
+    @property
+    def long_name(self) -> str:
+        return str(self.lineage.get("long_name") or self.name)
+
+    @property
+    def model_sha256(self) -> str:
+        """The SHA256 of what was published (the archive); of the files for a local export."""
+        return str(self.get("archive_sha256") or self.get("digest", ""))
+
+    @property
+    def datasets(self) -> list[str]:
+        checksum = self.lineage.get("dataset_checksum")
+        return [str(checksum)] if checksum and checksum != "none" else []
+
+    def summary(self) -> dict[str, Any]:
+        """The lineage shown on the server's index page (as ModelReference.summary())."""
+        lineage = self.lineage
+        return {
+            "name": self.name,
+            "kind": self.get("kind", "tensorflow-saved-model"),
+            "version": self.version,
+            "long_name": self.long_name,
+            "created": self.get("created", ""),
+            "model_sha256": self.model_sha256,
+            "files_sha256": self.get("digest", ""),
+            "datasets": self.datasets,
+            "commit": str(lineage.get("commit", "unknown")),
+            "model_class": lineage.get("model_class"),
+            "epochs": lineage.get("epochs"),
+            "published": self.published,
+            "reference": self.key,
+        }
+
+
 class TensorflowModelContainer:
     """An exported model plus the batch processor that feeds it; registered with the app."""
 
@@ -36,7 +112,7 @@ class TensorflowModelContainer:
         self.batchProcessor = batchProcessor
         self.app = app  # set by inference_app.load_model(); its bucket holds published versions
         self.exported: Any = None
-        self.reference: dict[str, Any] | None = None
+        self.reference: TensorflowReference | None = None
 
     def __repr__(self) -> str:
         state = self.exported.long_name if self.exported is not None else "not loaded"
@@ -56,11 +132,14 @@ class TensorflowModelContainer:
         text = os.fspath(ref)
         if Path(text).is_dir():
             self.exported = load_exported(text)
+            self.reference = TensorflowReference.of_export(self.name, self.exported, text)
             return self
-        from .publish import fetch_export
+        from .publish import REFERENCE_FILE, fetch_export
 
-        directory, self.reference = fetch_export(self._storage(storage), self.name, text)
+        directory, reference = fetch_export(self._storage(storage), self.name, text)
         self.exported = load_exported(directory)
+        key = f"models/{self.name}/{reference['version']}/{REFERENCE_FILE}"
+        self.reference = TensorflowReference(reference, key=key)
         return self
 
     def publish(
@@ -68,9 +147,11 @@ class TensorflowModelContainer:
     ) -> dict[str, Any]:
         """Upload an export to ``target`` (a Storage or an app; default: the app's bucket) as a
         new version and point ``latest`` at it; returns the stored reference."""
-        from .publish import publish_export
+        from .publish import REFERENCE_FILE, publish_export
 
-        self.reference = publish_export(self._storage(target), self.name, export, version)
+        reference = publish_export(self._storage(target), self.name, export, version)
+        key = f"models/{self.name}/{reference['version']}/{REFERENCE_FILE}"
+        self.reference = TensorflowReference(reference, key=key)
         return self.reference
 
     def _storage(self, target: Any) -> Any:
@@ -97,8 +178,8 @@ class TensorflowModelContainer:
         if self.exported is None:
             return {}
         headers: dict[str, str] = self.exported.lineage_headers()
-        if self.reference is not None:  # loaded from the bucket: its published version
-            headers["x-model-version"] = str(self.reference["version"])
+        if self.reference is not None and self.reference.published:  # its published version
+            headers["x-model-version"] = self.reference.version
         return headers
 
     def predict(self, objects: list[Any]) -> list[Any]:

@@ -342,6 +342,77 @@ class Run:
 
     add_directory_as_zip_artifact = add_artifact
 
+    def add_tf_model_as_artifact(
+        self, model: Any, filename: str, step: int | None = None
+    ) -> str | None:
+        """A Keras/TensorFlow model's weights (``model.save_weights``) as an artifact.
+
+        Keras 3 saves weights only to ``*.weights.h5`` files, so that suffix is added to a
+        ``filename`` without it; a save that writes several files (TensorFlow's checkpoint
+        format) is stored as ``<filename>.zip``. Returns the artifact's name (None when the
+        run records nothing). ``step`` makes it a step artifact, as for ``add_artifact``.
+        """
+        if self._writer("add_tf_model_as_artifact") is None:
+            return None
+        import tempfile
+
+        name = check_name(Path(filename).name, "artifact")
+        with tempfile.TemporaryDirectory(prefix="hml-weights-") as tmp:
+            target = Path(tmp) / "weights"
+            target.mkdir()
+            try:
+                path = target / name
+                try:
+                    model.save_weights(str(path))
+                except ValueError as exc:  # Keras 3: "filepath must end in .weights.h5"
+                    if ".weights.h5" not in str(exc):
+                        raise
+                    name = f"{name}.weights.h5"
+                    model.save_weights(str(target / name))
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
+                log.warning(
+                    "tracking: run %r: weights of %s not recorded: %s: %s",
+                    self.name,
+                    type(model).__name__,
+                    type(exc).__name__,
+                    exc,
+                )
+                return None
+            files = [p for p in target.rglob("*") if p.is_file()]
+            if len(files) == 1 and files[0].name == name:
+                self.add_artifact(files[0], step=step, name=name)
+                return name
+            zipped = check_name(f"{name}.zip", "artifact")
+            self.add_artifact(target, step=step, name=zipped)
+            return zipped
+
+    def add_current_notebook(self, path: str | os.PathLike[str] | None = None) -> str | None:
+        """The notebook this code runs in, as an artifact (its last saved state: save first).
+
+        Found from ``path``, else ``$HML_NOTEBOOK``, else the notebook path Jupyter gives its
+        kernels (``$JPY_SESSION_NAME``), else VS Code's ``__vsc_ipynb_file__``. Outside a
+        notebook it logs a warning and records nothing. Returns the artifact's name.
+        """
+        if self._writer("add_current_notebook") is None:
+            return None
+        notebook = Path(path) if path is not None else _current_notebook()
+        if notebook is None:
+            log.warning(
+                "tracking: run %r: add_current_notebook: not running in a notebook that can "
+                "be found (no $JPY_SESSION_NAME, $HML_NOTEBOOK or VS Code notebook); "
+                "pass its path",
+                self.name,
+            )
+            return None
+        if not notebook.is_file():
+            log.warning(
+                "tracking: run %r: add_current_notebook: %s is not a file", self.name, notebook
+            )
+            return None
+        name = check_name(notebook.name, "artifact")
+        self.add_artifact(notebook, name=name)
+        return name
+
     def add_shared_artifact(
         self, path: str | os.PathLike[str], name: str | None = None
     ) -> str | None:
@@ -604,6 +675,25 @@ def _open_run(
     if "error" in box:
         raise box["error"]
     return box.get("value")
+
+
+def _current_notebook() -> Path | None:
+    """The path of the notebook whose kernel runs this code, where it can be found."""
+    candidates = [os.environ.get("HML_NOTEBOOK"), os.environ.get("JPY_SESSION_NAME")]
+    try:  # VS Code's notebooks put the file's path in the user namespace
+        from IPython import get_ipython  # type: ignore[import-not-found,unused-ignore]
+
+        shell = get_ipython()
+        if shell is not None:
+            candidates.append(shell.user_ns.get("__vsc_ipynb_file__"))
+    except ImportError:
+        pass
+    for candidate in candidates:
+        if candidate and str(candidate).endswith(".ipynb"):
+            path = Path(str(candidate)).expanduser()
+            if path.is_file():
+                return path
+    return None
 
 
 def _app_dir() -> str:

@@ -266,3 +266,53 @@ def test_published_versions_are_never_overwritten_and_tampering_is_caught(
     archive.write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError, match="does not match the SHA256"):
         TensorflowModelContainer("scorer", ex.ScorerBatchProcessor(), app=app).load("v1")
+
+
+def test_published_tf_model_on_the_index_and_metrics(trained: Trained, ex: ModuleType) -> None:
+    """GET / and GET /metrics of a server with a published TF model (they answered 500:
+    the reference was a dict without summary())."""
+    from hypermodel.tf import TensorflowModelContainer
+
+    app = hml.HmlApp("tf-index", root=str(trained.root / "index"))
+    published = TensorflowModelContainer("scorer", ex.ScorerBatchProcessor()).publish(
+        trained.export, app, version="v7"
+    )
+    assert published["version"] == "v7"  # the reference still reads as a dict
+    served = TensorflowModelContainer("scorer", ex.ScorerBatchProcessor())
+    app.inference.load_model(served, "latest")
+    served.serve(app.inference, "/score", input=ex.Reading, output=ex.Score)
+    client = app.inference.build().test_client()
+
+    index = client.get("/")
+    assert index.status_code == 200, index.get_data(as_text=True)
+    model = index.get_json()["models"]["scorer"]
+    assert model["loaded"] is True
+    assert model["version"] == "v7"
+    assert model["long_name"] == trained.manager.longName
+    assert model["datasets"] == [dataset_checksum(trained.train)]
+    assert model["commit"] == "abc123"
+    assert model["model_sha256"] == published["archive_sha256"]
+    assert model["reference"] == "models/scorer/v7/reference.json"
+
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200, metrics.get_data(as_text=True)
+    text = metrics.get_data(as_text=True)
+    assert 'hml_model_info{digest="' + published["archive_sha256"] in text
+    assert f'long_name="{trained.manager.longName}"' in text and 'version="v7"' in text
+
+
+def test_local_tf_export_on_the_index_and_metrics(trained: Trained, ex: ModuleType) -> None:
+    from hypermodel.tf import TensorflowModelContainer
+
+    app = hml.HmlApp("tf-local-index", root=str(trained.root / "local-index"))
+    container = TensorflowModelContainer("scorer", ex.ScorerBatchProcessor()).load(trained.export)
+    container.serve(app.inference, "/score", input=ex.Reading, output=ex.Score)
+    client = app.inference.build().test_client()
+    index = client.get("/")
+    assert index.status_code == 200, index.get_data(as_text=True)
+    model = index.get_json()["models"]["scorer"]
+    assert model["long_name"] == trained.manager.longName
+    assert model["reference"] == str(trained.export)
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200, metrics.get_data(as_text=True)
+    assert f'long_name="{trained.manager.longName}"' in metrics.get_data(as_text=True)
