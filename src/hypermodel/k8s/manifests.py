@@ -24,7 +24,6 @@ Manifest = dict[str, Any]
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
-CONTAINER_NAME = "inference"
 PORT_NAME = "http"
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
@@ -213,12 +212,14 @@ def _pod_spec(app: HmlApp, cfg: HmlInferenceDeployment) -> dict[str, Any]:
         source = {"path": cfg.host_root, "type": "Directory"}
         volumes.append({"name": HOST_ROOT_VOLUME, "hostPath": source})
         mounts.append({"name": HOST_ROOT_VOLUME, "mountPath": cfg.host_root, "readOnly": True})
+    from ..serving.app import CONTAINER_NAME  # the name deployment.k8s_container shows
+
     container: dict[str, Any] = {"name": CONTAINER_NAME, "image": cfg.image}
     if cfg.image_pull_policy:
         container["imagePullPolicy"] = cfg.image_pull_policy
     if cfg.command:
         container["command"] = list(cfg.command)
-    container["args"] = _server_args(cfg)
+    container["args"] = cfg.server_args()  # the image's ENTRYPOINT is the app's script
     container["ports"] = [{"name": PORT_NAME, "containerPort": cfg.port, "protocol": "TCP"}]
     env = _env(app, cfg)
     if env:
@@ -245,20 +246,6 @@ def _pod_spec(app: HmlApp, cfg: HmlInferenceDeployment) -> dict[str, Any]:
     if cfg.tolerations:
         pod["tolerations"] = [dict(t) for t in cfg.tolerations]
     return pod
-
-
-def _server_args(cfg: HmlInferenceDeployment) -> list[str]:
-    # The image's ENTRYPOINT is the app's console script (see the Dockerfile).
-    return [
-        "inference",
-        "run-prod",
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(cfg.port),
-        "--threads",
-        str(cfg.threads),
-    ]
 
 
 def _probe(path: str, initial_delay: int, period: int) -> dict[str, Any]:
