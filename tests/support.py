@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -101,3 +101,19 @@ def which_or_unavailable(binary: str) -> str:
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def git_repo(work: Path, files: dict[str, str], message: str = "c", branch: str = "main") -> Any:
+    """A git work tree at ``work`` with ``files`` committed by a fixed author (GitPython)."""
+    import git
+
+    work.mkdir(parents=True, exist_ok=True)
+    repo = git.Repo.init(work, initial_branch=branch)
+    with repo.config_writer() as cw:
+        cw.set_value("user", "name", "Ada Lovelace")
+        cw.set_value("user", "email", "ada@example.com")
+    for name, text in files.items():
+        (work / name).write_text(text)
+    repo.index.add(list(files))
+    repo.index.commit(message)
+    return repo

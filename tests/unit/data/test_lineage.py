@@ -11,6 +11,7 @@ import pytest
 from hypermodel.context import _CURRENT, OpContext
 from hypermodel.data import Dataset
 from hypermodel.data.lineage import NO_REPO_COMMIT, repo_state
+from tests.support import git_repo
 
 from .models import Item, items
 
@@ -18,16 +19,9 @@ from .models import Item, items
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> git.Repo:
     work = tmp_path / "code"
-    work.mkdir()
-    r = git.Repo.init(work, initial_branch="feature")
-    with r.config_writer() as cw:
-        cw.set_value("user", "name", "Ada Lovelace")
-        cw.set_value("user", "email", "ada@example.com")
-    (work / "model.py").write_text("x = 1\n")
-    r.index.add(["model.py"])
-    r.index.commit("first model")
+    r = git_repo(work, {"model.py": "x = 1\n"}, "first model", branch="feature")
     monkeypatch.chdir(work)
-    return r
+    return r  # type: ignore[no-any-return]
 
 
 @pytest.fixture

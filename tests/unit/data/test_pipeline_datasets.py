@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import git
 import pytest
 
 from hypermodel.data import Dataset
+from tests.support import git_repo
 
 from . import pipeline_app
 from .models import Item
@@ -33,13 +33,7 @@ def test_op_outputs_depend_on_what_the_op_read(
 def test_a_dirty_repository_is_recorded_not_refused(
     hml_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = git.Repo.init(tmp_path / "code")
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", "Ada")
-        cw.set_value("user", "email", "ada@example.com")
-    (tmp_path / "code/x.py").write_text("1\n")
-    repo.index.add(["x.py"])
-    repo.index.commit("c")
+    repo = git_repo(tmp_path / "code", {"x.py": "1\n"})
     (tmp_path / "code/x.py").write_text("2\n")  # uncommitted change
     monkeypatch.chdir(tmp_path / "code")
     app = pipeline_app.make_app().configure(root=str(hml_root))

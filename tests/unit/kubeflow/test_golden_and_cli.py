@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from hypermodel.errors import UsageError
 from tests.golden.regenerate import GOLDEN, compile_demo
-from tests.support import REPO, require_module
+from tests.support import REPO, git_repo, require_module
 
 from .apps import make_app
 
@@ -26,16 +26,8 @@ def outside_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_compile_and_deploy_refuse_a_dirty_tree_unless_forced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import git
-
     work = tmp_path / "code"
-    repo = git.Repo.init(work)
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", "Ada")
-        cw.set_value("user", "email", "ada@example.com")
-    (work / "ops.py").write_text("x = 1\n")
-    repo.index.add(["ops.py"])
-    repo.index.commit("c")
+    git_repo(work, {"ops.py": "x = 1\n"})
     monkeypatch.chdir(work)
     app, out = make_app(), tmp_path / "out.yaml"
     clean = CliRunner().invoke(app.cli(), ["pipelines", "scoring", "compile", "-o", str(out)])
