@@ -214,7 +214,8 @@ class ContainerConfig:
             value = getattr(other, name)
             if value is not None:
                 setattr(out, name, copy.deepcopy(value))
-        out.gpu_vendor = other.gpu_vendor
+        if other.gpu_limit is not None:  # the vendor goes with the GPU count that names it
+            out.gpu_vendor = other.gpu_vendor
         out.env.update(other.env)
         out.node_selector.update(other.node_selector)
         out.annotations.update(other.annotations)

@@ -171,3 +171,13 @@ def test_an_apps_own_commands_take_hml_options_and_the_app_as_context() -> None:
         one.command("pipelines")(lambda: None)
     with pytest.raises(DeclarationError, match="already has a command named 'seed'"):
         one.command("seed")(lambda: None)
+
+
+def test_merging_settings_keeps_the_gpu_vendor_of_the_gpu_request() -> None:
+    from hypermodel.dsl.config import ContainerConfig
+
+    op_cfg = ContainerConfig().with_resources(gpu=2, gpu_vendor="amd.com/gpu")
+    merged = op_cfg.merged(ContainerConfig().with_resources(cpu="2"))  # a task adding a CPU
+    assert (merged.gpu_limit, merged.gpu_vendor) == (2, "amd.com/gpu")
+    swapped = op_cfg.merged(ContainerConfig().with_resources(gpu=1))  # a task's own GPU count
+    assert (swapped.gpu_limit, swapped.gpu_vendor) == (1, "nvidia.com/gpu")
