@@ -41,8 +41,22 @@ def hypermodel_spec(explicit: str | None = None) -> str:
 
 
 def default_hypermodel_spec() -> str:
+    """Where the running hypermodel came from, so the new project installs beside it: the
+    checkout or wheel it was installed from (pip's ``direct_url.json``, PEP 610), else
+    ``hypermodel>=<this major.minor>`` from the index it came from. (The public index's
+    ``hypermodel`` is an unrelated 0.1.x release line: never assume it.)"""
+    import json
+    from importlib import metadata
+
     from .. import __version__
 
+    try:
+        text = metadata.distribution("hypermodel").read_text("direct_url.json")
+        url = json.loads(text or "{}").get("url", "") if text else ""
+    except (metadata.PackageNotFoundError, ValueError, AttributeError):
+        url = ""
+    if isinstance(url, str) and url.startswith("file://"):
+        return f"hypermodel @ {url}"
     major, minor = [*__version__.split("."), "0"][:2]
     return f"hypermodel>={major}.{minor}"
 

@@ -65,15 +65,30 @@ def test_new_project_has_a_dockerfile_for_image_build(project: Path) -> None:
     assert {".git", ".venv", ".hml"} <= set(ignored)
 
 
-def test_hypermodel_spec_defaults_to_pypi_or_env(tmp_path: Path, monkeypatch) -> None:
+def test_hypermodel_spec_defaults_to_where_hypermodel_was_installed_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("HML_SOURCE", raising=False)
     ok(hml("new", "project", "Plain", "--directory", str(tmp_path)))
+    # make venv installs this checkout (editable): the project depends on this very checkout,
+    # which installs anywhere this one does (the index's "hypermodel" is another project)
+    repo_uri = Path(__file__).resolve().parents[3].as_uri()
+    text = (tmp_path / "plain/pyproject.toml").read_text()
+    assert f'dependencies = ["hypermodel @ {repo_uri}"]' in text
+    from importlib import metadata
+
+    import hypermodel.scaffold.generators as gen
     from hypermodel import __version__
 
+    class FromIndex:  # installed from an index: no direct_url.json
+        version = __version__
+
+        def read_text(self, name: str) -> None:
+            return None
+
+    monkeypatch.setattr(metadata, "distribution", lambda name: FromIndex())
     minor = ".".join(__version__.split(".")[:2])
-    assert (
-        f'dependencies = ["hypermodel>={minor}"]' in (tmp_path / "plain/pyproject.toml").read_text()
-    )
+    assert gen.default_hypermodel_spec() == f"hypermodel>={minor}"
     monkeypatch.setenv("HML_SOURCE", "hypermodel[serve]==0.2.0")
     ok(hml("new", "project", "Pinned", "--directory", str(tmp_path)))
     assert '"hypermodel[serve]==0.2.0"' in (tmp_path / "pinned/pyproject.toml").read_text()
