@@ -56,23 +56,18 @@ def _make(cls: type[BaseData]) -> RowDecoders | None:
         import msgspec
     except ImportError:  # pragma: no cover - a dependency; the generated path still works
         return None
-    if not _eligible(cls):
+    env: dict[str, Any] = {"_new": object.__new__}
+    made_rows: dict[type, Any] = {}
+    row = _row_type(cls, made_rows, env)
+    if row is None:
         return None
-    schema = _schema(cls)
-    fields: dict[str, Any] = {}
-    for name in schema.names:
-        tp = _strip_optional(schema.hints.get(name, Any))
-        fields[name] = tp | None if tp in _TEMPORAL else Any
-    row = typing.TypedDict(f"{cls.__name__}Row", fields)  # type: ignore[misc]
     by_line = msgspec.json.Decoder(row).decode_lines
     whole = msgspec.json.Decoder(list[row]).decode  # type: ignore[valid-type]
     refused = (msgspec.ValidationError, msgspec.DecodeError)
-    env: dict[str, Any] = {"_cls": cls, "_new": object.__new__, "_refused": refused}
-    adopt = (
-        "    out = []\n    add = out.append\n"
-        "    for d in rows:\n        o = _new(_cls)\n        o.__dict__ = d\n        add(o)\n"
-        "    return out\n"
-    )
+    env.update({"_cls": cls, "_refused": refused})
+    adopt = "    out = []\n    add = out.append\n    for d in rows:\n"
+    adopt += "".join(f"        {line}\n" for line in _nested_lines(cls, env))
+    adopt += "        o = _new(_cls)\n        o.__dict__ = d\n        add(o)\n    return out\n"
     made = []
     for fn, parse in (("lines", by_line), ("array", whole)):
         env[f"_{fn}"] = parse
@@ -82,16 +77,82 @@ def _make(cls: type[BaseData]) -> RowDecoders | None:
     return RowDecoders(*made)
 
 
-def _eligible(cls: type[BaseData]) -> bool:
-    """Only where the generated batch decoder would adopt the parsed dict itself."""
-    if not cls._hml_fields or not adopts_parsed_rows(cls):
-        return False
-    probe: dict[str, Any] = {}
+def _row_type(cls: type[BaseData], made: dict[type, Any], env: dict[str, Any]) -> Any:
+    """The TypedDict msgspec decodes a row of ``cls`` into, or None where msgspec cannot give
+    what the generated decoder gives. Nested records (and lists of them) get their own
+    TypedDict, and an adopting function in ``env`` (``_A<name>``) that makes the object."""
+    if cls in made:
+        return made[cls]  # None while being made: a class that contains itself is refused
+    made[cls] = None
+    if not _adoptable(cls):
+        return None
     schema = _schema(cls)
+    fields: dict[str, Any] = {}
     for name in schema.names:
         hint = schema.hints.get(name, Any)
-        if _strip_optional(hint) in _TEMPORAL:
+        tp = _strip_optional(hint)
+        if tp in _TEMPORAL:
+            fields[name] = tp | None
             continue
-        if _from_data_expr(hint, "_x", probe) is not None:  # nested models, lists of dates...
-            return False
-    return True
+        nested = _record_nesting(tp)
+        if nested is not None:
+            depth, inner = nested
+            sub = _row_type(inner, made, env)
+            if sub is None:
+                return None
+            shaped: Any = sub | None
+            for _ in range(depth):
+                shaped = list[shaped] | None  # type: ignore[valid-type]
+            fields[name] = shaped
+            continue
+        if _from_data_expr(hint, "_x", {}) is not None:  # lists of dates, dicts of records...
+            return None
+        fields[name] = Any
+    row = typing.TypedDict(f"{cls.__name__}Row", fields)  # type: ignore[misc]
+    made[cls] = row
+    lines = _nested_lines(cls, env)
+    if lines:  # an adopter for this class when it is nested in another
+        src = "def adopt(d):\n" + "".join(f"    {line}\n" for line in lines)
+    else:
+        src = "def adopt(d):\n"
+    env[f"_C{_key(cls)}"] = cls
+    src += f"    o = _new(_C{_key(cls)})\n    o.__dict__ = d\n    return o\n"
+    env[f"_A{_key(cls)}"] = _compile(src, "adopt", dict(env))
+    return row
+
+
+def _nested_lines(cls: type[BaseData], env: dict[str, Any]) -> list[str]:
+    """Statements turning the nested records' dicts in the row ``d`` into objects."""
+    schema = _schema(cls)
+    lines = []
+    for name in schema.names:
+        nested = _record_nesting(_strip_optional(schema.hints.get(name, Any)))
+        if nested is None:
+            continue
+        depth, inner = nested
+        expr = f"_A{_key(inner)}(_v{depth})"
+        for level in range(depth, 0, -1):
+            expr = f"[None if _v{level} is None else {expr} for _v{level} in _v{level - 1}]"
+        lines.append(f"_v0 = d[{name!r}]")
+        lines.append(f"if _v0 is not None: d[{name!r}] = {expr}")
+    return lines
+
+
+def _key(cls: type) -> str:
+    return str(id(cls))
+
+
+def _record_nesting(tp: Any) -> tuple[int, type[BaseData]] | None:
+    """(depth, class) for a record, list[record], list[list[record]]..., else None."""
+    depth = 0
+    while typing.get_origin(tp) is list and len(typing.get_args(tp)) == 1:
+        depth += 1
+        tp = _strip_optional(typing.get_args(tp)[0])
+    if isinstance(tp, type) and issubclass(tp, BaseData):
+        return depth, tp
+    return None
+
+
+def _adoptable(cls: type) -> bool:
+    """Only where the generated batch decoder would adopt the parsed dict itself."""
+    return bool(cls._hml_fields) and adopts_parsed_rows(cls)  # type: ignore[attr-defined]

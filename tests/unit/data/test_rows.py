@@ -104,7 +104,7 @@ def test_missing_fields_refuse_and_extra_keys_are_dropped() -> None:
 
 def test_classes_that_need_their_own_decoding_have_none() -> None:
     assert row_decoders_for(Handwritten) is None  # own from_data / __init__
-    assert row_decoders_for(Assembly) is None  # nested models need from_data
+    assert row_decoders_for(Assembly) is not None  # nested records too: test_rows_nested.py
 
 
 def test_reads_use_it_and_fall_back_per_block(tmp_path: Path) -> None:
