@@ -72,7 +72,7 @@ def cacheable(
     def decorate(fn: Callable[..., Iterable[Any]]) -> Callable[..., Dataset]:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Dataset:
-            cache = _Cache(
+            cache = CacheBuild(
                 id, version, _storage(root, storage), dataType, chunkCount,
                 stale_after, heartbeat or max(stale_after / 6, 0.05), wait_timeout, poll,
             )  # fmt: skip
@@ -89,11 +89,11 @@ def _storage(root: str | None, storage: Storage | None) -> Storage:
     return resolve_storage(root)
 
 
-def _type_path(cls: type) -> str:
+def type_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _load_type(path: str) -> type:
+def load_type(path: str) -> type:
     module, qualname = path.split(":", 1)
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
@@ -101,7 +101,7 @@ def _load_type(path: str) -> type:
     return obj  # type: ignore[no-any-return]
 
 
-class _Cache:
+class CacheBuild:
     def __init__(
         self,
         id: str,
@@ -166,7 +166,7 @@ class _Cache:
         record = self._read(self.ready_key)
         if record is None:
             return None
-        data_type = self.data_type or _load_type(record["dataType"])
+        data_type = self.data_type or load_type(record["dataType"])
         ds = self.dataset(data_type)
         if not ds.exists():
             raise DatasetError(
@@ -179,7 +179,7 @@ class _Cache:
         halt = self.claims.beating(n)
         try:
             ds = self._write(build)
-            record = {"dataType": _type_path(ds.dataType), "checksum": ds.checksum}
+            record = {"dataType": type_path(ds.dataType), "checksum": ds.checksum}
             self.storage.write_text(self.ready_key, json.dumps(record))
             return ds
         except BaseException:

@@ -345,7 +345,7 @@ class Stream:
         window: int = WINDOW,
         cache_bytes: int = CACHE_BYTES,
     ) -> None:
-        _check(start_offset, shard_rank, num_shards, epochs, window)
+        check_stream_options(start_offset, shard_rank, num_shards, epochs, window)
         self.dataset = dataset
         self.start_offset = start_offset
         self.shuffle = shuffle
@@ -470,7 +470,9 @@ class Stream:
         )
 
 
-def _check(start_offset: int, rank: int, shards: int, epochs: int | None, window: int) -> None:
+def check_stream_options(
+    start_offset: int, rank: int, shards: int, epochs: int | None, window: int
+) -> None:
     if shards < 1:
         raise DatasetUsageError(f"num_shards must be >= 1, got {shards}")
     if not 0 <= rank < shards:

@@ -60,13 +60,13 @@ from ..errors import NotFoundError
 from ..names import check_name
 from ..storage import Storage as BucketStorage
 from ..storage import open_storage, resolve_storage
-from .cacheable import _Cache, _load_type, _type_path
+from .cacheable import CacheBuild, load_type, type_path
 from .claims import Claims
 from .dataset import Dataset, DatasetWriter
 from .errors import DatasetExistsError, DatasetNotFoundError, DatasetUsageError
 from .model import BaseData
 from .stream import Stream as DatasetStream
-from .stream import _check, epoch_order, open_index, shard_positions, stream_slices
+from .stream import check_stream_options, epoch_order, open_index, shard_positions, stream_slices
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class DataRefStream(Stream):
         num_shards: int,
         drop_shard_remainder: bool,
     ) -> None:
-        _check(start_offset, shard_rank, num_shards, None, 1)
+        check_stream_options(start_offset, shard_rank, num_shards, None, 1)
         if shuffle and shuffle_seed is None:
             shuffle_seed = secrets.randbits(32)
             log.warning(
@@ -256,7 +256,7 @@ class DataRef:
         self.meta: dict[str, Any] = storage._read_meta(dataset_id, dataset_version)
         self.length: int = int(self.meta["length"])
         self.kind: str = self.meta["kind"]
-        data_type = _load_type(self.meta["dataType"])
+        data_type = load_type(self.meta["dataType"])
         self.dataset: Dataset = storage._dataset(dataset_id, dataset_version, data_type)
         self._keys: Sequence[int] | None = None
 
@@ -472,7 +472,7 @@ class S3Storage(Storage):
     """YogaDL's ``S3Storage(S3Configurations(bucket, path, url, ...))`` on ``s3://bucket/path``."""
 
 
-class _YogaCache(_Cache):
+class _YogaCache(CacheBuild):
     """``data/cacheable``'s build protocol at the YogaDL layout, writing records in
     submission order with their positions (``order.bin``) and ``meta.json``."""
 
@@ -507,7 +507,7 @@ class _YogaCache(_Cache):
         else:  # a builder published, then died before ready.json: read the order back
             chunks = [ds.chunk_id_of(obj) for obj in ds]
         self._write_order(ds, chunks)
-        meta = {"kind": kind, "length": len(chunks), "dataType": _type_path(data_type)}
+        meta = {"kind": kind, "length": len(chunks), "dataType": type_path(data_type)}
         if spec is not None:
             meta["spec"] = spec
         self.storage.write_text(f"{self.meta}/meta.json", json.dumps(meta))
