@@ -164,7 +164,9 @@ def _details(repo: Path) -> dict[str, Any]:
 
 
 # -- the code an op runs ----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
 def hypermodel_version() -> str:
+    """The installed hypermodel's version (read once: metadata lookups cost milliseconds)."""
     from importlib import metadata
 
     try:
@@ -250,7 +252,7 @@ def code_digest(obj: Any) -> str:
     top-level package and the installed hypermodel version."""
     module = getattr(obj, "__module__", "") or ""
     h = hashlib.sha256()
-    for part in (_own_source(obj), package_digest(module), _hypermodel_version()):
+    for part in (_own_source(obj), package_digest(module), hypermodel_version()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
@@ -268,8 +270,3 @@ def _own_source(obj: Any) -> str:
             else getattr(obj, "__qualname__", repr(obj)).encode()
         )
     return hashlib.sha256(text).hexdigest()
-
-
-@functools.lru_cache(maxsize=1)
-def _hypermodel_version() -> str:
-    return hypermodel_version()

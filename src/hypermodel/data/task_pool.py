@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .jobs import TaskJobError
 
 if TYPE_CHECKING:
-    from .tasks import BaseTask
+    from .task_base import BaseTask
 
 PREPARED: dict[str, Any] = {}
 

@@ -53,10 +53,6 @@ def split_ref(text: str) -> tuple[str, str | None]:
     return text, None
 
 
-def prefix(storage_key: str) -> str:
-    return f"{REGISTRY}/{storage_key}"
-
-
 def _entry_key(ds: Dataset, version: str | None) -> str:
     return f"{REGISTRY}/{ds.project}/{ds.branch}/{ds.name}/{version or PLAIN}.json"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .fields import ScaffoldError, check_class_name, module_name
 from .project import Plan, ProjectLayout, require_models
 from .render import render
-from .tasks import ModelInfo, _carried_ids, _plural, check_not_a_data_model, construct, read_model
+from .tasks import ModelInfo, carried_ids, check_not_a_data_model, construct, plural, read_model
 
 _NUMERIC = ("int", "float", "bool")
 
@@ -79,7 +79,7 @@ def _values(
     score = next(
         (f for f, a in target.fields.items() if a == "float" and f not in target.ids), None
     )
-    carried = _carried_ids(target, source, "obj")
+    carried = carried_ids(target, source, "obj")
     eval_values = {**carried, **({score: "float(value)"} if score else {})}
     out_values = {score: "float(value)"} if score else {}
     eval_body, eval_needs = construct(target, eval_values, "            ")
@@ -132,7 +132,7 @@ def _values(
         "block_args": ", ".join(f"{v}={b}()" for v, b in zip(block_vars, blocks, strict=True)),
         "pipeline": pipeline,
         "op": f"train_{module}",
-        "dataset": _plural(source.name),
+        "dataset": plural(source.name),
         "route": module.replace("_", "-"),
         "model_imports": "\n"
         + "\n".join(

@@ -97,7 +97,7 @@ def construct(
     return f"{model.name}(\n" + "\n".join(parts) + f"\n{indent})", needs
 
 
-def _carried_ids(output: ModelInfo, source: ModelInfo | None, var: str) -> dict[str, str]:
+def carried_ids(output: ModelInfo, source: ModelInfo | None, var: str) -> dict[str, str]:
     """The output's id fields set from the input's, position by position (same chunk)."""
     if source is None:
         return {}
@@ -208,7 +208,7 @@ def _task_source(
     args = _arg_names(inputs)
     first = read_model(layout, inputs[0])
     indent = "        " if kind == "one_to_one" else "            "
-    body, needs = construct(output, _carried_ids(output, first, args[0]), indent)
+    body, needs = construct(output, carried_ids(output, first, args[0]), indent)
     run_args = ", ".join(f"{a}: {c}" for a, c in zip(args, inputs, strict=True))
     return render(
         f"task_{kind}.py",
@@ -356,7 +356,7 @@ def pipeline_plan(layout: ProjectLayout, name: str, parts: list[str]) -> Plan:
     return plan
 
 
-def _plural(class_name: str) -> str:
+def plural(class_name: str) -> str:
     snake = module_name(class_name)
     if snake.endswith(("s", "x", "ch", "sh")):
         return f"{snake}es"
@@ -371,7 +371,7 @@ def _pipeline_source(
     datasets: dict[str, str] = {}  # dataset name -> class
     latest: dict[str, str] = {}  # class -> the dataset most recently written with it
     for cls in classes:  # classes named on the command line: one dataset each
-        datasets[_plural(cls)] = cls
+        datasets[plural(cls)] = cls
     task_lines, written = [], []
     taken: set[str] = set()  # datasets already written or read by a task of the pipeline
     for task in tasks:
@@ -385,7 +385,7 @@ def _pipeline_source(
             sources.append(latest[cls])
         # every dataset has exactly one writer: a task never writes a dataset that an earlier
         # task wrote or read (that would be a dependency cycle, and the app would not import)
-        out = _plural(task.output)
+        out = plural(task.output)
         if out in taken or (out in datasets and datasets[out] != task.output):
             out = f"{module_name(task.name)}_{out}"
         base, n = out, 2

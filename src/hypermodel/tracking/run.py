@@ -24,7 +24,7 @@ from ..errors import HypermodelError, UsageError
 from ..names import check_name
 from ..redact import redact
 from ..storage import Storage
-from ..storage.base import connect_timeout as _connect_timeout
+from ..storage import base as storage_base
 from . import identity, registry
 from .config import Config
 from .store import STATES, run_prefix
@@ -150,7 +150,7 @@ class Run:
         probe = getattr(storage, "unreachable", None)
         # a dead endpoint is told by one connection in milliseconds (at most connect_timeout,
         # $HML_CONNECT_TIMEOUT, 2 s by default), not after the client's retries
-        reason = probe(_connect_timeout(connect_timeout)) if callable(probe) else None
+        reason = probe(storage_base.connect_timeout(connect_timeout)) if callable(probe) else None
         if reason is not None:
             self._go_dry(ConnectionError(reason), storage.url)
             return

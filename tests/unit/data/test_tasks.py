@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import hypermodel.data.task_base as task_base
 import hypermodel.data.tasks as tasks_mod
 from hypermodel import hml
 from hypermodel.data.dataset import Dataset
@@ -471,7 +472,8 @@ class RecordedProgress(Progress):
 def bars(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordedProgress]]:
     BARS.clear()
     PEEKS.clear()
-    monkeypatch.setattr(tasks_mod, "Progress", RecordedProgress)
+    monkeypatch.setattr(tasks_mod, "Progress", RecordedProgress)  # Source
+    monkeypatch.setattr(task_base, "Progress", RecordedProgress)  # chunk tasks
     yield BARS
     BARS.clear()
     PEEKS.clear()

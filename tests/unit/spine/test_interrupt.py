@@ -31,6 +31,18 @@ def _pids(signals: Path, names: tuple[str, ...], proc: subprocess.Popen[str]) ->
     pytest.fail("the ops did not start within 60s")
 
 
+def _start(root: Path, argv: list[str]) -> subprocess.Popen[str]:
+    """The app's run-all in a session of its own (so a test can signal its process group)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.unit.spine.resilience_app", "--root", str(root), *argv],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def _gone(pid: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -47,14 +59,7 @@ def test_ctrl_c_during_run_all_cancels_the_run(tmp_path: Path, target: str) -> N
     root, signals = tmp_path / "bucket", tmp_path / "signals"
     signals.mkdir()
     argv = ["pipelines", "hanging", "run-all", "-q", "--workers", "2", "--signals", str(signals)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.unit.spine.resilience_app", "--root", str(root), *argv],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _start(root, argv)
     try:
         pids = _pids(signals, ("a", "b"), proc)
         if target == "the run-all process":
@@ -98,14 +103,7 @@ def test_ctrl_c_with_workers_0_cancels_the_op_running_in_this_process(tmp_path: 
     root, signals = tmp_path / "bucket", tmp_path / "signals"
     signals.mkdir()
     argv = ["pipelines", "hanging", "run-all", "-q", "--workers", "0", "--signals", str(signals)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.unit.spine.resilience_app", "--root", str(root), *argv],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _start(root, argv)
     try:
         (pid,) = _pids(signals, ("a",), proc)
         assert pid == proc.pid  # the op runs in the run-all process itself
