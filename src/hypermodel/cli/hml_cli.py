@@ -1,4 +1,4 @@
-"""``hml``: project-level commands (datasets, gc, runs, artifacts, scaffolding).
+"""``hml``: project-level commands (datasets, gc, models, runs, artifacts, scaffolding).
 
 Each command group lives in its own module and is imported only when that group is used, so
 ``hml --help`` and ``hml --version`` stay instant.
@@ -25,6 +25,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "hypermodel.cli.gc",
         "gc_command",
         "Remove dataset versions nothing references.",
+    ),
+    "models": (
+        "hypermodel.cli.models",
+        "models_group",
+        "List and show models; promote versions to aliases; roll back.",
     ),
     "runs": (
         "hypermodel.cli.runs",
