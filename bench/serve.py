@@ -34,6 +34,7 @@ from _common import PYTHON, REPO, line, ratio  # bench/ is on sys.path when run 
 
 BENCH = "serve"
 BATCHED = "hypermodel run-prod, batched route"
+V2 = "hypermodel run-prod, v2 infer route"  # the same server's Open Inference Protocol route
 MLFLOW_VENV = REPO / "bench" / ".venv-mlflow"
 ROW = [13.2, 1.78, 2.14, 11.2, 100.0, 2.65, 2.76, 0.26, 1.28, 4.38, 1.05, 3.4, 1050.0]
 
@@ -154,6 +155,8 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
 
 
 def payload_for(url: str) -> dict[str, Any]:
+    if url.endswith("/infer"):
+        return {"inputs": [{"name": "x", "shape": [1, len(ROW)], "datatype": "FP64", "data": ROW}]}
     return {"inputs": [ROW]} if url.endswith("/invocations") else {"features": ROW}
 
 
@@ -384,6 +387,7 @@ def measure(kind: str, args: argparse.Namespace, work: Path) -> tuple[subprocess
         procs["hypermodel run-prod"], urls["hypermodel run-prod"] = start_ours(model_path, work)
         procs["bare flask+waitress"], urls["bare flask+waitress"] = start_bare(model_path, work)
         procs[BATCHED], urls[BATCHED] = start_ours(model_path, work, batched=True)
+        urls[V2] = urls["hypermodel run-prod"].replace("/predict", "/v2/models/bench-clf/infer")
         if args.no_mlflow:
             print(f"{BENCH}: {tag} mlflow skipped: --no-mlflow")
         else:
@@ -417,6 +421,10 @@ def measure(kind: str, args: argparse.Namespace, work: Path) -> tuple[subprocess
                     statistics.median(paired),
                     target,
                 )
+        paired = [v["rps"] / o["rps"] for v, o in zip(runs[V2], ours, strict=True)]
+        ratio(
+            BENCH, f"{tag} {V2}", "its typed /predict (req/s)", statistics.median(paired), ">= 0.8x"
+        )
         if "mlflow models serve" in runs:
             paired = [
                 o["rps"] / p["rps"]

@@ -59,6 +59,75 @@ def _connection_limits() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return decorate
 
 
+def _model_options() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--model NAME=REF (repeatable), --model-poll-seconds, --drift-threshold, --drift-min-samples."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option(
+            "--drift-min-samples",
+            type=click.IntRange(min=1),
+            default=100,
+            show_default=True,
+            envvar="HML_DRIFT_MIN_SAMPLES",
+            help="Live values a feature needs before its drift can be flagged.",
+        )(fn)
+        fn = click.option(
+            "--drift-threshold",
+            type=click.FloatRange(min=0, min_open=True),
+            default=3.0,
+            show_default=True,
+            envvar="HML_DRIFT_THRESHOLD",
+            help="Flag drift when a feature's live mean is this many training standard "
+            "deviations from its training mean (/, /metrics, one warning per crossing).",
+        )(fn)
+        fn = click.option(
+            "--model-poll-seconds",
+            type=click.FloatRange(min=0),
+            default=30,
+            show_default=True,
+            envvar="HML_MODEL_POLL_SECONDS",
+            help="How often a model loaded by 'latest' or an alias checks whether it moved, "
+            "and switches to the new version (0: only on POST /-/reload).",
+        )(fn)
+        return click.option(
+            "--model",
+            "models",
+            multiple=True,
+            metavar="NAME=REF",
+            envvar="HML_MODELS",
+            help="Load model NAME at REF ('latest', a version, or an alias such as "
+            "'production') instead of what the app's initialiser asks for; repeatable "
+            "($HML_MODELS: space-separated).",
+        )(fn)
+
+    return decorate
+
+
+def _configure(app: HmlApp, models: tuple[str, ...], **settings: Any) -> None:
+    import os
+
+    from ..errors import HypermodelError
+
+    refs = {}
+    for text in models:
+        name, sep, ref = text.partition("=")
+        if not sep or not name.strip() or not ref.strip():
+            raise click.BadParameter(
+                f"{text!r} is not NAME=REF: write e.g. --model "
+                f"{name.strip() or 'wine-classifier'}=production",
+                param_hint="--model",
+            )
+        refs[name.strip()] = ref.strip()
+    try:
+        app.inference.configure(
+            models=refs,
+            admin_token=os.environ.get("HML_ADMIN_TOKEN") or None,  # env only: argv is public
+            **settings,
+        )
+    except HypermodelError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
 def inference_group(app: HmlApp) -> click.Group:
     group = click.Group(
         "inference", help=f"Serve {app.name}'s models and deploy the server.", no_args_is_help=True
@@ -87,13 +156,30 @@ def inference_group(app: HmlApp) -> click.Group:
         "Deployment of `inference deploy` sets HML_DRAIN_SECONDS=5).",
     )
     @_connection_limits()
+    @_model_options()
     @_fail_fast()
     def run_prod(
-        host: str, port: int, threads: int, drain_seconds: float, fail_fast: bool, **limits: int
+        host: str,
+        port: int,
+        threads: int,
+        drain_seconds: float,
+        fail_fast: bool,
+        models: tuple[str, ...],
+        model_poll_seconds: float,
+        drift_threshold: float,
+        drift_min_samples: int,
+        **limits: int,
     ) -> None:
         """Serve with waitress (production)."""
         from ..serving.server import serve_prod
 
+        _configure(
+            app,
+            models,
+            poll_seconds=model_poll_seconds,
+            drift_threshold=drift_threshold,
+            drift_min_samples=drift_min_samples,
+        )
         _logging()
         serve_prod(
             app.inference,
@@ -113,11 +199,28 @@ def inference_group(app: HmlApp) -> click.Group:
     @click.option(
         "--reload/--no-reload", default=True, show_default=True, help="Restart when code changes."
     )
+    @_model_options()
     @_fail_fast()
-    def run_dev(host: str, port: int, reload: bool, fail_fast: bool) -> None:
+    def run_dev(
+        host: str,
+        port: int,
+        reload: bool,
+        fail_fast: bool,
+        models: tuple[str, ...],
+        model_poll_seconds: float,
+        drift_threshold: float,
+        drift_min_samples: int,
+    ) -> None:
         """Serve with Flask's development server (reloads on code changes)."""
         from ..serving.server import serve_dev
 
+        _configure(
+            app,
+            models,
+            poll_seconds=model_poll_seconds,
+            drift_threshold=drift_threshold,
+            drift_min_samples=drift_min_samples,
+        )
         _logging()
         serve_dev(app.inference, host, port, reload, fail_fast=fail_fast)
 

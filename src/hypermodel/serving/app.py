@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 
     from ..app import HmlApp
     from .batching import Batcher
+    from .drift import DriftMonitor
+    from .reload import Reloader
 
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024  # 1 MiB: a prediction request, not an upload
-BUILTIN_PATHS = ("/", "/livez", "/readyz", "/metrics", "/openapi.json")
+BUILTIN_PATHS = ("/", "/livez", "/readyz", "/metrics", "/openapi.json", "/-/reload")
 IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
@@ -76,6 +78,7 @@ class HmlInferenceDeployment(ContainerConfig):
     )
     host_root: str | None = None  # a node directory mounted read-only as the bucket root
     drain_seconds: int = 5  # after SIGTERM: keep serving (readyz 503) while endpoints update
+    model_versions: dict[str, str] = field(default_factory=dict)  # run-prod --model NAME=VERSION
 
     @property
     def deployment_name(self) -> str:
@@ -92,6 +95,11 @@ class HmlInferenceDeployment(ContainerConfig):
             str(self.port),
             "--threads",
             str(self.threads),
+            *(
+                a
+                for m in sorted(self.model_versions)
+                for a in ("--model", f"{m}={self.model_versions[m]}")
+            ),
         ]
 
     @property
@@ -207,6 +215,13 @@ class HmlInferenceDeployment(ContainerConfig):
         self.drain_seconds = int(seconds)
         return self
 
+    def with_model_version(self, model: str, version: str) -> HmlInferenceDeployment:
+        """Serve ``version`` of ``model`` instead of its latest (``run-prod --model``)."""
+        from ..names import check_name
+
+        self.model_versions[check_name(model, "model")] = check_name(version, "model version")
+        return self
+
     def with_model_sha256(self, digest: str, model: str | None = None) -> HmlInferenceDeployment:
         """Pin the digest the server accepts for ``model`` (for every model when None, which
         suits an app with one model): a published model with another digest is refused, and
@@ -260,8 +275,20 @@ class HmlInferenceApp:
         self.require_models = True  # /readyz says 503 until at least one model is loaded
         self.initialised = False
         self.draining = False  # set on SIGTERM by `run-prod --drain-seconds`: /readyz says 503
+        # What each model was loaded with ({name: (ref, load options)}), by load_model.
+        self.model_refs: dict[str, tuple[Any, dict[str, Any]]] = {}
+        # Refs that replace what the initialisers ask for (`run-prod --model NAME=REF`).
+        self.ref_overrides: dict[str, str] = {}
+        self.model_poll_seconds = 30.0  # follow moving refs this often (0: only /-/reload)
+        self.drift_threshold = 3.0  # training standard deviations
+        self.drift_min_samples = 100
+        self.admin_token: str | None = None  # enables POST /-/reload; never logged or shown
         self._flask: Flask | None = None
         self._state: Any = None  # per-server metrics, set by server.create_flask_app
+        # standard protocols served beside the routes (serving/protocols.py); set before serving
+        self.protocols: tuple[str, ...] = ("v2", "mlflow", "hypergol")
+        self._reloader: Reloader | None = None
+        self._drift: DriftMonitor | None = None
 
     def on_init(self, fn: Callable[[HmlInferenceApp], Any]) -> Callable[[HmlInferenceApp], Any]:
         self._initialisers.append(fn)
@@ -276,7 +303,14 @@ class HmlInferenceApp:
 
     # -- models --------------------------------------------------------------------------------
     def load_model(self, model: Any, ref: Any = "latest", **options: Any) -> Any:
-        """Register a ModelContainer with the app (if new) and load ``ref`` from the app's bucket."""
+        """Register a ModelContainer with the app (if new) and load ``ref`` from the app's bucket.
+
+        ``ref`` is ``latest``, a version, or an alias (``production``); ``run-prod --model
+        NAME=REF`` replaces it. While serving, a model loaded by ``latest`` or an alias follows
+        it (see serving/reload.py).
+        """
+        name = model if isinstance(model, str) else model.name
+        ref = self.ref_overrides.get(name, ref)
         if isinstance(model, str):
             model = self.get_model(model)
         elif model.name not in self.app.models:
@@ -287,7 +321,66 @@ class HmlInferenceApp:
             )
         if getattr(model, "app", None) is None:
             model.app = self.app
-        return model.load(ref, **options)
+        loaded = model.load(ref, **options)
+        self.model_refs[name] = (ref, dict(options))
+        return loaded
+
+    def configure(
+        self,
+        *,
+        models: dict[str, str] | None = None,
+        poll_seconds: float | None = None,
+        drift_threshold: float | None = None,
+        drift_min_samples: int | None = None,
+        admin_token: str | None = None,
+    ) -> HmlInferenceApp:
+        """Serving settings, set once before serving (the CLI passes its options here)."""
+        from ..names import check_name
+
+        for name, ref in (models or {}).items():
+            check_name(name, "model")
+            if not isinstance(ref, str) or not ref.strip():
+                raise DeclarationError(
+                    f"model '{name}' needs a reference to load: 'latest', a version or an alias"
+                )
+            self.ref_overrides[name] = ref.strip()
+        if poll_seconds is not None:
+            if poll_seconds < 0:
+                raise DeclarationError(f"model poll seconds must be 0 or more, got {poll_seconds}")
+            self.model_poll_seconds = float(poll_seconds)
+        if drift_threshold is not None:
+            if not drift_threshold > 0:
+                raise DeclarationError(
+                    f"the drift threshold must be above 0, got {drift_threshold}"
+                )
+            self.drift_threshold = float(drift_threshold)
+        if drift_min_samples is not None:
+            if drift_min_samples < 1:
+                raise DeclarationError(
+                    f"the drift minimum sample count must be 1 or more, got {drift_min_samples}"
+                )
+            self.drift_min_samples = int(drift_min_samples)
+        if admin_token is not None:
+            self.admin_token = admin_token or None
+        return self
+
+    @property
+    def reloader(self) -> Reloader:
+        """The models followed by a moving reference (``latest``, an alias) while serving."""
+        if self._reloader is None:
+            from .reload import Reloader
+
+            self._reloader = Reloader(self)
+        return self._reloader
+
+    @property
+    def drift(self) -> DriftMonitor:
+        """Running statistics of the live inputs against the models' training distributions."""
+        if self._drift is None:
+            from .drift import DriftMonitor
+
+            self._drift = DriftMonitor(self.drift_threshold, self.drift_min_samples)
+        return self._drift
 
     def model_lineage(self, name: str) -> dict[str, str]:
         model = self.get_model(name)
@@ -427,24 +520,48 @@ class HmlInferenceApp:
             return self.flask
         fresh = self._flask is None
         models, routes, batchers = dict(self.app.models), dict(self.routes), dict(self.batchers)
+        refs = dict(self.model_refs)
         flask_app = self.flask
         token = INITIALISING_APP.set(self.app)
         try:
             for fn in self._initialisers:
                 self._run_initialiser(fn)
             self._check_route_models()
+            self._check_overrides()
         except BaseException:
             self.app.models.clear()
             self.app.models.update(models)
             self.routes = routes
             self.batchers = batchers
+            self.model_refs = refs
             if fresh:  # a Flask app that served no request yet: the next attempt starts anew
                 self._flask, self._state = None, None
             raise
         finally:
             INITIALISING_APP.reset(token)
+        self._follow_moving_refs()
         self.initialised = True
         return flask_app
+
+    def _check_overrides(self) -> None:
+        unused = sorted(set(self.ref_overrides) - set(self.model_refs))
+        if unused:
+            raise DeclarationError(
+                f"--model {unused[0]}=...: app '{self.app.name}' loads no model named "
+                f"'{unused[0]}' with inference_app.load_model (models it loads: "
+                f"{', '.join(sorted(self.model_refs)) or 'none'}); fix the name or drop the option"
+            )
+
+    def _follow_moving_refs(self) -> None:
+        from .reload import is_moving
+
+        for name, (ref, options) in self.model_refs.items():
+            container = self.app.models.get(name)
+            reference = getattr(container, "reference", None)
+            if container is None or name in self.reloader.watches or reference is None:
+                continue
+            if is_moving(ref, getattr(reference, "version", None)):
+                self.reloader.watch(name, container, ref, options)
 
     def _run_initialiser(self, fn: Callable[[HmlInferenceApp], Any]) -> None:
         try:

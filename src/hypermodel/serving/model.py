@@ -9,6 +9,7 @@ A training op fills a container and publishes it; the inference server loads it 
     ref = mc.publish(app)                      # models/wine-classifier/<version>/...
 
     mc.load("latest", app)                     # verifies both digests before unpickling
+    mc.load("production", app)                 # an alias (see hypermodel.models)
 
 Layout in the bucket (keys relative to the storage root)::
 
@@ -16,148 +17,49 @@ Layout in the bucket (keys relative to the storage root)::
     models/<name>/<version>/distributions.json
     models/<name>/<version>/reference.json     # digests, datasets, commit, run id, long name
     models/<name>/latest.json                  # pointer, written last
+
+The reference schema, the aliases and the store of every published model live in
+``hypermodel.models``; the names below are re-exported from there.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
+import math
 import os
 import re
 import secrets
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import require
 from ..errors import AlreadyExistsError, NotFoundError, StorageError, UsageError
-from ..names import check_name, is_safe_name
+from ..models.reference import DISTRIBUTIONS_FILE as DISTRIBUTIONS_FILE
+from ..models.reference import LATEST_FILE as LATEST_FILE
+from ..models.reference import MODEL_FILE as MODEL_FILE
+from ..models.reference import REFERENCE_FILE as REFERENCE_FILE
+from ..models.reference import SHA256 as _SHA256
+from ..models.reference import ModelReference as ModelReference
+from ..models.reference import check_location as _check_location
+from ..models.reference import latest_reference_key as latest_reference_key
+from ..models.reference import sha256_hex as sha256_hex
+from ..models.reference import short_error as _short
+from ..models.reference import unreadable_error as unreadable_error
+from ..models.reference import version_reference_key as version_reference_key
+from ..names import check_name
 from .errors import ModelIntegrityError, ModelNotLoadedError
 
 if TYPE_CHECKING:
     from ..storage import Storage
-
-MODEL_FILE = "model.joblib"
-DISTRIBUTIONS_FILE = "distributions.json"
-REFERENCE_FILE = "reference.json"
-LATEST_FILE = "latest.json"
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 # The app whose @hml.inference initialisers are running (set by HmlInferenceApp.build): a
 # container loaded there without a target reads that app's bucket and joins its models.
 INITIALISING_APP: ContextVar[Any] = ContextVar("hml_initialising_app", default=None)
 
 __all__ = ["ModelContainer", "ModelIntegrityError", "ModelReference"]
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class ModelReference:
-    """What a published model is and where it came from; stored as ``reference.json``."""
-
-    name: str
-    version: str
-    long_name: str
-    created: str
-    model_sha256: str
-    distributions_sha256: str
-    model_file: str = MODEL_FILE
-    distributions_file: str = DISTRIBUTIONS_FILE
-    model_size: int = 0
-    datasets: list[str] = field(default_factory=list)
-    commit: str = "unknown"
-    dirty: bool = False
-    run_id: str | None = None
-    pipeline: str | None = None
-    task: str | None = None
-    features: dict[str, Any] = field(default_factory=dict)
-    key: str | None = None  # where reference.json lives (set when read or written; not stored)
-
-    def to_json(self) -> bytes:
-        data = asdict(self)
-        data.pop("key")
-        return json.dumps(data, indent=2, sort_keys=True).encode("utf-8") + b"\n"
-
-    @classmethod
-    def from_json(cls, raw: bytes | str, key: str | None = None) -> ModelReference:
-        where = key or "model reference"
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise ModelIntegrityError(f"{where} is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ModelIntegrityError(f"{where} is not a JSON object")
-        known = {f for f in cls.__dataclass_fields__ if f != "key"}
-        missing = {
-            "name",
-            "version",
-            "long_name",
-            "created",
-            "model_sha256",
-            "distributions_sha256",
-        } - set(data)
-        if missing:
-            raise ModelIntegrityError(
-                f"{where} lacks {', '.join(sorted(missing))}; re-publish the model"
-            )
-        _check_types(data, where)
-        ref = cls(**{k: v for k, v in data.items() if k in known}, key=key)
-        for digest in (ref.model_sha256, ref.distributions_sha256):
-            if not _SHA256.fullmatch(digest):
-                raise ModelIntegrityError(
-                    f"{where} holds a malformed SHA256 digest {digest!r}; re-publish the model"
-                )
-        for what, value in (
-            ("name", ref.name),
-            ("version", ref.version),
-            ("model_file", ref.model_file),
-            ("distributions_file", ref.distributions_file),
-        ):
-            if not is_safe_name(value):  # files named must lie in the reference's own directory
-                raise ModelIntegrityError(
-                    f"{where}: {what} {value!r} is not allowed (a plain file or directory name: "
-                    "letters, digits, '_', '-', '.'; no '/' or '..'); the reference was changed "
-                    "after publishing: re-publish the model or load another version"
-                )
-        return ref
-
-    @property
-    def directory(self) -> str:
-        return self.key.rsplit("/", 1)[0] if self.key and "/" in self.key else ""
-
-    def lineage_headers(self) -> dict[str, str]:
-        """The HTTP headers every prediction made with this model carries."""
-        return {
-            "x-model-long-name": self.long_name,
-            "x-model-version": self.version,
-            "x-model-digest": f"sha256:{self.model_sha256}",
-            "x-model-dataset": ",".join(self.datasets) or "none",
-            "x-model-commit": self.commit,
-        }
-
-    def summary(self) -> dict[str, Any]:
-        """The lineage shown on the server's index page."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "long_name": self.long_name,
-            "created": self.created,
-            "model_sha256": self.model_sha256,
-            "distributions_sha256": self.distributions_sha256,
-            "datasets": list(self.datasets),
-            "commit": self.commit,
-            "dirty": self.dirty,
-            "run_id": self.run_id,
-            "pipeline": self.pipeline,
-            "task": self.task,
-            "reference": self.key,
-        }
 
 
 class ModelContainer:
@@ -180,6 +82,8 @@ class ModelContainer:
         self.model: Any = None
         self.distributions: dict[str, Any] = {"numeric": {}, "categorical": {}}
         self.datasets: list[str] = []
+        self.metrics: dict[str, float] = {}  # recorded in the reference when published
+        self.params: dict[str, Any] = {}
         self.reference: ModelReference | None = None
 
     def __repr__(self) -> str:
@@ -193,6 +97,16 @@ class ModelContainer:
     @property
     def is_loaded(self) -> bool:
         return self.model is not None
+
+    def blank(self) -> ModelContainer:
+        """A new, unloaded container declared like this one (a reload loads into it)."""
+        return ModelContainer(
+            self.name,
+            app=self.app,
+            features_numeric=self.features_numeric,
+            features_categorical=self.features_categorical,
+            target=self.target,
+        )
 
     # -- distributions -------------------------------------------------------------------------
     def analyze_distributions(
@@ -324,15 +238,25 @@ class ModelContainer:
         return self.model
 
     # -- publish -------------------------------------------------------------------------------
-    def publish(self, target: Any = None, version: str | None = None) -> ModelReference:
+    def publish(
+        self,
+        target: Any = None,
+        version: str | None = None,
+        *,
+        metrics: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> ModelReference:
         """Write the model, its distributions, its reference and then the ``latest`` pointer.
 
         ``target`` is a Storage, an app (``app.storage()``) or None (the running op's bucket,
-        else the container's app, else ``$HML_ROOT``).
+        else the container's app, else ``$HML_ROOT``). ``metrics`` (name -> finite number) and
+        ``params`` (JSON values) are recorded in the reference, with ``.metrics``/``.params``.
         """
         joblib = require("joblib", "serve", "ModelContainer.publish")
         storage = self._storage(target)
         model = self._fitted()
+        recorded_metrics = check_metrics({**self.metrics, **(metrics or {})}, self.name)
+        recorded_params = check_params({**self.params, **(params or {})}, self.name)
         buffer = io.BytesIO()
         joblib.dump(model, buffer)
         model_bytes = buffer.getvalue()
@@ -342,7 +266,7 @@ class ModelContainer:
         now = datetime.now(timezone.utc)
         commit, dirty = git_state()
         version = (
-            check_name(version, "model version")
+            check_version(storage, self.name, version)
             if version
             else f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         )
@@ -363,8 +287,10 @@ class ModelContainer:
                 "categorical": self.features_categorical,
                 "target": self.target,
             },
+            metrics=recorded_metrics,
+            params=recorded_params,
             key=f"{base}/{REFERENCE_FILE}",
-            **_run_lineage(),
+            **run_lineage(),
         )
         # The model file is created only if absent so that a version is never overwritten.
         if not storage.put_if_absent(f"{base}/{MODEL_FILE}", model_bytes):
@@ -391,8 +317,9 @@ class ModelContainer:
     def load(
         self, ref: Any = "latest", storage: Any = None, *, sha256: str | None = None
     ) -> ModelContainer:
-        """Resolve ``ref`` (``latest``, a version, a bucket key, a local path or a ModelReference),
-        check the model's and the distributions' SHA256 against the reference, then unpickle.
+        """Resolve ``ref`` (``latest``, a version, an alias such as ``production``, a bucket key,
+        a local path or a ModelReference), check the model's and the distributions' SHA256
+        against the reference, then unpickle.
 
         ``sha256`` pins the model digest expected; without it ``$HML_MODEL_SHA256_<MODEL>``
         (``wine-classifier`` -> ``HML_MODEL_SHA256_WINE_CLASSIFIER``) or, for an app with one
@@ -401,6 +328,11 @@ class ModelContainer:
         """
         pin = (sha256, "the sha256 argument") if sha256 is not None else pinned_digest(self.name)
         reference, read = self._resolve(ref, storage)
+        if reference.kind != "joblib":
+            raise ModelIntegrityError(
+                f"{reference.key or 'the reference'} is a {reference.kind} model, not a joblib "
+                "one: load it with hypermodel.tf.TensorflowModelContainer"
+            )
         if pin is not None:
             digest = normalise_digest(pin[0], f"the model digest pinned by {pin[1]}")
             if digest != reference.model_sha256:
@@ -449,16 +381,10 @@ class ModelContainer:
         return self
 
     def versions(self, storage: Any = None) -> list[str]:
-        """Published versions, oldest first."""
-        store = self._storage(storage)
-        prefix = f"models/{self.name}"
-        return sorted(
-            {
-                k[len(prefix) + 1 :].split("/", 1)[0]
-                for k in store.list(prefix)
-                if k.endswith(f"/{REFERENCE_FILE}")
-            }
-        )
+        """Published version names, sorted (``ModelStore.versions`` gives the references)."""
+        from ..models.store import ModelStore
+
+        return ModelStore(self._storage(storage)).version_names(self.name)
 
     def _resolve(self, ref: Any, storage: Any) -> tuple[ModelReference, Any]:
         if isinstance(ref, ModelReference):
@@ -474,14 +400,16 @@ class ModelContainer:
         if text.endswith(".json") and path.is_file():  # a reference file on local disk
             reference = ModelReference.from_json(_read_local(path), key=str(path))
             return reference, lambda name: _read_local(path.parent / name)
+        from ..models.store import ModelStore
+
         store = self._storage(storage)
-        key = self._reference_key(store, text)
+        key = self._reference_key(ModelStore(store), text)
         try:
             raw = store.read_bytes(key)
         except NotFoundError:
             raise NotFoundError(
                 f"model '{self.name}': no reference at {store.url}/{key}; "
-                f"published versions: {', '.join(self.versions(store)) or 'none'}"
+                f"{ModelStore(store).choices(self.name)}"
             ) from None
         except (OSError, StorageError) as exc:
             raise unreadable_error(f"{store.url}/{key}", exc) from None
@@ -489,14 +417,13 @@ class ModelContainer:
         _check_location(reference, store)
         return reference, _reader_for(store, reference.directory)
 
-    def _reference_key(self, store: Storage, text: str) -> str:
-        if text == "latest":
-            return latest_reference_key(store, self.name)
+    def _reference_key(self, store: Any, text: str) -> str:
         if text.endswith(".json"):
             return text
         if "/" in text:  # a version directory key
             return f"{text.rstrip('/')}/{REFERENCE_FILE}"
-        return f"models/{self.name}/{check_name(text, 'model version')}/{REFERENCE_FILE}"
+        check_name(text, "model version or alias")
+        return str(store.reference_key(self.name, text))  # latest, a version or an alias
 
     def _storage(self, target: Any) -> Storage:
         from ..storage import Storage, open_storage, resolve_storage
@@ -580,150 +507,60 @@ def _read_local(path: Path) -> bytes:
         raise unreadable_error(str(path), exc) from None
 
 
-def unreadable_error(where: str, exc: BaseException) -> ModelIntegrityError:
-    """A model file that exists but cannot be read as one (a directory, a link out of the
-    bucket, no permission): the version's directory was tampered with."""
-    reason = (
-        "it is a directory"
-        if isinstance(exc, IsADirectoryError)
-        else (exc.strerror if isinstance(exc, OSError) and exc.strerror else _short(exc))
-    )
-    return ModelIntegrityError(
-        f"{where} cannot be read as a model file ({reason}): the model directory was changed "
-        "after publishing; re-publish the model or load another version"
-    )
+def check_version(storage: Storage, name: str, version: str) -> str:
+    """A version name a publication may take: a safe name, not ``latest`` nor ``aliases``, and
+    not an alias of the model (a name must never mean both a version and an alias)."""
+    from ..models.aliases import alias_names
+    from ..models.reference import RESERVED
 
-
-def _short(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-    return text if len(text) <= 200 else text[:199] + "…"
-
-
-def version_reference_key(key: Any, name: str | None = None) -> tuple[str, str] | None:
-    """(model, version) when ``key`` is ``models/<model>/<version>/reference.json`` with safe
-    names (and ``<model>`` is ``name`` when given), else None."""
-    if not isinstance(key, str):
-        return None
-    parts = key.split("/")
-    if (
-        len(parts) != 4
-        or parts[0] != "models"
-        or parts[3] != REFERENCE_FILE
-        or not is_safe_name(parts[1])
-        or not is_safe_name(parts[2])
-        or (name is not None and parts[1] != name)
-    ):
-        return None
-    return parts[1], parts[2]
-
-
-def latest_reference_key(store: Storage, name: str) -> str:
-    """The reference key ``models/<name>/latest.json`` points at, which must be one of the
-    model's own version directories; any other pointer is a ModelIntegrityError naming the
-    file and the fix."""
-    pointer_key = f"models/{name}/{LATEST_FILE}"
-    where = f"{store.url}/{pointer_key}"
-    fix = "re-publish the model, or load a version by name (e.g. load('<version>'))"
-    try:
-        raw = store.read_bytes(pointer_key)
-    except NotFoundError:
-        raise NotFoundError(
-            f"model '{name}' has never been published to {store.url} "
-            f"(no {pointer_key}); run the training pipeline first"
-        ) from None
-    except (OSError, StorageError) as exc:
-        raise unreadable_error(where, exc) from None
-    try:
-        pointer = json.loads(raw)
-    except ValueError as exc:  # UnicodeDecodeError included
-        raise ModelIntegrityError(f"{where} is not valid JSON ({_short(exc)}); {fix}") from None
-    reference = pointer.get("reference") if isinstance(pointer, dict) else None
-    if not isinstance(reference, str):
-        raise ModelIntegrityError(
-            f"{where} is not a model pointer (a JSON object with a 'reference' string); {fix}"
+    check_name(version, "model version")
+    if version in RESERVED:
+        raise UsageError(
+            f"model version name {version!r} is reserved (models/<name>/{version} holds the "
+            "model's pointers); choose another version name"
         )
-    found = version_reference_key(reference, name)
-    if found is None:
-        raise ModelIntegrityError(
-            f"{where} points at {reference!r}, which is not one of model '{name}''s version "
-            f"directories (models/{name}/<version>/{REFERENCE_FILE}); refused: {fix}"
+    if version in alias_names(storage, name):
+        raise UsageError(
+            f"model '{name}' has an alias named {version!r}: a version of that name would make "
+            "the name mean two things; choose another version name"
         )
-    version = pointer.get("version", found[1])
-    if version != found[1]:
-        raise ModelIntegrityError(
-            f"{where} names version {version!r} but points at {reference!r}; {fix}"
-        )
-    return reference
+    return version
 
 
-def _check_location(ref: ModelReference, store: Storage) -> None:
-    """A reference read from a bucket must live in its own model version's directory
-    (``models/<name>/<version>/reference.json``, with its own name and version), so that the
-    files it names can only be that version's files."""
-    where = f"{store.url}/{ref.key}" if ref.key else f"model reference {ref.long_name!r}"
-    found = version_reference_key(ref.key)
-    if found is None:
-        raise ModelIntegrityError(
-            f"{where} is not in a model version's directory (models/<name>/<version>/"
-            f"{REFERENCE_FILE}); refused: load a published version ('latest', a version, or its "
-            "key)"
-        )
-    if found != (ref.name, ref.version):
-        raise ModelIntegrityError(
-            f"{where} records model {ref.name!r} version {ref.version!r}, not the "
-            f"{found[0]!r} {found[1]!r} of its directory: it was copied or changed after "
-            "publishing; re-publish the model or load another version"
-        )
-
-
-_STR = ("name", "version", "long_name", "created", "model_sha256", "distributions_sha256")
-_OPTIONAL_STR = ("run_id", "pipeline", "task")
-
-
-def _check_types(data: dict[str, Any], where: str) -> None:
-    """Every field of a reference has the type ``ModelReference`` declares."""
-
-    def bad(field_name: str, expected: str) -> ModelIntegrityError:
-        got = type(data[field_name]).__name__
-        return ModelIntegrityError(
-            f"{where}: '{field_name}' is a {got}, not {expected}; the reference was changed after "
-            "publishing: re-publish the model or load another version"
-        )
-
-    for name in (*_STR, "model_file", "distributions_file", "commit"):
-        if name in data and not isinstance(data[name], str):
-            raise bad(name, "a string")
-    for name in _OPTIONAL_STR:
-        if data.get(name) is not None and not isinstance(data[name], str):
-            raise bad(name, "a string or null")
-    if "model_size" in data and (
-        not isinstance(data["model_size"], int) or isinstance(data["model_size"], bool)
-    ):
-        raise bad("model_size", "an integer")
-    if "dirty" in data and not isinstance(data["dirty"], bool):
-        raise bad("dirty", "true or false")
-    datasets = data.get("datasets", [])
-    if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
-        raise bad("datasets", "a list of strings")
-    features = data.get("features", {})
-    if not isinstance(features, dict):
-        raise bad("features", "an object")
-    for name in ("numeric", "categorical"):
-        value = features.get(name)
-        if value is not None and (
-            not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+def check_metrics(metrics: Any, name: str) -> dict[str, float]:
+    """name -> finite number, as a reference records metrics."""
+    if not isinstance(metrics, dict):
+        raise UsageError(f"model '{name}': metrics must be a dict of name -> number")
+    out = {}
+    for key, value in metrics.items():
+        number = value.item() if callable(getattr(value, "item", None)) else value
+        if (
+            not isinstance(key, str)
+            or isinstance(number, bool)
+            or not isinstance(number, (int, float))
+            or not math.isfinite(number)
         ):
-            raise ModelIntegrityError(
-                f"{where}: 'features.{name}' is not a list of strings; re-publish the model"
+            raise UsageError(
+                f"model '{name}': metric {key!r} = {value!r} is not recordable: metrics are "
+                "names with finite numbers (log NaN or Infinity as a run metric instead)"
             )
-    target = features.get("target")
-    if target is not None and not isinstance(target, str):
-        raise ModelIntegrityError(
-            f"{where}: 'features.target' is not a string or null; re-publish the model"
-        )
+        out[key] = float(number)
+    return out
 
 
-def _run_lineage() -> dict[str, Any]:
+def check_params(params: Any, name: str) -> dict[str, Any]:
+    """JSON values, as a reference records parameters."""
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise UsageError(f"model '{name}': params must be a dict with string keys")
+    try:
+        return dict(json.loads(json.dumps(params, allow_nan=False)))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(
+            f"model '{name}': params must be JSON values (str, numbers, bools, lists, dicts): {exc}"
+        ) from None
+
+
+def run_lineage() -> dict[str, Any]:
     from ..context import maybe_context
 
     ctx = maybe_context()

@@ -22,6 +22,7 @@ import orjson
 from .._lazy import require
 from .errors import FailureLog, RequestError, rejects_input, short
 from .payload import read_json
+from .reload import ADMIN_TOKEN_ENV, RELOAD_PATH, check_admin_token
 from .schema import SchemaError, Validator, json_schema, non_finite_numbers
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hypermodel.serving")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 _BUILTIN_ENDPOINTS = frozenset(
-    {"hml_index", "hml_livez", "hml_readyz", "hml_metrics", "hml_openapi", "static"}
+    {"hml_index", "hml_livez", "hml_readyz", "hml_metrics", "hml_openapi", "hml_reload", "static"}
 )
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -78,6 +79,8 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             registry=self.registry,
         )
+        self.registry.register(_LiveCollector(self))
+        self.inference_app: HmlInferenceApp | None = None
         self._prom = prom
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
@@ -113,6 +116,25 @@ class Metrics:
         return self._prom.generate_latest(self.registry)  # type: ignore[no-any-return]
 
 
+class _LiveCollector:
+    """Hot reload and drift families, read from the app's reloader and drift monitor when
+    ``/metrics`` is rendered (the state lives there, not in a second set of counters)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Any:
+        inference_app = self.metrics.inference_app
+        if inference_app is None:
+            return
+        reloader = inference_app._reloader
+        if reloader is not None and reloader.watches:
+            yield from reloader.collect()
+        drift = inference_app._drift
+        if drift is not None and drift.models:
+            yield from drift.collect()
+
+
 def json_response(
     data: Any, status: int = 200, headers: list[tuple[str, str]] | None = None
 ) -> Response:
@@ -139,10 +161,14 @@ def create_flask_app(inference_app: HmlInferenceApp) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = inference_app.max_content_length
     app.config["hml_inference_app"] = inference_app
     metrics = Metrics()
+    metrics.inference_app = inference_app
     inference_app._state = metrics
     app.extensions["hypermodel"] = {"lineage": Lineage(inference_app), "declared": set()}
     _add_builtin_routes(app, inference_app, metrics)
     _add_hooks(app, inference_app, metrics)
+    from .protocols import add_protocols  # v2, MLflow, Hypergol: switched by .protocols
+
+    add_protocols(app, inference_app)
     for route in inference_app.routes.values():
         add_route(inference_app, app, route)
     return app
@@ -156,9 +182,18 @@ def _add_builtin_routes(app: Flask, inference_app: HmlInferenceApp, metrics: Met
 
     def readyz() -> Response:
         reasons = inference_app.not_ready_reasons()
+        reloader = inference_app._reloader
+        # A failed reload leaves the old version serving: still ready, and details say why.
+        details = (
+            {"details": reloader.status()} if reloader is not None and reloader.watches else {}
+        )
         if reasons:
-            return json_response({"status": "not ready", "reasons": reasons}, 503)
-        return json_response({"status": "ready", "models": sorted(inference_app.app.models)})
+            return json_response({"status": "not ready", "reasons": reasons, **details}, 503)
+        body = {"status": "ready", "models": sorted(inference_app.app.models), **details}
+        return json_response(body)
+
+    def reload_view() -> Response:
+        return admin_reload(inference_app)
 
     def metrics_view() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
@@ -181,6 +216,43 @@ def _add_builtin_routes(app: Flask, inference_app: HmlInferenceApp, metrics: Met
         ("/openapi.json", "hml_openapi", openapi),
     ):
         app.add_url_rule(path, endpoint, view, methods=["GET"])
+    app.add_url_rule(RELOAD_PATH, "hml_reload", reload_view, methods=["POST"])
+
+
+def admin_reload(inference_app: HmlInferenceApp) -> Response:
+    """``POST /-/reload[?model=NAME]``: check the moving references now (bearer token of
+    ``$HML_ADMIN_TOKEN``; without one configured the path does not exist)."""
+    from flask import request
+    from werkzeug.exceptions import NotFound
+
+    token = inference_app.admin_token
+    if not token:
+        raise NotFound()  # the same answer as any unknown path
+    if not check_admin_token(request.headers.get("Authorization"), token):
+        body: dict[str, Any] = {
+            "error": "unauthorized",
+            "detail": f"send 'Authorization: Bearer <token>' with the server's {ADMIN_TOKEN_ENV}",
+        }
+        return json_response(body, 401, headers=[("WWW-Authenticate", 'Bearer realm="hml"')])
+    reloader = inference_app.reloader
+    names = request.args.getlist("model") or None
+    unknown = [n for n in names or () if n not in reloader.watches]
+    if unknown:
+        following = ", ".join(sorted(reloader.watches)) or "none"
+        body = {
+            "error": f"model '{unknown[0]}' is not served by a moving reference",
+            "detail": f"models following 'latest' or an alias: {following}",
+        }
+        return json_response(body, 404)
+    outcomes = reloader.check(names)
+    body = {"models": {o.model: o.to_dict() for o in outcomes}}
+    if not outcomes:
+        body["detail"] = "no model is loaded by 'latest' or an alias: nothing to reload"
+    failed = [o.model for o in outcomes if o.status == "failed"]
+    if failed:
+        body["error"] = f"reload failed for {', '.join(failed)}: the previous versions keep serving"
+        return json_response(body, 409)
+    return json_response(body)
 
 
 def _add_hooks(app: Flask, inference_app: HmlInferenceApp, metrics: Metrics) -> None:
@@ -203,7 +275,16 @@ def _add_hooks(app: Flask, inference_app: HmlInferenceApp, metrics: Metrics) -> 
             headers.extend(environ.get("hml.headers", ()))
             return start_response(status, headers, exc_info)
 
-        return inner(environ, start)
+        reloader = inference_app._reloader
+        if reloader is None or not reloader.current:
+            return inner(environ, start)
+        # Models that may switch version: the request sees the versions current at its start
+        # (the prediction and its lineage headers agree even when a switch happens meanwhile).
+        token = reloader.pin()
+        try:
+            return inner(environ, start)
+        finally:
+            reloader.unpin(token)
 
     app.wsgi_app = timed  # type: ignore[method-assign]
 
@@ -306,6 +387,8 @@ def add_route(inference_app: HmlInferenceApp, app: Flask, route: Route) -> None:
 
     inputs, outputs = Validator(route.input), Validator(route.output, check_numbers=False)
     lineage: Lineage = app.extensions["hypermodel"]["lineage"]
+    drift = inference_app.drift
+    models = inference_app.app.models
     app.extensions["hypermodel"]["declared"].add(route.endpoint)
 
     def view() -> Response:
@@ -320,6 +403,7 @@ def add_route(inference_app: HmlInferenceApp, app: Flask, route: Route) -> None:
         except SchemaError as exc:
             request.environ["hml.lineage"] = lineage.headers(route.models)
             return json_response(exc.body(), 422)
+        drift.observe(models, route.models, argument)
         try:
             result = route.handler(argument) if route.takes_argument else route.handler()
         except ValueError as exc:
@@ -368,18 +452,23 @@ def _read_payload(route: Route, request: Any) -> tuple[Any, bool]:
 
 def describe(inference_app: HmlInferenceApp) -> dict[str, Any]:
     models = {}
+    reloader = inference_app._reloader
+    following = reloader.status() if reloader is not None else {}
     for name, model in inference_app.app.models.items():
         ref = getattr(model, "reference", None)
         models[name] = {
             "loaded": bool(getattr(model, "is_loaded", model is not None)),
             **(ref.summary() if ref is not None else {}),
+            **({"following": following[name]} if name in following else {}),
         }
+    drift = inference_app._drift.report() if inference_app._drift is not None else {}
     return {
         "app": inference_app.app.name,
         "ready": not inference_app.not_ready_reasons(),
         "models": models,
         "routes": [r.describe() for r in inference_app.routes.values()],
         "builtin": ["/livez", "/readyz", "/metrics", "/openapi.json"],
+        **({"drift": drift} if drift else {}),
         **(
             {"batches": {k: b.describe() for k, b in inference_app.batchers.items()}}
             if inference_app.batchers

@@ -65,6 +65,8 @@ class Startup:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self.inference_app._reloader is not None:
+            self.inference_app._reloader.stop()
 
     def _attempt(self) -> bool:
         self.attempts += 1
@@ -94,6 +96,9 @@ class Startup:
             )
         self.error, self.next_try = None, None
         self._ready = flask_app
+        reloader = self.inference_app._reloader
+        if reloader is not None:  # models loaded by 'latest' or an alias follow it from now on
+            reloader.start(self.inference_app.model_poll_seconds)
         return True
 
     def _delay(self) -> float:

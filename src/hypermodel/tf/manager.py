@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,8 @@ class TensorflowModelManager:
         self.evaluateEvery = evaluateEvery  # in steps; None: at the end of every epoch
         self.globalStep = 0
         self.epoch = 0
+        # the last epoch's losses: embedded in the export, recorded as the published metrics
+        self.lastMetrics: dict[str, float] = {}
         self.evaluationChecksum: str | None = None
         self._writers: dict[str, Any] = {}
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
@@ -164,6 +167,14 @@ class TensorflowModelManager:
             failed = False
         finally:
             self.finish(failed)
+        self.lastMetrics = {
+            key: float(values[-1])
+            for key, values in (
+                ("train_loss", history["train_loss"]),
+                ("evaluation_loss", history["evaluation_loss"]),
+            )
+            if values and isinstance(values[-1], (int, float)) and math.isfinite(values[-1])
+        }
         history["evaluation_dataset"] = self.evaluationChecksum
         return history
 
@@ -212,5 +223,6 @@ class TensorflowModelManager:
             "epochs": self.epoch,
             "steps": self.globalStep,
             "version": f"epoch-{self.epoch}",
+            "metrics": dict(self.lastMetrics),
         }
         return export_model(self.model, path or self.directory / "saved_model", lineage)

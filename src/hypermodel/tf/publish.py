@@ -1,22 +1,25 @@
 """Publish an exported TensorFlow model to the app's bucket, and fetch it back verified.
 
-Layout, beside the other models of the app::
+Layout, beside the other models of the app (the reference is the one schema of every model,
+``hypermodel.models.reference``, with ``kind: tensorflow``)::
 
     models/<name>/<version>/saved_model.tar     the export, as a deterministic tar
-    models/<name>/<version>/reference.json      lineage + SHA256 of the tar and of the files
+    models/<name>/<version>/reference.json      lineage + SHA256 of the tar (model_sha256)
+                                                and of the files (tree_digest)
     models/<name>/latest.json                   pointer, written last
 
 A version is never overwritten (the tar is created only if absent), and ``latest.json`` is
 written after everything else, so a reader following it only finds complete versions. No
-TensorFlow is needed here: the files are moved as bytes.
+TensorFlow is needed here: the files are moved as bytes. ``fetch_export`` takes ``latest``, a
+version or an alias (``production``), like every model of the store.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
+import math
 import os
 import secrets
 import tarfile
@@ -25,14 +28,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AlreadyExistsError, NotFoundError, StorageError
-from ..names import check_name, is_safe_name
+from ..models.reference import (
+    ARCHIVE_FILE,
+    LATEST_FILE,
+    REFERENCE_FILE,
+    ModelReference,
+    sha256_hex,
+    tensorflow_fields,
+    unreadable_error,
+)
+from ..names import check_name
 from ..serving.errors import ModelIntegrityError
-from ..serving.model import latest_reference_key, unreadable_error, version_reference_key
 
-ARCHIVE_FILE = "saved_model.tar"
-REFERENCE_FILE = "reference.json"
-LATEST_FILE = "latest.json"
-KIND = "tensorflow-saved-model"
+KIND = "tensorflow"
 
 
 def _tar(directory: Path) -> bytes:
@@ -49,47 +57,78 @@ def _tar(directory: Path) -> bytes:
 
 
 def publish_export(
-    storage: Any, name: str, export: str | os.PathLike[str], version: str | None = None
+    storage: Any,
+    name: str,
+    export: str | os.PathLike[str],
+    version: str | None = None,
+    *,
+    metrics: dict[str, float] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Upload an export made by ``export_model``; returns its reference (also stored)."""
+    """Upload an export made by ``export_model``; returns its reference as the dict a
+    ``TensorflowReference`` wraps (``ModelReference.tensorflow_view``; also stored)."""
+    from ..serving.model import check_metrics, check_params, check_version, git_state, run_lineage
     from .export import directory_digest
 
     check_name(name, "model")
     directory = Path(export)
-    lineage_file = directory / "saved_model.pb"
-    if not lineage_file.is_file():
+    if not (directory / "saved_model.pb").is_file():
         raise NotFoundError(f"{directory} is not an exported model (no saved_model.pb)")
     now = dt.datetime.now(dt.timezone.utc)
     version = (
-        check_name(version, "model version")
+        check_version(storage, name, version)
         if version
         else (f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}")
     )
     archive = _tar(directory)
     base = f"models/{name}/{version}"
-    reference = {
-        "kind": KIND,
-        "name": name,
-        "version": version,
-        "created": now.isoformat(timespec="seconds"),
-        "archive_file": ARCHIVE_FILE,
-        "archive_sha256": hashlib.sha256(archive).hexdigest(),
-        "digest": directory_digest(directory),
-        "lineage": _read_lineage(directory),
-    }
+    lineage = _read_lineage(directory)
+    found = tensorflow_fields(lineage)
+    commit = found["commit"] if found["commit"] != "unknown" else git_state()[0]
+    reference = ModelReference(
+        kind=KIND,
+        name=name,
+        version=version,
+        long_name=found["long_name"] or f"{name}_{now:%Y%m%d-%H%M%S}_{commit[:8]}",
+        created=now.isoformat(timespec="seconds"),
+        model_file=ARCHIVE_FILE,
+        model_sha256=sha256_hex(archive),
+        model_size=len(archive),
+        distributions_file="",
+        tree_digest=directory_digest(directory),
+        datasets=found["datasets"],
+        commit=commit,
+        metrics=check_metrics({**_embedded_metrics(lineage), **(metrics or {})}, name),
+        params=check_params(dict(params or {}), name),
+        lineage=lineage,
+        key=f"{base}/{REFERENCE_FILE}",
+        **run_lineage(),
+    )
     if not storage.put_if_absent(f"{base}/{ARCHIVE_FILE}", archive):
         raise AlreadyExistsError(
             f"model '{name}' version '{version}' is already published at {storage.url}/{base}; "
             "publish under another version"
         )
-    storage.write_bytes(f"{base}/{REFERENCE_FILE}", _json(reference))
+    storage.write_bytes(f"{base}/{REFERENCE_FILE}", reference.to_json())
     pointer = {"name": name, "version": version, "reference": f"{base}/{REFERENCE_FILE}"}
     storage.write_bytes(f"models/{name}/{LATEST_FILE}", _json(pointer))
-    return reference
+    return reference.tensorflow_view()
 
 
 def _json(data: dict[str, Any]) -> bytes:
     return json.dumps(data, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def _embedded_metrics(lineage: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of the export's ``metrics`` (the manager's last losses)."""
+    found = lineage.get("metrics")
+    if not isinstance(found, dict):
+        return {}
+    return {
+        str(k): float(v)
+        for k, v in found.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 def _read_lineage(directory: Path) -> dict[str, Any]:
@@ -99,22 +138,21 @@ def _read_lineage(directory: Path) -> dict[str, Any]:
 
 
 def fetch_export(storage: Any, name: str, ref: str = "latest") -> tuple[Path, dict[str, Any]]:
-    """Download version ``ref`` (``latest`` or a version) into a new local directory,
+    """Download ``ref`` (``latest``, a version or an alias) into a new local directory,
     verifying the archive's SHA256 before unpacking and the files' digest after."""
+    from ..models.store import ModelStore
     from .export import directory_digest
 
     check_name(name, "model")
-    key = _reference_key(storage, name, ref)
-    where = f"{storage.url}/{key}"
-    try:
-        raw = storage.read_bytes(key)
-    except NotFoundError:
-        raise NotFoundError(f"model '{name}': no reference at {where}") from None
-    except (OSError, StorageError) as exc:
-        raise unreadable_error(where, exc) from None
-    reference = _check_reference(raw, where, name, key)
-    base = key.rsplit("/", 1)[0]
-    archive_key = f"{base}/{reference['archive_file']}"
+    reference = ModelStore(storage).resolve(name, ref)  # checked as every read checks it
+    if reference.kind != KIND:
+        raise ModelIntegrityError(
+            f"{storage.url}/{reference.key} is not a TensorFlow model reference (kind "
+            f"{reference.kind!r}); load it with ModelContainer"
+        )
+    if reference.tree_digest is None:  # from_json requires it of this kind
+        raise ModelIntegrityError(f"{storage.url}/{reference.key} lacks a tree_digest")
+    archive_key = f"{reference.directory}/{reference.model_file}"
     try:
         archive = storage.read_bytes(archive_key)
     except NotFoundError:
@@ -124,18 +162,18 @@ def fetch_export(storage: Any, name: str, ref: str = "latest") -> tuple[Path, di
         ) from None
     except (OSError, StorageError) as exc:
         raise unreadable_error(f"{storage.url}/{archive_key}", exc) from None
-    if hashlib.sha256(archive).hexdigest() != reference["archive_sha256"]:
+    if sha256_hex(archive) != reference.model_sha256:
         raise ModelIntegrityError(
-            f"{storage.url}/{base}/{reference['archive_file']} does not match the SHA256 in its "
-            "reference: the model was changed or corrupted after publishing; re-publish it"
+            f"{storage.url}/{archive_key} does not match the SHA256 in its reference: the model "
+            "was changed or corrupted after publishing; re-publish it"
         )
     target = Path(tempfile.mkdtemp(prefix=f"hml-{name}-"))
     _extract(archive, target)
-    if directory_digest(target) != reference["digest"]:
+    if directory_digest(target) != reference.tree_digest:
         raise ModelIntegrityError(
-            f"files of model '{name}' {reference['version']} differ from its digest"
+            f"files of model '{name}' {reference.version} differ from its digest; re-publish it"
         )
-    return target, reference
+    return target, reference.tensorflow_view()
 
 
 def _extract(archive: bytes, target: Path) -> None:
@@ -152,39 +190,3 @@ def _extract(archive: bytes, target: Path) -> None:
             assert source is not None  # a regular file, checked above
             with source, open(path, "wb") as out:
                 out.write(source.read())
-
-
-def _reference_key(storage: Any, name: str, ref: str) -> str:
-    if ref != "latest":
-        return f"models/{name}/{check_name(ref, 'model version')}/{REFERENCE_FILE}"
-    return latest_reference_key(storage, name)  # only ever one of the model's own versions
-
-
-def _check_reference(raw: bytes, where: str, name: str, key: str) -> dict[str, Any]:
-    """The reference as a dict whose fields have the types fetch_export relies on, recording
-    the model and version of its own directory; else one line naming the file and the fix."""
-    fix = "re-publish the model or fetch another version"
-    try:
-        reference = json.loads(raw)
-    except ValueError as exc:  # UnicodeDecodeError included
-        raise ModelIntegrityError(f"{where} is not valid JSON ({exc}); {fix}") from None
-    if not isinstance(reference, dict):
-        raise ModelIntegrityError(f"{where} is not a JSON object; {fix}")
-    if reference.get("kind") != KIND:
-        raise ModelIntegrityError(
-            f"{where} is not a TensorFlow model reference; load it with ModelContainer"
-        )
-    for field in ("name", "version", "archive_file", "archive_sha256", "digest"):
-        if not isinstance(reference.get(field), str):
-            raise ModelIntegrityError(f"{where} lacks a string '{field}'; {fix}")
-    if not is_safe_name(reference["archive_file"]):
-        raise ModelIntegrityError(
-            f"{where}: archive_file {reference['archive_file']!r} is not allowed (a plain file "
-            f"name in the version's directory); {fix}"
-        )
-    if version_reference_key(key, name) != (reference["name"], reference["version"]):
-        raise ModelIntegrityError(
-            f"{where} records model {reference['name']!r} version {reference['version']!r}, "
-            f"not its directory's: it was copied or changed after publishing; {fix}"
-        )
-    return reference

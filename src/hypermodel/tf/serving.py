@@ -107,6 +107,8 @@ class TensorflowReference(dict):  # type: ignore[type-arg]
 class TensorflowModelContainer:
     """An exported model plus the batch processor that feeds it; registered with the app."""
 
+    SERVED_STATE = ("exported", "reference")  # what a hot reload switches (serving/reload.py)
+
     def __init__(self, name: str, batchProcessor: BaseBatchProcessor, *, app: Any = None) -> None:
         self.name = check_name(name, "model")
         self.batchProcessor = batchProcessor
@@ -121,6 +123,10 @@ class TensorflowModelContainer:
     @property
     def is_loaded(self) -> bool:
         return self.exported is not None
+
+    def blank(self) -> TensorflowModelContainer:
+        """A new, unloaded container declared like this one (a reload loads into it)."""
+        return TensorflowModelContainer(self.name, self.batchProcessor, app=self.app)
 
     def load(
         self, ref: str | os.PathLike[str] = "latest", storage: Any = None

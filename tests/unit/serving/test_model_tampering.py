@@ -299,7 +299,7 @@ def test_tf_fetch_refuses_a_pointer_outside_its_versions(app: hml.HmlApp, tmp_pa
         store.write_bytes("models/scorer/latest.json", content)
         _one_line_error(lambda: fetch_export(store, "scorer"), "models/scorer/latest.json")
     data = json.loads(store.read_bytes("models/scorer/v1/reference.json"))
-    for broken in ({**data, "archive_file": None}, {**data, "archive_file": "../x"}, [data]):
+    for broken in ({**data, "model_file": None}, {**data, "model_file": "../x"}, [data]):
         store.write_bytes("models/scorer/v1/reference.json", json.dumps(broken).encode())
         _one_line_error(
             lambda: fetch_export(store, "scorer", "v1"), "models/scorer/v1/reference.json"

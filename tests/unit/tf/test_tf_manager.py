@@ -247,6 +247,23 @@ def test_publish_to_the_bucket_then_serve_latest(trained: Trained, ex: ModuleTyp
     assert response.headers["x-model-long-name"] == trained.manager.longName
     assert response.headers["x-model-dataset"] == dataset_checksum(trained.train)
 
+    # "latest" is followed: a new version is switched in by a check, the old one kept on failure
+    TensorflowModelContainer("scorer", ex.ScorerBatchProcessor()).publish(
+        trained.export, app, version="v2"
+    )
+    (outcome,) = app.inference.reloader.check()
+    assert (outcome.status, outcome.version) == ("reloaded", "v2")
+    response = client.post("/score", json=ex.readings(1)[0].to_data())
+    assert response.status_code == 200 and response.headers["x-model-version"] == "v2"
+    TensorflowModelContainer("scorer", ex.ScorerBatchProcessor()).publish(
+        trained.export, app, version="v3"
+    )
+    (trained.root / "published/models/scorer/v3/saved_model.tar").write_bytes(b"truncated")
+    (outcome,) = app.inference.reloader.check()
+    assert (outcome.status, outcome.version) == ("failed", "v2")
+    response = client.post("/score", json=ex.readings(1)[0].to_data())
+    assert response.status_code == 200 and response.headers["x-model-version"] == "v2"
+
 
 def test_published_versions_are_never_overwritten_and_tampering_is_caught(
     trained: Trained, ex: ModuleType
