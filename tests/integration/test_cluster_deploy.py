@@ -10,6 +10,9 @@ its model into a bucket directory on the host, which the pods mount (`--host-roo
 - the pipeline publishes a new model version, and a deploy pinning its digest rolls the pods
   over while clients keep calling the Service: no request fails, and the answers switch from
   the old version to the new one;
+- a canary of the new version runs beside the stable Deployment (`--canary VERSION`), both
+  behind the one Service, until `--promote` rolls the stable over to it and deletes it, while
+  clients keep calling the Service;
 - `--wait` fails with the pod's reason: an image that is not on the node (ErrImageNeverPull),
   a server that exits at start (CrashLoopBackOff, with its log), a readiness probe that never
   passes (timeout, with the probe's event and the log).
@@ -262,6 +265,108 @@ def test_deploy_wait_call_and_roll_over_to_a_new_model(demo: Demo) -> None:
     # once the rollout was complete (and the old pods' endpoints gone), only the new model
     assert {o[2] for o in clients.outcomes if o[0] > rolled + 1} == {second.version}
     cluster_ip, pod_ips = addresses(node, namespace)
+    for host in (cluster_ip, *pod_ips):
+        status, headers, _ = post(host)
+        assert status == 200
+        assert_lineage(headers, second)
+    print(f"cluster stage timings (s): {demo.timings}")
+
+
+CANARY = f"{DEPLOYMENT}-canary"
+
+
+def deployments(node: Node, namespace: str) -> dict[str, Any]:
+    found = node.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")
+    return {d["metadata"]["name"]: d for d in found["items"]}
+
+
+def wait_for_pods(node: Node, namespace: str, count: int, timeout: float = 90) -> None:
+    """Until the app has ``count`` pods (the canary's have stopped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pods = node.get(
+            f"/api/v1/namespaces/{namespace}/pods?labelSelector=app.kubernetes.io/name%3Dwines"
+        )["items"]
+        if len(pods) == count or time.monotonic() > deadline:
+            assert len(pods) == count, [p["metadata"]["name"] for p in pods]
+            return
+        time.sleep(1)
+
+
+def test_canary_beside_the_stable_then_promote(demo: Demo) -> None:
+    node = demo.node
+    namespace = node.new_namespace()
+    first = demo.train()
+    stable = ("--replicas", "2", "--model", f"wine-classifier={first.version}")
+    done = demo.deploy(namespace, *stable, "--wait", "--timeout", WAIT)
+    assert done.returncode == 0, done.stderr[-4000:]
+    second = demo.train("--n-estimators", "50")  # now the latest: the stable stays on `first`
+
+    # the canary: its own Deployment with one of the two pods, the stable one down to one
+    started = time.monotonic()
+    canary = ("--canary", second.version, "--weight", "50")
+    done = demo.deploy(namespace, *stable, *canary, "--wait", "--timeout", WAIT)
+    demo.timings["canary"] = round(time.monotonic() - started, 1)
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = done.stdout.splitlines()
+    assert out[0] == f"deployment/{CANARY} created"
+    assert out[1].startswith(f"deployment/{CANARY} rolled out: 1/1 replicas available")
+    assert out[2:4] == [f"deployment/{DEPLOYMENT} patched", f"service/{DEPLOYMENT} unchanged"]
+    assert out[4].startswith(f"deployment/{DEPLOYMENT} rolled out: 1/1 replicas available")
+    assert f"{CANARY} serves wine-classifier={second.version} (digest " in done.stderr
+    live = deployments(node, namespace)
+    assert {DEPLOYMENT, CANARY} <= live.keys()
+    selector = node.get(f"/api/v1/namespaces/{namespace}/services/{DEPLOYMENT}")["spec"]["selector"]
+    for name in (DEPLOYMENT, CANARY):
+        labels = live[name]["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), (name, labels)
+    endpoints = node.get(f"/api/v1/namespaces/{namespace}/endpoints/{DEPLOYMENT}")
+    ready = [a for subset in endpoints.get("subsets") or [] for a in subset.get("addresses", [])]
+    assert len(ready) == 2, endpoints
+
+    # through the Service both versions answer, each with its own lineage
+    cluster_ip, _ = addresses(node, namespace)
+    seen: dict[str, dict[str, str]] = {}
+    for _ in range(60):
+        status, headers, _ = post(cluster_ip)
+        assert status == 200
+        seen[headers["x-model-version"]] = headers
+        if len(seen) == 2:
+            break
+    assert seen.keys() == {first.version, second.version}, seen.keys()
+    assert_lineage(seen[first.version], first)
+    assert_lineage(seen[second.version], second)
+
+    # promote while clients keep calling: the stable rolls over to the canary's version
+    with Clients(cluster_ip) as clients:
+        time.sleep(2)
+        started = time.monotonic()
+        argv = ["inference", "deploy", "--kubeconfig", str(node.kubeconfig), "-n", namespace]
+        done = demo.cli(*argv, "--promote", "--timeout", WAIT)
+        promoted = time.monotonic()
+        demo.timings["promote"] = round(promoted - started, 1)
+        wait_for_pods(node, namespace, 2)
+        time.sleep(3)
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = done.stdout.splitlines()
+    assert out[0] == f"deployment/{DEPLOYMENT} patched"
+    assert out[1].startswith(f"deployment/{DEPLOYMENT} rolled out: 2/2 replicas available")
+    assert out[2:] == [f"deployment/{CANARY} deleted"]
+    served = [o for o in clients.outcomes if o[1] == 200]
+    print(
+        f"\npromote: {len(clients.outcomes)} requests, {len(clients.failed())} failed, "
+        f"{sum(o[2] == first.version for o in served)} answered by {first.version}, "
+        f"{sum(o[2] == second.version for o in served)} by {second.version}"
+    )
+    assert clients.failed() == [], clients.failed()[:10]
+    assert list(deployments(node, namespace)) == [DEPLOYMENT]
+    container = deployments(node, namespace)[DEPLOYMENT]["spec"]["template"]["spec"]
+    assert container["containers"][0]["args"][-2:] == [
+        "--model",
+        f"wine-classifier={second.version}",
+    ]
+    cluster_ip, pod_ips = addresses(node, namespace)
+    assert len(pod_ips) == 2
     for host in (cluster_ip, *pod_ips):
         status, headers, _ = post(host)
         assert status == 200

@@ -278,3 +278,112 @@ def test_in_cluster_config_inside_a_pod(
         "deployment/shop-inference created",
         "service/shop-inference created",
     ]
+
+
+# -- canaries ----------------------------------------------------------------------------------------
+CANARY = "/apis/apps/v1/namespaces/{ns}/deployments/shop-inference-canary"
+CANARY_SERVICE = "/api/v1/namespaces/{ns}/services/shop-inference-canary"
+CANARY_INGRESS = "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses/shop-inference-canary"
+
+
+def labels_of(deployment: dict[str, Any]) -> dict[str, str]:
+    return dict(deployment["spec"]["template"]["metadata"]["labels"])
+
+
+def test_canary_beside_the_stable_then_abort(deployer: Deployer, tmp_path: Any) -> None:
+    from tests.unit.k8s.apps import publish
+
+    bucket = tmp_path / "bucket"
+    publish(bucket, "wine-classifier", "v1")
+    publish(bucket, "wine-classifier", "v2")
+    base = ("--host-root", str(bucket), "--replicas", "4")
+    assert deployer(make_app(), *base)[0] == 0
+
+    code, out, err = deployer(make_app(), *base, "--canary", "v2", "--weight", "25")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "deployment/shop-inference-canary created",
+        "deployment/shop-inference patched",
+        "service/shop-inference unchanged",
+    ]
+    assert "1 of 4 pods: about 25% of the Service's requests" in err
+    stable, canary = deployer.get(DEPLOYMENTS), deployer.get(CANARY)
+    assert (stable["spec"]["replicas"], canary["spec"]["replicas"]) == (3, 1)
+    selector = deployer.get(SERVICES)["spec"]["selector"]
+    assert selector.items() <= labels_of(stable).items()
+    assert selector.items() <= labels_of(canary).items()
+    args = canary["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[-2:] == ["--model", "wine-classifier=v2"]
+    assert "HML_MODEL_SHA256_WINE_CLASSIFIER" in env_of(canary)
+
+    # the same canary again changes nothing; a plain deploy says a canary still runs
+    code, out, err = deployer(make_app(), *base, "--canary", "v2", "--weight", "25")
+    assert code == 0, err
+    assert all(line.endswith(" unchanged") for line in out.splitlines()), out
+    code, out, err = deployer(make_app(), *base)
+    assert code == 0, err
+    assert "deployment/shop-inference-canary (serving wine-classifier=v2) still runs" in err
+
+    # --promote --dry-run prints the stable Deployment as it would become, changing nothing
+    code, out, err = deployer(make_app(), "--promote", "--dry-run")
+    assert code == 0, err
+    (promoted,) = list(yaml.safe_load_all(out))
+    assert promoted["metadata"]["name"] == "shop-inference"
+    assert promoted["spec"]["template"]["spec"]["containers"][0]["args"] == args
+    assert "would delete deployment/shop-inference-canary" in err
+    assert deployer.get(CANARY) is not None
+
+    code, out, err = deployer(make_app(), "--abort-canary")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "deployment/shop-inference unchanged",  # the plain deploy above restored 4 replicas
+        "deployment/shop-inference-canary deleted",
+    ]
+    assert deployer.get(CANARY) is None
+    assert deployer.get(DEPLOYMENTS)["spec"]["replicas"] == 4
+
+    code, _, err = deployer(make_app(), "--promote")
+    assert code == 1
+    assert "no canary runs beside deployment/shop-inference" in err
+    assert "--canary [MODEL=]VERSION" in err and "Traceback" not in err
+
+
+def test_canary_ingress_with_the_exact_weight(deployer: Deployer, tmp_path: Any) -> None:
+    from tests.unit.k8s.apps import publish
+
+    bucket = tmp_path / "bucket"
+    publish(bucket, "wine-classifier", "v2")
+    args = ("--host-root", str(bucket), "--ingress-host", "shop.example.com", "--replicas", "2")
+    code, out, err = deployer(make_app(), *args, "--canary", "wine-classifier=v2")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "deployment/shop-inference-canary created",
+        "service/shop-inference-canary created",
+        "deployment/shop-inference created",
+        "service/shop-inference created",
+        "ingress/shop-inference created",
+        "ingress/shop-inference-canary created",
+    ]
+    route = deployer.get(CANARY_INGRESS)
+    annotations = route["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
+    assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "10"
+    canary = deployer.get(CANARY)
+    main = deployer.get(SERVICES)["spec"]["selector"]
+    assert not main.items() <= labels_of(canary).items()  # the Ingress does the splitting
+    own = deployer.get(CANARY_SERVICE)["spec"]["selector"]
+    assert own.items() <= labels_of(canary).items()
+    assert not own.items() <= labels_of(deployer.get(DEPLOYMENTS)).items()
+
+    code, out, err = deployer(make_app(), "--abort-canary")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "deployment/shop-inference patched",  # back to 2 replicas
+        "ingress/shop-inference-canary deleted",
+        "service/shop-inference-canary deleted",
+        "deployment/shop-inference-canary deleted",
+    ]
+    for path in (CANARY, CANARY_SERVICE, CANARY_INGRESS):
+        assert deployer.get(path) is None
+    assert deployer.get(DEPLOYMENTS)["spec"]["replicas"] == 2
+    assert deployer.get(INGRESSES) is not None

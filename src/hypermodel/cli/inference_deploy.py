@@ -1,4 +1,5 @@
-"""``<app> inference deploy``: create or patch the inference server's Kubernetes objects."""
+"""``<app> inference deploy``: create or patch the inference server's Kubernetes objects, and
+run a canary of another model version beside it (``--canary``, ``--promote``, ``--abort-canary``)."""
 
 from __future__ import annotations
 
@@ -6,32 +7,36 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..dsl.config import AppSpec
 from ..errors import UsageError
 from ..k8s.manifests import (
     IMAGE_PULL_POLICIES,
     SERVICE_TYPES,
     DeployOptions,
-    build_manifests,
+    deployment_config,
+    dns_label,
     parse_hpa,
     parse_model_pin,
+    parse_model_version,
+    render_manifests,
     to_yaml,
 )
 
 if TYPE_CHECKING:
     from ..app import HmlApp
+    from ..k8s.canary import LiveCanary
     from ..k8s.manifests import Manifest
 
 DEFAULT_WAIT_TIMEOUT = 300.0
+DEFAULT_WEIGHT = 10
 
 
-def _wait(api: object, manifests: list[Manifest], timeout: float) -> None:
+def _wait(api: object, namespace: str, name: str, timeout: float) -> None:
     """Follow the Deployment's rollout; progress on stderr, the outcome on stdout."""
     import time
 
     from ..k8s.rollout import wait_for_rollout
 
-    deployment = next(m for m in manifests if m["kind"] == "Deployment")
-    name, namespace = deployment["metadata"]["name"], deployment["metadata"]["namespace"]
     started = time.monotonic()
     status = wait_for_rollout(
         api, namespace, name, timeout, echo=lambda line: click.echo(line, err=True)
@@ -107,6 +112,39 @@ def deploy_command(app: HmlApp) -> click.Command:
         "idle timeout of the proxy in front.",
     )
     @click.option(
+        "--model",
+        "models",
+        multiple=True,
+        metavar="[MODEL=]VERSION",
+        help="Serve this published version instead of the latest (run-prod --model), with its "
+        "digest pinned when the pods' bucket is readable here. Repeatable.",
+    )
+    @click.option(
+        "--canary",
+        default=None,
+        metavar="[MODEL=]VERSION",
+        help="Also run a canary Deployment serving this model version beside the stable one.",
+    )
+    @click.option(
+        "--weight",
+        type=click.IntRange(1, 99),
+        default=None,
+        metavar="PERCENT",
+        help=f"With --canary: the share of requests it should answer (default {DEFAULT_WEIGHT}); "
+        "exact through an Ingress, else by splitting the replicas.",
+    )
+    @click.option(
+        "--promote",
+        is_flag=True,
+        help="Finish the canary: roll the stable Deployment to the canary's version, wait for "
+        "it, then delete the canary.",
+    )
+    @click.option(
+        "--abort-canary",
+        is_flag=True,
+        help="Remove the canary and give the stable Deployment its full replica count back.",
+    )
+    @click.option(
         "--wait",
         is_flag=True,
         help="Wait until the rollout is complete, printing each replica change to stderr; "
@@ -134,18 +172,48 @@ def deploy_command(app: HmlApp) -> click.Command:
         host_root: str | None,
         connection_limit: int | None,
         channel_timeout: int | None,
+        models: tuple[str, ...],
+        canary: str | None,
+        weight: int | None,
+        promote: bool,
+        abort_canary: bool,
         wait: bool,
         timeout: float | None,
     ) -> None:
         """Create or patch the Deployment, Service (and Ingress, HPA) of the inference server.
 
         Running it again patches what changed and reports the rest as unchanged. With --wait
-        it then follows the rollout until every replica runs the new pod template.
+        it then follows the rollout until every replica runs the new pod template. --canary
+        runs another model version beside it; --promote or --abort-canary finishes that.
         """
-        if timeout is not None and not wait:
-            raise UsageError("--timeout applies to --wait: add --wait")
+        if timeout is not None and not (wait or promote):
+            raise UsageError("--timeout applies to --wait and --promote: add --wait")
         if wait and dry_run:
             raise UsageError("--wait needs a cluster: drop --dry-run or --wait")
+        if weight is not None and canary is None:
+            raise UsageError("--weight applies to --canary: add --canary [MODEL=]VERSION")
+        if promote or abort_canary:
+            given = [
+                flag
+                for flag, value in (
+                    ("--promote", promote),
+                    ("--abort-canary", abort_canary),
+                    ("--canary", canary),
+                    ("--image", image),
+                    ("--replicas", replicas),
+                    ("--model", models),
+                    ("--model-sha256", model_sha256),
+                )
+                if value not in (None, False, ())
+            ]
+            if len(given) > 1:
+                raise UsageError(
+                    f"{' and '.join(given)} do not go together: --promote and --abort-canary "
+                    "finish the running canary with the settings it was deployed with"
+                )
+            finish = _promote if promote else _abort
+            finish(app, namespace, kubeconfig, context, dry_run, wait, timeout)
+            return
         options = DeployOptions(
             namespace=namespace,
             image=image,
@@ -158,22 +226,161 @@ def deploy_command(app: HmlApp) -> click.Command:
             host_root=host_root,
             connection_limit=connection_limit,
             channel_timeout=channel_timeout,
+            models=tuple(parse_model_version(m) for m in models),
+            canary=parse_model_version(canary, "--canary") if canary else None,
+            weight=weight or DEFAULT_WEIGHT,
         )
-        manifests = build_manifests(app, options)
+        manifests = render_manifests(AppSpec.of(app), options)
+        from ..k8s.canary import describe_canary
+
+        note = describe_canary(manifests)
+        if note:
+            click.echo(note, err=True)
         if dry_run:
             click.echo(to_yaml(manifests), nl=False)
             return
-        from ..k8s.apply import apply_manifests, connect, server_url
-
-        api = connect(kubeconfig, context)
-        try:
-            target = manifests[0]["metadata"]["namespace"]
-            click.echo(f"deploying {app.name} to {server_url(api)}, namespace {target}", err=True)
-            for outcome in apply_manifests(api, manifests):
-                click.echo(outcome.line())
-            if wait:
-                _wait(api, manifests, timeout or DEFAULT_WAIT_TIMEOUT)
-        finally:
-            api.close()
+        _deploy(app, manifests, kubeconfig, context, wait, timeout or DEFAULT_WAIT_TIMEOUT)
 
     return deploy
+
+
+def _deploy(
+    app: HmlApp,
+    manifests: list[Manifest],
+    kubeconfig: str | None,
+    context: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Apply ``manifests``; with a canary, its Deployment first (and, with --wait, only once it
+    is ready the rest, so that the stable shrinks and the Ingress turns to it after that)."""
+    from ..k8s.apply import apply_manifests, connect, server_url
+
+    deployments = [m for m in manifests if m["kind"] == "Deployment"]
+    stable = deployments[-1]  # a canary's Deployment comes first
+    namespace = stable["metadata"]["namespace"]
+    cut = manifests.index(stable)
+    phases = [manifests[:cut], manifests[cut:]] if cut else [manifests]
+    api = connect(kubeconfig, context)
+    try:
+        click.echo(f"deploying {app.name} to {server_url(api)}, namespace {namespace}", err=True)
+        for phase in phases:
+            for outcome in apply_manifests(api, phase):
+                click.echo(outcome.line())
+            if wait:
+                _wait(api, namespace, phase[0]["metadata"]["name"], timeout)
+        if not cut:
+            _note_canary(api, namespace, stable["metadata"]["name"])
+    finally:
+        api.close()
+
+
+def _note_canary(api: object, namespace: str, stable: str) -> None:
+    """Say so when a canary still runs beside the Deployment just applied."""
+    from ..k8s.canary import find_canary
+    from ..k8s.errors import KubernetesError
+
+    try:
+        live = find_canary(api, namespace, stable)
+    except KubernetesError as exc:  # a canary this command did not make: say it, deploy stands
+        click.echo(f"note: {exc}", err=True)
+        return
+    if live is not None:
+        click.echo(
+            f"note: {live.line()} still runs beside it: finish it with "
+            "`inference deploy --promote` or remove it with `--abort-canary`",
+            err=True,
+        )
+
+
+def _connect_to_canary(
+    app: HmlApp, namespace: str | None, kubeconfig: str | None, context: str | None
+) -> tuple[object, LiveCanary]:
+    from ..k8s.apply import connect, server_url
+    from ..k8s.canary import find_canary
+    from ..k8s.errors import KubernetesError
+
+    cfg = deployment_config(AppSpec.of(app), DeployOptions(namespace=namespace))
+    stable = dns_label(cfg.deployment_name)
+    api = connect(kubeconfig, context)
+    try:
+        live = find_canary(api, cfg.namespace, stable)
+        if live is None:
+            raise KubernetesError(
+                f"no canary runs beside deployment/{stable} in namespace '{cfg.namespace}' at "
+                f"{server_url(api)}: start one with `inference deploy --canary [MODEL=]VERSION`"
+            )
+    except BaseException:
+        api.close()
+        raise
+    return api, live
+
+
+def _promote(
+    app: HmlApp,
+    namespace: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    dry_run: bool,
+    wait: bool,
+    timeout: float | None,
+) -> None:
+    """The stable Deployment takes the canary's pod template; once rolled out, the canary goes."""
+    from ..k8s.apply import apply_one
+
+    api, live = _connect_to_canary(app, namespace, kubeconfig, context)
+    try:
+        promoted = live.promoted()
+        if dry_run:
+            _print_plan(promoted, live)
+            return
+        click.echo(f"promoting {live.line()}", err=True)
+        click.echo(apply_one(api, promoted).line())
+        _wait(api, live.namespace, promoted["metadata"]["name"], timeout or DEFAULT_WAIT_TIMEOUT)
+        _delete(api, live)
+    finally:
+        api.close()  # type: ignore[attr-defined]
+
+
+def _abort(
+    app: HmlApp,
+    namespace: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    dry_run: bool,
+    wait: bool,
+    timeout: float | None,
+) -> None:
+    """The stable Deployment gets its replicas back and the canary goes at once."""
+    from ..k8s.apply import apply_one
+
+    api, live = _connect_to_canary(app, namespace, kubeconfig, context)
+    try:
+        restored = live.restored()
+        if dry_run:
+            _print_plan(restored, live)
+            return
+        click.echo(f"removing {live.line()}", err=True)
+        click.echo(apply_one(api, restored).line())
+        _delete(api, live)
+        if wait:
+            _wait(
+                api, live.namespace, restored["metadata"]["name"], timeout or DEFAULT_WAIT_TIMEOUT
+            )
+    finally:
+        api.close()  # type: ignore[attr-defined]
+
+
+def _print_plan(stable: Manifest, live: LiveCanary) -> None:
+    for api_version, kind, name in live.objects():
+        click.echo(f"would delete {kind.lower()}/{name} ({api_version}) if present", err=True)
+    click.echo(to_yaml([stable]), nl=False)
+
+
+def _delete(api: object, live: LiveCanary) -> None:
+    from ..k8s.apply import delete_object
+
+    for api_version, kind, name in live.objects():
+        outcome = delete_object(api, api_version, kind, live.namespace, name)
+        if outcome is not None:
+            click.echo(outcome.line())

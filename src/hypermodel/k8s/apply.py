@@ -48,7 +48,7 @@ _KEEP = {("spec", "replicas")}  # the HPA owns it once there is one
 class Outcome:
     kind: str
     name: str
-    action: str  # created | patched | unchanged
+    action: str  # created | patched | unchanged | deleted
 
     def line(self) -> str:
         return f"{self.kind.lower()}/{self.name} {self.action}"
@@ -109,6 +109,30 @@ def apply_one(api: Any, manifest: Manifest) -> Outcome:
     # The server writes nothing (same resourceVersion) when the patch changes nothing.
     same = _version(patched) == _version(live)
     return Outcome(kind, name, "unchanged" if same else "patched")
+
+
+def read_object(api: Any, api_version: str, kind: str, namespace: str, name: str) -> Any:
+    """The live object, or None when it does not exist."""
+    ref = _reference(api_version, kind, namespace, name)
+    return _request(api, "GET", _path(ref, name), ref, missing_ok=True)
+
+
+def delete_object(
+    api: Any, api_version: str, kind: str, namespace: str, name: str
+) -> Outcome | None:
+    """Delete an object (its pods go with a Deployment); None when there was none."""
+    ref = _reference(api_version, kind, namespace, name)
+    body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+    gone = _request(api, "DELETE", _path(ref, name), ref, body=body, missing_ok=True)
+    return None if gone is None else Outcome(kind, name, "deleted")
+
+
+def _reference(api_version: str, kind: str, namespace: str, name: str) -> Manifest:
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+    }
 
 
 def _served_version(api: Any, manifest: Manifest) -> Manifest:
@@ -303,7 +327,8 @@ def _rejected(exc: Any, manifest: Manifest, method: str, api: Any) -> Kubernetes
         hint = " (check the credentials and RBAC permissions of your kubeconfig context)"
     elif exc.status == 404 and "namespace" in str(message).lower():
         hint = f" (create it first: kubectl create namespace {namespace})"
-    verb = {"GET": "reading", "POST": "creating", "PATCH": "patching"}.get(method, method)
+    verbs = {"GET": "reading", "POST": "creating", "PATCH": "patching", "DELETE": "deleting"}
+    verb = verbs.get(method, method)
     text = (
         f"the Kubernetes API server at {server_url(api)} refused {verb} {kind} '{name}' "
         f"in namespace '{namespace}' ({exc.status} {reason}): {message}{hint}"

@@ -1,9 +1,10 @@
 """Plain-dict Kubernetes manifests for an app's inference server (no kubernetes import here).
 
-From the app and its ``@hml.deploy_inference`` configurators: an ``apps/v1`` Deployment, a
-Service, and optionally a ``networking.k8s.io/v1`` Ingress and an ``autoscaling/v2`` HPA. The
-same dicts are printed by ``--dry-run``, committed under ``k8s/`` and sent to the API server.
-Secrets appear by name only: a secret's value never passes through here.
+From the app's spec (:class:`~hypermodel.dsl.config.AppSpec`) and its
+``@hml.deploy_inference`` configurators: an ``apps/v1`` Deployment, a Service, and optionally a
+``networking.k8s.io/v1`` Ingress and an ``autoscaling/v2`` HPA, plus a canary beside them
+(``k8s/canary.py``). The same dicts are printed by ``--dry-run``, committed under ``k8s/`` and
+sent to the API server. Secrets appear by name only: a secret's value never passes through here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..dsl.config import K8S, AppSpec
 from ..errors import DeclarationError, UsageError
 
 if TYPE_CHECKING:
@@ -48,6 +50,21 @@ class DeployOptions:
     host_root: str | None = None  # a node directory mounted as the bucket root (HML_ROOT)
     connection_limit: int | None = None  # run-prod's --connection-limit, via the pod's env
     channel_timeout: int | None = None  # run-prod's --channel-timeout (seconds)
+    # (model or None for the one published with that version, version) the stable pods serve
+    models: tuple[tuple[str | None, str], ...] = ()
+    canary: tuple[str | None, str] | None = None  # the canary's (model or None, version)
+    weight: int = 10  # percent of the requests the canary should answer
+
+
+def parse_model_version(text: str, option: str = "--model") -> tuple[str | None, str]:
+    """``"wine-classifier=20261206-1"`` -> ("wine-classifier", version); a bare version leaves
+    the model to be found in the bucket (``None``)."""
+    model, sep, version = text.rpartition("=")
+    if (sep and not model) or not version:
+        raise UsageError(
+            f"{option} {text!r}: give [MODEL=]VERSION, e.g. wine-classifier=20261206-084213-78966a"
+        )
+    return (model or None), version
 
 
 def parse_hpa(text: str) -> tuple[int, int, int]:
@@ -84,18 +101,18 @@ def dns_label(text: str) -> str:
     return label[:63].rstrip("-")
 
 
-def deployment_config(app: HmlApp, options: DeployOptions | None = None) -> HmlInferenceDeployment:
+def deployment_config(
+    spec: AppSpec, options: DeployOptions | None = None
+) -> HmlInferenceDeployment:
     """The app's deployment settings after its configurators and then the deploy-time options."""
     options = options or DeployOptions()
-    cfg = app.inference.deployment_config()
+    cfg = spec.inference.deployment_config()
     if options.namespace:
         cfg.with_namespace(options.namespace)
     if options.image:
         cfg.with_image(options.image)
     else:  # the app's own image: by the digest of the last pushed build, when there is one
-        from ..images import pinned_image
-
-        image, note = pinned_image(app, cfg.image)
+        image, note = spec.run_image(cfg.image)
         if image and note:
             cfg.with_image(image)
             logging.getLogger("hypermodel.k8s").warning("%s", note)
@@ -124,19 +141,43 @@ def deployment_config(app: HmlApp, options: DeployOptions | None = None) -> HmlI
 
 
 def build_manifests(app: HmlApp, options: DeployOptions | None = None) -> list[Manifest]:
-    """Deployment, Service, then the Ingress and HPA when asked for, in the order to apply them."""
-    cfg = deployment_config(app, options)
-    _check(app, cfg)
+    """The manifests of ``app``'s inference server, in the order to apply them (see
+    :func:`render_manifests`)."""
+    return render_manifests(AppSpec.of(app), options)
+
+
+def render_manifests(spec: AppSpec, options: DeployOptions | None = None) -> list[Manifest]:
+    """Deployment, Service, then the Ingress and HPA when asked for, in the order to apply them;
+    with a canary, its Deployment (and Service) first and its Ingress last."""
+    options = options or DeployOptions()
+    cfg = deployment_config(spec, options)
+    _check(spec, cfg)
+    from .canary import canary_manifests, serve_versions
+
+    serve_versions(spec, cfg, options.models)
+    manifests = stable_manifests(spec, cfg)
+    if options.canary is not None:
+        manifests = canary_manifests(spec, cfg, manifests, options.canary, options.weight)
+    return manifests
+
+
+def selector_labels(spec: AppSpec) -> dict[str, str]:
+    """The labels the stable Deployment selects and the Service routes to."""
+    return {LABEL_NAME: dns_label(spec.name), LABEL_COMPONENT: "inference"}
+
+
+def stable_manifests(spec: AppSpec, cfg: HmlInferenceDeployment) -> list[Manifest]:
+    """Deployment, Service, then the Ingress and HPA when asked for."""
     name = dns_label(cfg.deployment_name)
-    selector = {LABEL_NAME: dns_label(app.name), LABEL_COMPONENT: "inference"}
+    selector = selector_labels(spec)
     labels = {**selector, LABEL_MANAGED_BY: "hypermodel", **cfg.labels}
     meta = {"name": name, "namespace": cfg.namespace, "labels": labels}
     manifests = [
-        _deployment(app, cfg, meta, selector),
-        _service(cfg, meta, selector),
+        deployment(spec, cfg, meta, selector, labels),
+        service(cfg, meta, selector),
     ]
     if cfg.ingress_host:
-        manifests.append(_ingress(cfg, meta))
+        manifests.append(ingress(cfg, meta))
     if cfg.hpa_min_replicas is not None:
         manifests.append(_hpa(cfg, meta))
     return manifests
@@ -148,10 +189,16 @@ def _check_service_type(service_type: str) -> None:
         raise UsageError(f"service type {service_type!r} is not one of {', '.join(SERVICE_TYPES)}")
 
 
-def _check(app: HmlApp, cfg: HmlInferenceDeployment) -> None:
+def _check(spec: AppSpec, cfg: HmlInferenceDeployment) -> None:
+    ignored = cfg.not_rendered(K8S)
+    if ignored:  # every container setting reaches the Deployment today; a new one must too
+        raise DeclarationError(
+            f"app '{spec.name}' sets {', '.join(ignored)} for its inference server, which the "
+            "Deployment does not apply; remove it from @hml.deploy_inference"
+        )
     if not cfg.image:
         raise DeclarationError(
-            f"app '{app.name}' has no container image for its inference server: set "
+            f"app '{spec.name}' has no container image for its inference server: set "
             "HmlApp(image_url=...), call deployment.with_image(...) in @hml.deploy_inference, "
             "or pass --image"
         )
@@ -161,28 +208,32 @@ def _check(app: HmlApp, cfg: HmlInferenceDeployment) -> None:
     if cfg.hpa_min_replicas is not None and not cfg.cpu_request:
         # Utilisation is a percentage of the request: without one the HPA never scales.
         raise DeclarationError(
-            f"the HPA of app '{app.name}' targets CPU utilisation, which needs a CPU request: "
+            f"the HPA of app '{spec.name}' targets CPU utilisation, which needs a CPU request: "
             "call deployment.with_resources(cpu='250m', ...) in @hml.deploy_inference"
         )
     if cfg.host_root and cfg.env.get("HML_ROOT", cfg.host_root) != cfg.host_root:
         raise DeclarationError(
-            f"app '{app.name}' sets HML_ROOT={cfg.env['HML_ROOT']} and mounts the host root "
+            f"app '{spec.name}' sets HML_ROOT={cfg.env['HML_ROOT']} and mounts the host root "
             f"{cfg.host_root} as HML_ROOT; keep one"
         )
     secret_names = {s.env for s in cfg.secret_env}
     clash = sorted(secret_names & set(cfg.env))
     if clash:
         raise DeclarationError(
-            f"env var(s) {', '.join(clash)} of app '{app.name}' are set both as plain values and "
+            f"env var(s) {', '.join(clash)} of app '{spec.name}' are set both as plain values and "
             "from secrets; keep one"
         )
 
 
 # -- the objects -----------------------------------------------------------------------------------
-def _deployment(
-    app: HmlApp, cfg: HmlInferenceDeployment, meta: dict[str, Any], selector: dict[str, str]
+def deployment(
+    spec: AppSpec,
+    cfg: HmlInferenceDeployment,
+    meta: dict[str, Any],
+    selector: dict[str, str],
+    pod_labels: dict[str, str],
 ) -> Manifest:
-    pod_labels = {**selector, LABEL_MANAGED_BY: "hypermodel", **cfg.labels}
+    """The server's Deployment: ``selector`` picks its pods, which carry ``pod_labels``."""
     annotations = {
         # /metrics serves Prometheus text; these are the conventional scrape hints.
         "prometheus.io/scrape": "true",
@@ -190,19 +241,24 @@ def _deployment(
         "prometheus.io/path": "/metrics",
         **cfg.annotations,
     }
-    spec: dict[str, Any] = {}
+    body: dict[str, Any] = {}
     if cfg.hpa_min_replicas is None:
         # With an HPA the autoscaler owns the replica count; setting it here would fight it.
-        spec["replicas"] = cfg.replicas
-    spec["selector"] = {"matchLabels": dict(selector)}
-    spec["template"] = {
-        "metadata": {"labels": pod_labels, "annotations": annotations},
-        "spec": _pod_spec(app, cfg),
+        body["replicas"] = cfg.replicas
+    body["selector"] = {"matchLabels": dict(selector)}
+    body["template"] = {
+        "metadata": {"labels": dict(pod_labels), "annotations": annotations},
+        "spec": _pod_spec(spec, cfg),
     }
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _copy(meta), "spec": spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": copy_meta(meta),
+        "spec": body,
+    }
 
 
-def _pod_spec(app: HmlApp, cfg: HmlInferenceDeployment) -> dict[str, Any]:
+def _pod_spec(spec: AppSpec, cfg: HmlInferenceDeployment) -> dict[str, Any]:
     volumes, mounts = _volumes(cfg)
     if cfg.host_root:
         if any(v["name"] == HOST_ROOT_VOLUME for v in volumes):
@@ -221,7 +277,7 @@ def _pod_spec(app: HmlApp, cfg: HmlInferenceDeployment) -> dict[str, Any]:
         container["command"] = list(cfg.command)
     container["args"] = cfg.server_args()  # the image's ENTRYPOINT is the app's script
     container["ports"] = [{"name": PORT_NAME, "containerPort": cfg.port, "protocol": "TCP"}]
-    env = _env(app, cfg)
+    env = _env(spec, cfg)
     if env:
         container["env"] = env
     resources = _resources(cfg)
@@ -258,16 +314,16 @@ def _probe(path: str, initial_delay: int, period: int) -> dict[str, Any]:
     }
 
 
-def _env(app: HmlApp, cfg: HmlInferenceDeployment) -> list[dict[str, Any]]:
+def _env(spec: AppSpec, cfg: HmlInferenceDeployment) -> list[dict[str, Any]]:
     values = dict(cfg.env)
     if cfg.drain_seconds and "HML_DRAIN_SECONDS" not in values:
         # an env var, not an argument: an image older than --drain-seconds still starts
         values["HML_DRAIN_SECONDS"] = str(cfg.drain_seconds)
     if cfg.host_root:
         values["HML_ROOT"] = cfg.host_root
-    elif not app.settings.is_local and "HML_ROOT" not in values:
+    elif not spec.settings.is_local and "HML_ROOT" not in values:
         # A bucket URL means the same thing inside the pod; a local path would not.
-        values["HML_ROOT"] = app.settings.root
+        values["HML_ROOT"] = spec.settings.root
     env: list[dict[str, Any]] = [{"name": k, "value": values[k]} for k in sorted(values)]
     for s in cfg.secret_env:
         env.append({"name": s.env, "valueFrom": {"secretKeyRef": {"name": s.secret, "key": s.key}}})
@@ -326,7 +382,7 @@ def _volumes(cfg: ContainerConfig) -> tuple[list[dict[str, Any]], list[dict[str,
     return list(volumes.values()), mounts
 
 
-def _service(
+def service(
     cfg: HmlInferenceDeployment, meta: dict[str, Any], selector: dict[str, str]
 ) -> Manifest:
     # protocol is always set: a 1.20 API server rejects a port without it under server-side apply.
@@ -341,12 +397,12 @@ def _service(
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _copy(meta),
+        "metadata": copy_meta(meta),
         "spec": {"type": cfg.service_type, "selector": dict(selector), "ports": [port]},
     }
 
 
-def _ingress(cfg: HmlInferenceDeployment, meta: dict[str, Any]) -> Manifest:
+def ingress(cfg: HmlInferenceDeployment, meta: dict[str, Any]) -> Manifest:
     backend = {"service": {"name": meta["name"], "port": {"name": PORT_NAME}}}
     path = {"path": cfg.ingress_path or "/", "pathType": "Prefix", "backend": backend}
     spec: dict[str, Any] = {}
@@ -358,7 +414,7 @@ def _ingress(cfg: HmlInferenceDeployment, meta: dict[str, Any]) -> Manifest:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": _copy(meta),
+        "metadata": copy_meta(meta),
         "spec": spec,
     }
 
@@ -368,7 +424,7 @@ def _hpa(cfg: HmlInferenceDeployment, meta: dict[str, Any]) -> Manifest:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _copy(meta),
+        "metadata": copy_meta(meta),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"]},
             "minReplicas": cfg.hpa_min_replicas,
@@ -378,7 +434,7 @@ def _hpa(cfg: HmlInferenceDeployment, meta: dict[str, Any]) -> Manifest:
     }
 
 
-def _copy(meta: dict[str, Any]) -> dict[str, Any]:
+def copy_meta(meta: dict[str, Any]) -> dict[str, Any]:
     return {k: dict(v) if isinstance(v, dict) else v for k, v in meta.items()}
 
 

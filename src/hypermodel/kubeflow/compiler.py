@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import require
-from ..dsl.config import ContainerConfig
+from ..dsl.config import KFP, AppSpec, ContainerConfig
 from ..dsl.pipeline import Pipeline, PipelineParam, Task
 from ..dsl.types import NO_DEFAULT, SUPPORTED
 from ..errors import DeclarationError
@@ -68,8 +68,8 @@ class KfpBuilder:
     :attr:`dsl` (``kfp.dsl``, e.g. ``dsl.ParallelFor``) and :attr:`kubernetes`.
     """
 
-    def __init__(self, app: HmlApp, pipeline: Pipeline) -> None:
-        self.app = app
+    def __init__(self, spec: AppSpec, pipeline: Pipeline) -> None:
+        self.spec = spec
         self.pipeline = pipeline
         self.dsl, self._compiler, self.kubernetes = _kfp()
         self.warnings: list[str] = []
@@ -79,17 +79,14 @@ class KfpBuilder:
     # -- pieces a hook can reuse ---------------------------------------------------------------
     def config(self, task: Task) -> ContainerConfig:
         """The task's effective container settings (app env, op, task, @deploy_op)."""
-        return self.app.pipelines.container_config(self.pipeline, task)
+        return self.spec.pipelines.container_config(self.pipeline, task)
 
     def image(self, task: Task, cfg: ContainerConfig) -> str:
-        from ..images import pinned_image
-
-        image, note = pinned_image(self.app, cfg.image or self.app.image_url)
-        if note and note not in self.warnings:
-            self.warnings.append(note)
+        image, note = self.spec.run_image(cfg.image or self.spec.image_url)
+        self._warn(note)
         if not image:
             raise DeclarationError(
-                f"app '{self.app.name}' has no image to run op '{task.name}' on Kubeflow: pass "
+                f"app '{self.spec.name}' has no image to run op '{task.name}' on Kubeflow: pass "
                 "HmlApp(..., image_url='registry/app:tag') or configure one with with_image()"
             )
         return image
@@ -107,7 +104,7 @@ class KfpBuilder:
         ``--flag/--no-flag`` switches, which a placeholder cannot choose between.
         """
         argv: list[Any] = [
-            self.app.package_entrypoint,
+            self.spec.entrypoint,
             "pipelines",
             self.pipeline.name,
             "run",
@@ -179,15 +176,25 @@ class KfpBuilder:
         kfp_task.set_caching_options(bool(task.cache))
         env = dict(cfg.env)
         env.setdefault("HML_WORKDIR", WORKDIR)
-        if not self.app.settings.is_local:
-            env["HML_ROOT"] = self.app.settings.root
+        if not self.spec.settings.is_local:
+            env["HML_ROOT"] = self.spec.settings.root
         for key in sorted(env):
             kfp_task.set_env_variable(key, env[key])
         _resources(kfp_task, cfg)
         self._platform(kfp_task, cfg)
         if cfg.service_account:
             self.service_accounts.add(cfg.service_account)
+        ignored = cfg.not_rendered(KFP)
+        if ignored:
+            self._warn(
+                f"op '{task.name}' sets {', '.join(ignored)}, which Kubeflow does not apply "
+                "(every pod runs the app's console script in its image); it is ignored there"
+            )
         return kfp_task
+
+    def _warn(self, note: str | None) -> None:
+        if note and note not in self.warnings:
+            self.warnings.append(note)
 
     def _backoff(self, task: Task) -> dict[str, Any]:
         """The op's backoff as KFP's retry policy: the first wait (whole seconds) and the factor.
@@ -316,7 +323,7 @@ class KfpBuilder:
         )
         setattr(body, "__signature__", signature)  # noqa: B010 - kfp reads it
         description = (
-            pipeline.description or f"hypermodel pipeline {pipeline.name} of app {self.app.name}"
+            pipeline.description or f"hypermodel pipeline {pipeline.name} of app {self.spec.name}"
         )
         graph = self.dsl.pipeline(name=pipeline.name, description=description)(body)
         self.warnings += self._notes()
@@ -324,9 +331,9 @@ class KfpBuilder:
 
     def _notes(self) -> list[str]:
         notes = []
-        if self.app.settings.is_local:
+        if self.spec.settings.is_local:
             notes.append(
-                f"the app's root '{self.app.settings.root}' is a local directory: pods will not share it "
+                f"the app's root '{self.spec.settings.root}' is a local directory: pods will not share it "
                 "(outputs, datasets and runs stay inside each pod); compile with a gs:// or s3:// root "
                 "(--root or $HML_ROOT) so that ops read each other's data"
             )
@@ -367,9 +374,10 @@ def compile_pipeline(app: HmlApp, name: str, path: str | Path | None = None) -> 
     """Compile pipeline ``name`` of ``app`` to KFP v2 IR YAML, written to ``path`` if given."""
     import tempfile
 
-    pipeline = app.pipelines.get(name)
+    spec = AppSpec.of(app)
+    pipeline = spec.pipelines.get(name)
     start = time.perf_counter()
-    builder = KfpBuilder(app, pipeline)
+    builder = KfpBuilder(spec, pipeline)
     with tempfile.TemporaryDirectory(prefix="hml-kfp-") as tmp:
         target = Path(tmp) / f"{pipeline.name}.yaml"
         builder.compile(target)

@@ -97,7 +97,7 @@ def make_plan(
     cron: str | None = None,
     service_account_name: str | None = None,
 ) -> Plan:
-    from ..local.runner import resolve_params
+    from ..dsl.params import resolve_params
 
     resolve_params(pipeline, params)  # unknown or mistyped parameters fail before any request
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")

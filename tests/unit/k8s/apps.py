@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
 from hypermodel import hml
@@ -32,3 +35,20 @@ def make_app(
     if configure is not None:
         hml.deploy_inference(app.inference)(configure)
     return app
+
+
+def publish(root: Path, model: str, version: str) -> str:
+    """A model version's reference.json in a bucket directory; returns its digest."""
+    digest = hashlib.sha256(f"{model}/{version}".encode()).hexdigest()
+    folder = root / "models" / model / version
+    folder.mkdir(parents=True)
+    reference = {
+        "name": model,
+        "version": version,
+        "long_name": f"{model}_{version}",
+        "created": "2026-12-06T00:00:00Z",
+        "model_sha256": digest,
+        "distributions_sha256": "0" * 64,
+    }
+    (folder / "reference.json").write_text(json.dumps(reference))
+    return digest
