@@ -128,8 +128,20 @@ def _hypergol_project_class() -> type:
     global _PROJECT_CLASS  # a cache of a class, built once
     if _PROJECT_CLASS is not None:
         return _PROJECT_CLASS
-    from .data.project import Project
+    from .data.project import DatasetFactory, Project
     from .names import snake_case
+
+    class HypergolDatasetFactory(DatasetFactory):
+        """Datasets of the project that record its repository's state (``repoData``), as
+        Hypergol's do, wherever the code that writes them runs from."""
+
+        def __init__(self, project: Any) -> None:
+            super().__init__(project)
+            self._repoData = project.repoData
+
+        def get(self, dataType: Any, name: str, *args: Any, **options: Any) -> Any:
+            options.setdefault("repoData", self._repoData.to_data())
+            return super().get(dataType, name, *args, **options)
 
     class HypergolProject(Project):
         """Hypergol's ``HypergolProject(projectDirectory=..., dataDirectory=...)``: the project
@@ -161,7 +173,7 @@ def _hypergol_project_class() -> type:
             super().__init__(
                 dataDirectory, snake_case(directory.name), branch, chunkCount=chunkCount
             )
-            self.datasetFactory = self.datasets
+            self.datasets = self.datasetFactory = HypergolDatasetFactory(self)
 
     _PROJECT_CLASS = HypergolProject
     return HypergolProject

@@ -198,13 +198,54 @@ def new_group() -> click.Group:
         layout = _layout(project_dir)
         _finish(model_block_plan(layout, name), dry_run, layout=layout)
 
+    @click.command("create_model", hidden=True)
+    @click.argument("name")
+    @click.argument("classes", nargs=-1, required=True, metavar="CLASS... [BLOCK...]")
+    @click.option("--block", "blocks", multiple=True, metavar="NAME", help="A model block.")
+    @_project
+    @_dry_run
+    def create_model(
+        name: str,
+        classes: tuple[str, ...],
+        blocks: tuple[str, ...],
+        project_dir: Path | None,
+        dry_run: bool,
+    ) -> None:
+        """Hypergol's ``create_model NAME TRAINING EVALUATION INPUT OUTPUT [BLOCK...]`` (or
+        ``NAME INPUT OUTPUT`` as ``hml new model``).
+
+        In Hypergol's form the model trains on TRAINING objects and writes OUTPUT objects;
+        EVALUATION and INPUT must be data models of the project (the batch processor
+        generated here converts TRAINING and OUTPUT objects only).
+        """
+        from ..scaffold.model import model_plan
+        from ..scaffold.project import require_models
+
+        layout = _layout(project_dir)
+        if len(classes) == 2:
+            input_class, output_class = classes
+        elif len(classes) >= 4:
+            training, evaluation, inputs, output_class = classes[:4]
+            require_models(layout, sorted({evaluation, inputs}), f"model {name}")
+            input_class = training
+            blocks = (*blocks, *classes[4:])
+        else:
+            raise click.UsageError(
+                "give NAME INPUT_CLASS OUTPUT_CLASS, or Hypergol's NAME TRAINING_CLASS "
+                "EVALUATION_CLASS INPUT_CLASS OUTPUT_CLASS [BLOCK...]"
+            )
+        plan = model_plan(layout, name, input_class, output_class, list(blocks))
+        _finish(plan, dry_run, "the model needs TensorFlow: pip install 'hypermodel[tf]'", layout)
+
+    new.add_command(create_model, "create_model")
+    new.add_command(create_model, "create-model")
+
     # Hypergol's command names (`python -m hypergol.cli.create_task ...`), hidden aliases
     for alias, command in {
         "create_project": "project",
         "create_data_model": "data-model",
         "create_task": "task",
         "create_pipeline": "pipeline",
-        "create_model": "model",
         "create_model_block": "model-block",
     }.items():
         twin = copy.copy(new.commands[command])
@@ -213,3 +254,7 @@ def new_group() -> click.Group:
         new.add_command(twin, alias.replace("_", "-"))
 
     return new
+
+
+if __name__ == "__main__":  # `python -m hypermodel.cli.new create_project MyProject`
+    new_group()(prog_name="python -m hypermodel.cli.new")
