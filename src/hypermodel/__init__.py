@@ -15,9 +15,9 @@ __version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name in hml._LAZY:
-        return getattr(importlib.import_module(hml._LAZY[name]), name)
+    if name in hml.LAZY:
+        return getattr(importlib.import_module(hml.LAZY[name]), name)
     raise AttributeError(f"module 'hypermodel' has no attribute {name!r}")
 
 
-__all__ = ["HypermodelError", "hml", *hml._LAZY]
+__all__ = ["HypermodelError", "hml", *hml.LAZY]

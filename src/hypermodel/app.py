@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import click
 
     from .local.runner import RunResult
+    from .local.spec import LocalApp
     from .serving.app import HmlInferenceApp
 
 #: Names of the app's built-in command groups (a command of the user's may not take them).
@@ -180,6 +181,18 @@ class HmlApp:
         from .storage import open_storage
 
         return open_storage(self.settings.root)
+
+    def local_app(self) -> LocalApp:
+        """The few fields the local runner reads, frozen (with the settings of now)."""
+        from .local.spec import LocalApp
+
+        return LocalApp(
+            name=self.name,
+            package_entrypoint=self.package_entrypoint,
+            image_url=self.image_url,
+            settings=self.settings,
+            container_config=self.pipelines.container_config,
+        )
 
     def command(
         self, name: str | None = None, **attrs: Any

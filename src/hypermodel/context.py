@@ -1,13 +1,21 @@
-"""What an op knows about the run it is part of: ``hml.context()`` inside an op."""
+"""What an op knows about the run it is part of: ``hml.context()`` inside an op.
+
+The runner (locally or in a Kubeflow pod) builds one ``OpContext`` per attempt and enters it
+with ``op_context``; what runs inside the op (datasets, tasks, tracking, models) reads the
+bucket, the run and the app's settings from it rather than from the environment.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import HypermodelError
+from .settings import Settings
 
 if TYPE_CHECKING:
     from .storage import Storage
@@ -41,6 +49,8 @@ class OpContext:
     # the op's bound arguments (tracked as params)
     arguments: dict[str, Any] = field(default_factory=dict)
     output: Any = None  # the op's JSON output once it returned (tracked by tracking.auto)
+    # the app's settings (``root`` above is the bucket this op uses; ``workers`` sizes tasks)
+    settings: Settings = field(default_factory=Settings, repr=False)
     _storage: Storage | None = field(default=None, repr=False)
 
     @property
@@ -77,3 +87,19 @@ def context() -> OpContext:
 
 def maybe_context() -> OpContext | None:
     return _CURRENT.get()
+
+
+def enter_context(ctx: OpContext) -> None:
+    """Make ``ctx`` the running op's context for the rest of this process (a worker process
+    started for the op)."""
+    _CURRENT.set(ctx)
+
+
+@contextlib.contextmanager
+def op_context(ctx: OpContext | None) -> Iterator[OpContext | None]:
+    """``ctx`` is the running op's context inside the block (None: no op is running)."""
+    token = _CURRENT.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _CURRENT.reset(token)

@@ -78,7 +78,7 @@ def deploy_inference(inference_app: Any) -> Callable[[Callable[..., Any]], Calla
 
 
 # name -> module that defines it (resolved on first access)
-_LAZY = {
+LAZY = {
     "HmlInferenceApp": "hypermodel.serving.app",
     "HmlInferenceDeployment": "hypermodel.serving.app",
     "ModelContainer": "hypermodel.serving.model",
@@ -103,7 +103,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'hypermodel.hml' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
@@ -126,5 +126,5 @@ __all__ = [
     "option",
     "pass_context",
     "pipeline",
-    *_LAZY,
+    *LAZY,
 ]

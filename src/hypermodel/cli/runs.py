@@ -103,11 +103,11 @@ def runs_group() -> click.Group:
     @click.pass_context
     def compare_cmd(ctx: click.Context, runs: tuple[str, ...]) -> None:
         """Params and last metrics side by side; rows that differ are marked with '*'."""
-        from ..tracking.report import _params_of, fmt
+        from ..tracking.report import fmt, params_of
 
         store = _store(ctx)
         records = [store.load(r) for r in store.resolve(list(runs))]
-        flats = [_params_of(r) for r in records]
+        flats = [params_of(r) for r in records]
         lasts = [r.last_metrics() for r in records]
         header = ("", *(r.run_id for r in records))
         rows = [("state", *(r.state for r in records))]

@@ -17,7 +17,13 @@ from .._lazy import require
 from .errors import DatasetUsageError
 
 if TYPE_CHECKING:
-    from .stream import Stream
+    from .io.stream import Stream
+
+
+def tensorflow(purpose: str) -> Any:
+    """The ``tensorflow`` module (MissingExtraError naming the ``tf`` extra without it): the
+    one place in ``data`` that imports it."""
+    return require("tensorflow", "tf", purpose)
 
 
 def _split(stream: Stream, transform: Callable[[Any], Any] | None) -> Iterator[Any]:
@@ -55,7 +61,7 @@ def to_torch(stream: Stream, transform: Callable[[Any], Any] | None = None) -> A
     return _torch_dataset(stream, transform)
 
 
-def _spec(tf: Any, value: Any, field: str) -> Any:
+def tensor_spec(tf: Any, value: Any, field: str) -> Any:
     scalar = {bool: tf.bool, int: tf.int64, float: tf.float32, str: tf.string}
     if type(value) in scalar:
         return tf.TensorSpec(shape=(), dtype=scalar[type(value)])
@@ -74,7 +80,7 @@ def to_tf(
     transform: Callable[[Any], Any] | None = None,
 ) -> Any:
     """A ``tf.data.Dataset`` of ``transform(obj)`` (default ``obj.to_data()``)."""
-    tf = require("tensorflow", "tf", "Stream.to_tf()")
+    tf = tensorflow("Stream.to_tf()")
     convert = transform or (lambda obj: obj.to_data())
     if output_signature is None:
         first = next(iter(stream.iter_slices(stream.slices())), None)
@@ -85,7 +91,7 @@ def to_tf(
         sample = convert(first)
         if not isinstance(sample, dict):
             raise DatasetUsageError("pass output_signature= when transform does not return a dict")
-        output_signature = {k: _spec(tf, v, k) for k, v in sample.items()}
+        output_signature = {k: tensor_spec(tf, v, k) for k, v in sample.items()}
 
     def generate() -> Iterator[Any]:
         return (convert(obj) for obj in stream)

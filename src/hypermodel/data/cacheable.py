@@ -41,9 +41,9 @@ from typing import Any
 from ..errors import NotFoundError
 from ..names import check_name
 from ..storage import Storage, resolve_storage
-from .claims import Claims, Seen
 from .dataset import Dataset, DatasetWriter
 from .errors import DatasetError, DatasetUsageError
+from .io.claims import Claims, Seen
 
 PROJECT = "cacheable"
 

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..names import check_name
+from .codegen import encoder_for, hash_text_for
 from .errors import DatasetCorruptError, DatasetUsageError
-from .model import BaseData, encoder_for, hash_text_for
+from .model import BaseData
 
 VALID_CHUNKS: dict[int, int] = {16: 1, 256: 2, 4096: 3}
 # gzip level: Hypergol uses 9. Measured on typical records (bench/datasets.py objects): level

@@ -39,10 +39,10 @@ from ..errors import NotFoundError
 from ..storage import Storage
 from .catalog import Named, as_dataset, catalog
 from .errors import DatasetError
-from .leftovers import Leftover
+from .io.leftovers import Leftover
+from .io.publish import CLAIM_DIR
+from .io.staging import STAGE_DIR
 from .project import DatasetInfo
-from .publish import CLAIM_DIR
-from .staging import STAGE_DIR
 from .versions import REGISTRY
 
 UNFINISHED = ("pending", "running", "retrying")  # a local run's status while it may still read
@@ -342,7 +342,7 @@ def find_leftovers(
 ) -> list[tuple[DatasetInfo, list[Leftover]]]:
     """The leftovers of interrupted writers in each of these published datasets. A bucket is
     asked only about directories whose listing shows claims or staged chunks."""
-    from . import leftovers
+    from .io import leftovers
 
     inner = storage.inner
     local = inner.local_path(REGISTRY) is not None  # hidden temporaries are not listed
@@ -354,7 +354,7 @@ def find_leftovers(
     found = []
     for info in sorted(infos, key=lambda i: i.ref):
         if local or info.directory in busy:
-            files = leftovers.find(as_dataset(inner, info))
+            files = leftovers.find(as_dataset(inner, info).address)
             if files:
                 found.append((info, files))
     return found
@@ -364,12 +364,12 @@ def remove_leftovers(
     storage: Storage, found: Iterable[tuple[DatasetInfo, list[Leftover]]]
 ) -> list[tuple[DatasetInfo, list[Leftover]]]:
     """Remove the leftovers ``find_leftovers`` found (each dataset still published)."""
-    from . import leftovers
+    from .io import leftovers
 
     inner = storage.inner if isinstance(storage, ListedOnce) else storage
     done = []
     for info, files in found:
-        removed = leftovers.remove(as_dataset(inner, info), files)
+        removed = leftovers.remove(as_dataset(inner, info).address, files)
         if removed:
             done.append((info, removed))
     return done

@@ -31,7 +31,7 @@ from ..errors import NotFoundError
 from . import format as fmt
 from .deflate import decompressor, gzip_member
 from .errors import DatasetError
-from .staging import Staging
+from .io.staging import Staging
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -100,7 +100,7 @@ class Records:
 # -- chunks staged for Dataset.publish ------------------------------------------------------------
 def chunk_present(dataset: Dataset, chunk_id: str, token: str) -> bool:
     """Is the chunk written under ``token`` still where ``Dataset.publish`` will look for it?"""
-    return Staging(dataset, token).present(chunk_id)
+    return Staging(dataset.address, token).present(chunk_id)
 
 
 def store_chunk_members(
@@ -112,7 +112,7 @@ def store_chunk_members(
 ) -> None:
     """Write a chunk file made of already compressed gzip members, for ``Dataset.publish``,
     with its ``layout`` (each member's compressed length and record count: the index)."""
-    staging = Staging(dataset, token)
+    staging = Staging(dataset.address, token)
     staged = staging.staged_path(chunk_id)
     if staged is None:
         staging.store(chunk_id, b"".join(members))

@@ -20,38 +20,37 @@ over field descriptions.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import inspect
-import itertools
-import json
 import sys
 import typing
-from collections.abc import Callable
-from json.encoder import encode_basestring_ascii  # the C function json.dumps uses for str
 from typing import Any, ClassVar
-
-import orjson
 
 from .errors import DataModelError, NoIdError
 
 _ID_TYPES = (int, str)
-_JSON_SCALARS = (int, str, float, bool, type(None))
-_TEMPORAL = (dt.datetime, dt.date, dt.time)
+TEMPORAL = (dt.datetime, dt.date, dt.time)
 _MISSING: Any = object()
 
+# What generates the serialisation code lives in ``codegen``; these names were importable
+# from here and still are.
+_GENERATED = (
+    "adopts_parsed_rows",
+    "appender_for",
+    "batch_decoder_for",
+    "decoder_for",
+    "encoder_for",
+    "hash_text_for",
+    "placer_for",
+)
 
-class _Schema:
-    """What code generation needs to know about one class, resolved once."""
 
-    def __init__(self, cls: type[BaseData]) -> None:
-        self.cls = cls
-        self.hints = _resolve_hints(cls)
-        self.names = list(cls._hml_fields)
-        self.to_data: Callable[[Any], dict[str, Any]] = _compile_to_data(self)
-        self.from_data: Callable[[dict[str, Any]], Any] = _compile_from_data(self)
-        self.encode: Callable[[Any], str] = _compile_encoder(self)
-        self.hash_text = _compile_hash_text(self)
+def __getattr__(name: str) -> Any:
+    if name in _GENERATED:
+        from . import codegen
+
+        return getattr(codegen, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class BaseData:
@@ -72,7 +71,9 @@ class BaseData:
             cls._hml_id = (id,) if isinstance(id, str) else tuple(id)
         _check_id_fields(cls)
         if "__init__" not in cls.__dict__ and fields:
-            cls.__init__ = _compile_init(cls, fields, defaults)  # type: ignore[method-assign,misc]
+            from .codegen import compile_init
+
+            cls.__init__ = compile_init(cls, fields, defaults)  # type: ignore[method-assign,misc]
 
     # -- identity ---------------------------------------------------------------------------
     def get_id(self) -> tuple[Any, ...]:
@@ -94,14 +95,18 @@ class BaseData:
         """A JSON-ready dict of the object (nested models and temporal values converted)."""
         cls = type(self)
         if cls._hml_fields:
-            return _schema(cls).to_data(self)
-        return {k: _generic_to_data(v) for k, v in self.__dict__.items()}
+            from .codegen import schema_of
+
+            return schema_of(cls).to_data(self)
+        return {k: generic_to_data(v) for k, v in self.__dict__.items()}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Any:
         """The object back from ``to_data()``'s output."""
         if cls._hml_fields:
-            return _schema(cls).from_data(data)
+            from .codegen import schema_of
+
+            return schema_of(cls).from_data(data)
         return cls(**data)
 
     # -- value semantics --------------------------------------------------------------------
@@ -172,7 +177,7 @@ def _try_resolve(cls: type, ann: Any) -> Any:
         return _MISSING
 
 
-def _resolve_hints(cls: type[BaseData]) -> dict[str, Any]:
+def resolve_hints(cls: type[BaseData]) -> dict[str, Any]:
     try:
         hints = typing.get_type_hints(cls)
     except Exception as exc:
@@ -187,572 +192,14 @@ def _resolve_hints(cls: type[BaseData]) -> dict[str, Any]:
     return hints
 
 
-def _schema(cls: type[BaseData]) -> _Schema:
-    schema = cls.__dict__.get("_hml_schema")
-    if schema is None:
-        schema = _Schema(cls)
-        cls._hml_schema = schema  # type: ignore[attr-defined]  # per-class cache
-    return schema  # type: ignore[no-any-return]
-
-
-def encoder_for(cls: type[BaseData]) -> Callable[[Any], str] | None:
-    """A fast ``obj -> json.dumps(obj.to_data(), sort_keys=True)`` for classes using the default
-    to_data(), else None (callers then use the generic path)."""
-    if not cls._hml_fields or cls.to_data is not BaseData.to_data:
-        return None
-    return _schema(cls).encode
-
-
-def decoder_for(cls: type[BaseData]) -> Callable[[dict[str, Any]], Any]:
-    """``data -> object``: the generated decoder, or the class's own from_data()."""
-    if cls._hml_fields and _default_from_data(cls):
-        return _schema(cls).from_data
-    return cls.from_data
-
-
-def batch_decoder_for(cls: type[BaseData]) -> Callable[[list[Any]], list[Any]]:
-    """``[data, ...] -> [object, ...]`` for the reader's hot path. For the default from_data it
-    converts the parsed dict in place and adopts it as the object's ``__dict__`` (the dict is
-    fresh from the JSON parser); rows whose keys differ from the fields take the slow path."""
-    decode = decoder_for(cls)
-    if not adopts_parsed_rows(cls):
-        return lambda rows: [decode(row) for row in rows]
-    schema = _schema(cls)
-    env: dict[str, Any] = {
-        "_cls": cls,
-        "_new": object.__new__,
-        "_slow": decode,
-        "_dict": dict,
-        "_len": len,
-    }
-    # the exact-keys test as a length and one `in` per field: 2x faster than keys() == set
-    same_keys = " and ".join(
-        [f"_len(data) == {len(schema.names)}"] + [f"{n!r} in data" for n in schema.names]
-    )
-    lines = [
-        "def decode_all(rows):",
-        "    out = []",
-        "    add = out.append",
-        "    for data in rows:",
-        f"        if data.__class__ is _dict and {same_keys}:",
-    ]
-    for name in schema.names:
-        expr = _from_data_expr(schema.hints.get(name, Any), "_x", env)
-        if expr is not None:
-            lines.append(f"            _x = data[{name!r}]")
-            lines.append(f"            data[{name!r}] = {expr}")
-    lines += [
-        "            obj = _new(_cls)",
-        "            obj.__dict__ = data",
-        "            add(obj)",
-        "        else:",
-        "            add(_slow(data))",
-        "    return out",
-    ]
-    return _compile("\n".join(lines) + "\n", "decode_all", env)  # type: ignore[no-any-return]
-
-
-def adopts_parsed_rows(cls: type[BaseData]) -> bool:
-    """Whether decoding may adopt a parsed dict as the object's ``__dict__`` (the default
-    from_data() and a generated or no __init__)."""
-    return decoder_for(cls) is _schema_from_data(cls) and (
-        "__init__" not in cls.__dict__ or _generated_init(cls)
-    )
-
-
-def _schema_from_data(cls: type[BaseData]) -> Any:
-    return _schema(cls).from_data if cls._hml_fields else None
-
-
-def _default_from_data(cls: type) -> bool:
-    return all("from_data" not in k.__dict__ for k in cls.__mro__ if k is not BaseData)
-
-
-# -- code generation ----------------------------------------------------------------------------
-def _compile(src: str, name: str, env: dict[str, Any]) -> Any:
-    code = compile(src, f"<hypermodel generated {name}>", "exec")
-    exec(code, env)
-    return env[name]
-
-
-def _compile_init(cls: type, fields: list[str], defaults: dict[str, Any]) -> Callable[..., None]:
-    env: dict[str, Any] = {"_copy": copy.copy}
-    params, body = [], []
-    ordered = True
-    seen_default = False
-    for name in fields:
-        if name in defaults:
-            seen_default = True
-        elif seen_default:
-            ordered = False
-    for i, name in enumerate(fields):
-        if name in defaults:
-            env[f"_d{i}"] = defaults[name]
-            params.append(f"{name}=_d{i}")
-            mutable = isinstance(defaults[name], (list, dict, set))
-            value = f"_copy({name}) if {name} is _d{i} else {name}" if mutable else name
-        else:
-            params.append(name)
-            value = name
-        body.append(f"    self.{name} = {value}")
-    sig = ", ".join(params) if ordered else "*, " + ", ".join(params)
-    src = f"def __init__(self, {sig}):\n" + "\n".join(body) + "\n"
-    fn = _compile(src, "__init__", env)
-    fn.__qualname__ = f"{cls.__qualname__}.__init__"
-    return fn  # type: ignore[no-any-return]
-
-
-def _to_data_expr(tp: Any, var: str, env: dict[str, Any], depth: int = 0) -> str | None:
-    """A Python expression converting ``var`` of type ``tp`` to JSON data; None if identity."""
-    tp = _strip_optional(tp)
-    origin = typing.get_origin(tp)
-    if tp in _TEMPORAL:
-        return f"(None if {var} is None else {var}.isoformat())"
-    if isinstance(tp, type) and issubclass(tp, BaseData):
-        return f"(None if {var} is None else {var}.to_data())"
-    if origin in (list, tuple, set, frozenset):
-        args = typing.get_args(tp)
-        inner = _to_data_expr(args[0], f"_v{depth}", env, depth + 1) if args else None
-        if inner is None:
-            return None if origin is list else f"list({var})"
-        return f"(None if {var} is None else [{inner} for _v{depth} in {var}])"
-    if origin is dict:
-        args = typing.get_args(tp)
-        inner = _to_data_expr(args[1], f"_v{depth}", env, depth + 1) if args else None
-        if inner is None:
-            return None
-        return f"(None if {var} is None else {{_k{depth}: {inner} for _k{depth}, _v{depth} in {var}.items()}})"
-    if tp in _JSON_SCALARS or tp is Any or tp is dict or tp is list or origin is typing.Literal:
-        return None
-    return f"_generic({var})"
-
-
-def _from_data_expr(tp: Any, var: str, env: dict[str, Any], depth: int = 0) -> str | None:
-    tp = _strip_optional(tp)
-    origin = typing.get_origin(tp)
-    if tp in _TEMPORAL:
-        key = f"_T{len(env)}"
-        env[key] = tp.fromisoformat
-        return f"(None if {var} is None else {key}({var}))"
-    if isinstance(tp, type) and issubclass(tp, BaseData):
-        key = f"_T{len(env)}"
-        env[key] = tp
-        return f"(None if {var} is None else {key}.from_data({var}))"
-    if origin in (list, tuple, set, frozenset):
-        args = typing.get_args(tp)
-        inner = _from_data_expr(args[0], f"_v{depth}", env, depth + 1) if args else None
-        if origin is list:
-            return (
-                None
-                if inner is None
-                else f"(None if {var} is None else [{inner} for _v{depth} in {var}])"
-            )
-        key = f"_T{len(env)}"
-        env[key] = origin
-        body = var if inner is None else f"({inner} for _v{depth} in {var})"
-        return f"(None if {var} is None else {key}({body}))"
-    if origin is dict:
-        args = typing.get_args(tp)
-        inner = _from_data_expr(args[1], f"_v{depth}", env, depth + 1) if args else None
-        if inner is None:
-            return None
-        return f"(None if {var} is None else {{_k{depth}: {inner} for _k{depth}, _v{depth} in {var}.items()}})"
-    return None
-
-
-def _strip_optional(tp: Any) -> Any:
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or type(tp).__name__ == "UnionType":
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-        return Any
-    return tp
-
-
-def _compile_to_data(schema: _Schema) -> Callable[[Any], dict[str, Any]]:
-    env: dict[str, Any] = {"_generic": _generic_to_data}
-    plain, converted = [], []
-    for name in schema.names:
-        expr = _to_data_expr(schema.hints.get(name, Any), "_x", env)
-        if expr is None:
-            plain.append(f"{name!r}: d[{name!r}]")
-        else:
-            converted.append(f"    _x = d[{name!r}]\n    out[{name!r}] = {expr}")
-    src = "def to_data(self):\n    d = self.__dict__\n    out = {" + ", ".join(plain) + "}\n"
-    src += "".join(line + "\n" for line in converted) + "    return out\n"
-    return _compile(src, "to_data", env)  # type: ignore[no-any-return]
-
-
-def _compile_from_data(schema: _Schema) -> Callable[[dict[str, Any]], Any]:
-    cls = schema.cls
-    env: dict[str, Any] = {"_cls": cls, "_new": object.__new__, "_copy": copy.copy}
-    lines = ["def from_data(data):", "    obj = _new(_cls)", "    d = obj.__dict__"]
-    for i, name in enumerate(schema.names):
-        expr = _from_data_expr(schema.hints.get(name, Any), "_x", env)
-        if name in cls._hml_defaults:
-            env[f"_d{i}"] = cls._hml_defaults[name]
-            lines.append(f"    _x = data.get({name!r}, _d{i})")
-            lines.append(f"    if _x is _d{i}: _x = _copy(_x)")
-        else:
-            lines.append(f"    _x = data[{name!r}]")
-        lines.append(f"    d[{name!r}] = {expr or '_x'}")
-    lines.append("    return obj")
-    if "__init__" in cls.__dict__ and not _generated_init(cls):
-        # a user-written __init__ may do more than assign: go through it
-        lines = ["def from_data(data):", "    kw = {}"]
-        for name in schema.names:
-            expr = _from_data_expr(schema.hints.get(name, Any), "_x", env)
-            lines.append(f"    if {name!r} in data:")
-            lines.append(f"        _x = data[{name!r}]")
-            lines.append(f"        kw[{name!r}] = {expr or '_x'}")
-        lines.append("    return _cls(**kw)")
-    try:
-        return _compile("\n".join(lines) + "\n", "from_data", env)  # type: ignore[no-any-return]
-    except SyntaxError as exc:  # pragma: no cover - field names are identifiers
-        raise DataModelError(f"{cls.__name__}: cannot generate from_data: {exc}") from exc
-
-
-def _generated_init(cls: type) -> bool:
-    init = cls.__dict__.get("__init__")
-    return getattr(getattr(init, "__code__", None), "co_filename", "").startswith(
-        "<hypermodel generated"
-    )
-
-
-# The encoder writes exactly what json.dumps(obj.to_data(), sort_keys=True) writes (default
-# separators, ensure_ascii) without building the dict: a field of a known type goes through the
-# same functions json uses (the C string escaper, float.__repr__ for finite floats, int.__repr__,
-# the literals true/false/null), lists of them element by element with json's ", " separator;
-# any other value, or a value not of its declared type, falls back to json's own encoder.
-def _encoder_parts(schema: _Schema, env: dict[str, Any]) -> tuple[list[str], str]:
-    """Statements binding each field value, and the f-string body of the line."""
-    _encoder_env(env)
-    binds, pieces = [], []
-    for i, name in enumerate(sorted(schema.names)):
-        v = f"v{i}"
-        binds.append(f"    {v} = d[{name!r}]")
-        expr = _value_expr(schema.hints.get(name, Any), v, env, f"{i}")
-        key = encode_basestring_ascii(name) + ": "
-        literal = ("{" if i == 0 else ", ") + key
-        pieces.append(_fstring_literal(literal) + "{" + expr + "}")
-    body = "".join(pieces) + "}}" if pieces else "{{}}"
-    return binds, body
-
-
-def _encoder_env(env: dict[str, Any]) -> None:
-    env.update(
-        {
-            "_s": encode_basestring_ascii,
-            "_od": orjson.dumps,
-            "_i": int.__repr__,
-            "_fr": float.__repr__,
-            "_dumps": _dumps_sorted,
-            "_generic": _generic_to_data,
-            "_str": str,
-            "_int": int,
-            "_float": float,
-            "_list": list,
-            "_SL": _str_list,
-        }
-    )
-
-
-def _is_optional(tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or type(tp).__name__ == "UnionType":
-        return type(None) in typing.get_args(tp)
-    return False
-
-
-def _value_expr(hint: Any, v: str, env: dict[str, Any], tag: str) -> str:
-    """An expression giving json's text for ``v`` declared as ``hint`` (to_data() applied).
-    ``tag`` names the helpers this value binds in ``env``; it is unique per position."""
-    tp = _strip_optional(hint)
-    origin = typing.get_origin(tp)
-    if tp is str:
-        expr = f"_s({v}) if {v}.__class__ is _str else _dumps({v})"
-    elif tp is bool:
-        expr = f'"true" if {v} is True else "false" if {v} is False else _dumps({v})'
-    elif tp is int:
-        expr = f"_i({v}) if {v}.__class__ is _int else _dumps({v})"
-    elif tp is float:  # v - v == 0 is false for nan and inf, which json spells NaN/Infinity
-        expr = f"_fr({v}) if {v}.__class__ is _float and {v} - {v} == 0.0 else _dumps({v})"
-        # orjson writes repr()'s digits 2.5x faster, but no exponent below 1e-4: use it
-        # only where repr() uses none either (checked on 590k random floats, and tested)
-        expr = (
-            f"_od({v}).decode() if {v}.__class__ is _float and (1e-4 <= {v} < 1e16 or "
-            f"-1e16 < {v} <= -1e-4 or {v} == 0.0) else ({expr})"
-        )
-    elif tp in _TEMPORAL:
-        env[f"_T{tag}"] = tp
-        # same conversion as to_data(): isoformat() of anything that has one, None as null
-        expr = f"_s({v}.isoformat()) if {v}.__class__ is _T{tag} else _dumps(None if {v} is None else {v}.isoformat())"
-        if tp is dt.date:  # orjson writes dates exactly as isoformat(), 4x faster
-            expr = f"_od({v}).decode() if {v}.__class__ is _T{tag} else ({expr})"
-        elif tp is dt.datetime:  # naive datetimes too (not aware ones, nor times: it differs)
-            expr = f"_od({v}).decode() if {v}.__class__ is _T{tag} and {v}.tzinfo is None else ({expr})"
-    elif isinstance(tp, type) and issubclass(tp, BaseData) and tp.to_data is BaseData.to_data:
-        env[f"_T{tag}"] = tp
-        env[f"_E{tag}"] = _nested_encoder(tp)
-        # anything else as to_data() does it: a subclass by its own to_data(), None as null
-        expr = f"_E{tag}({v}) if {v}.__class__ is _T{tag} else _dumps(None if {v} is None else {v}.to_data())"
-    elif origin is list and typing.get_args(tp):
-        (item,) = typing.get_args(tp)
-        conv = _to_data_expr(tp, v, env)
-        slow = f"_dumps({v})" if conv is None else f"_dumps({conv})"
-        numbers = _number_nesting(tp)
-        if numbers is not None:  # one orjson call for the whole list
-            env[f"_N{tag}"] = _number_list(*numbers)
-            expr = f"_N{tag}({v})"
-        elif item is str:  # one C-level pass (map) over the list
-            expr = f"_SL({v})"
-        else:  # anything else element by element, each element as its own declared type
-            x = f"_x{tag.replace('_', '')}_{len(tag)}"
-            inner = _value_expr(item, x, env, f"{tag}_")
-            expr = (
-                f'"[" + ", ".join([{inner} for {x} in {v}]) + "]" '
-                f"if {v}.__class__ is _list else {slow}"
-            )
-            if inner.startswith("_dumps("):  # no fast path for the elements (Any, dicts)
-                expr = slow
-    else:
-        conv = _to_data_expr(hint, v, env)
-        expr = f"_dumps({v})" if conv is None else f"_dumps({conv})"
-    if _is_optional(hint):  # to_data() keeps None as None whatever the type
-        expr = f'"null" if {v} is None else ({expr})'
-    return expr
-
-
-def _str_list(value: Any) -> str:
-    """json's text of a list of str (the same C escaper), else json's own."""
-    if value.__class__ is list:
-        try:
-            return "[" + ", ".join(map(encode_basestring_ascii, value)) + "]"
-        except TypeError:  # an element that is not a str
-            pass
-    return _dumps_sorted(value)
-
-
-# orjson writes a number as json does (int.__repr__, float.__repr__) except for the
-# separators, nan and inf (null), ints beyond 64 bits (refused) and the exponents of floats
-# (1e+16 alike, but 1e-07 and 1e-05 by repr are 1e-7 and 0.00001 by orjson). A list's orjson
-# text made only of digits, "-", ".", ",", "[" and "]", with no ".0000", is json's once each
-# "," is followed by a space (checked on 3M random floats of every exponent, and tested);
-# floats of 1e16 and more, below 1e-4, and numbers like 1.00001 take json's path.
-_FLOAT_BYTES = b"0123456789-.,[]"
-_INT_BYTES = b"0123456789-,[]"
-
-
-def _number_list(depth: int, floats: bool) -> Callable[[Any], str]:
-    """json's text of a list (of lists, ``depth`` deep) of ints or floats, else json's own.
-    The sum refuses every element that is not a number before orjson sees it (an enum member,
-    which orjson writes by value and json refuses; a str, None); a bool passes the sum but
-    orjson spells it true, with bytes outside the allowed ones, as it spells nan null."""
-    allowed = _FLOAT_BYTES if floats else _INT_BYTES
-    flat = itertools.chain.from_iterable
-    dumps = orjson.dumps
-
-    def encode(value: Any) -> str:
-        if value.__class__ is list:
-            try:
-                items: Any = value
-                for _ in range(depth - 1):
-                    items = flat(items)
-                sum(items)
-                text = dumps(value)
-            except TypeError:  # orjson's JSONEncodeError is one
-                return _dumps_sorted(value)
-            if not text.translate(None, allowed) and text.find(b".0000") < 0:
-                return text.replace(b",", b", ").decode()
-        return _dumps_sorted(value)
-
-    return encode
-
-
-def _number_nesting(tp: Any) -> tuple[int, bool] | None:
-    """(depth, floats) for list[int], list[float], list[list[float]]..., else None."""
-    depth = 0
-    while typing.get_origin(tp) is list and len(typing.get_args(tp)) == 1:
-        depth += 1
-        (tp,) = typing.get_args(tp)
-    if depth and tp in (int, float):
-        return depth, tp is float
-    return None
-
-
-def _compile_encoder(schema: _Schema) -> Callable[[Any], str]:
-    env: dict[str, Any] = {}
-    binds, body = _encoder_parts(schema, env)
-    src = "def encode(obj):\n    d = obj.__dict__\n" + "".join(b + "\n" for b in binds)
-    src += f"    return f'{body}'\n"
-    return _compile(src, "encode", env)  # type: ignore[no-any-return]
-
-
-def placer_for(
-    cls: type[BaseData], chunk_count: int
-) -> Callable[[Any, list[list[str]]], int] | None:
-    """``(obj, lines) -> bytes added``: encodes the object and appends its line (with newline)
-    to ``lines[chunk index]`` in one generated function (the writer's hot path), for classes
-    with the default to_data/get_id/get_hash_id and int/str ids. Returns -1, adding nothing,
-    when an id value is not of its declared type: callers then take the checked path."""
-    if encoder_for(cls) is None or _schema(cls).hash_text is None:
-        return None
-    schema = _schema(cls)
-    env: dict[str, Any] = {"_sha1": __import__("hashlib").sha1}
-    binds, body = _encoder_parts(schema, env)
-    bound = {name: f"v{i}" for i, name in enumerate(sorted(schema.names))}
-    checks, parts = [], []
-    for name in cls._hml_id:
-        tp = schema.hints[name]
-        var = bound[name]
-        checks.append(f"{var}.__class__ is not _{tp.__name__}")
-        parts.append(var if tp is str else f"_str({var})")
-    if chunk_count == 4096:
-        index = "((h := _sha1(key.encode()).digest())[0] << 4) | (h[1] >> 4)"
-    else:
-        index = "_sha1(key.encode()).digest()[0]" + (" >> 4" if chunk_count == 16 else "")
-    src = "def place(obj, lines):\n    d = obj.__dict__\n" + "".join(b + "\n" for b in binds)
-    src += f"    if {' or '.join(checks)}:\n        return -1\n"
-    src += f"    key = {' + '.join(parts)}\n"
-    src += f"    line = f'{body}\\n'\n"
-    src += f"    lines[{index}].append(line)\n"
-    src += "    return len(line)\n"
-    return _compile(src, "place", env)  # type: ignore[no-any-return]
-
-
-def appender_for(
-    cls: type[BaseData],
-    chunk_count: int,
-    lines: list[list[str]],
-    writer: Any,
-    slow: Callable[[Any], None],
-) -> tuple[Callable[..., None], ...] | None:
-    """The whole ``writer.append(obj)`` in one generated function: encode, place, buffer, and
-    spill (``writer._spill_all()``) when the lines buffered reach ``writer._buffer_bytes``.
-    Returns ``(append, seal, charge, reset)``: ``seal()`` sends every later call to ``slow``;
-    ``charge(n)`` counts n bytes buffered by another path; ``reset()`` (called by the spill)
-    starts the count again. Anything unusual (a sealed writer, a subclass, an id or value of an
-    unexpected type, an encoding error) goes to ``slow``, which appends through the checked
-    path or raises the right error. The count and the seal live in closure cells: a cell is
-    cheaper to read and write than an attribute, once per object."""
-    if encoder_for(cls) is None or _schema(cls).hash_text is None:
-        return None
-    schema = _schema(cls)
-    env: dict[str, Any] = {
-        "_sha1": _small_sha1(),
-        "_cls": cls,
-        "_w": writer,
-        "_lines": lines,
-        "_slow": slow,
-    }
-    binds, body = _encoder_parts(schema, env)
-    bound = {name: f"v{i}" for i, name in enumerate(sorted(schema.names))}
-    checks, parts, texts = [], [], []
-    for name in cls._hml_id:
-        tp = schema.hints[name]
-        var = bound[name]
-        checks.append(f"{var}.__class__ is not _{tp.__name__}")
-        if tp is str:
-            parts.append(var)
-        else:  # an int id's text serves the key and the line (str() is repr() for an int)
-            texts.append(f"            t{var} = _str({var})\n")
-            parts.append(f"t{var}")
-            body = body.replace(
-                f"{{_i({var}) if {var}.__class__ is _int else _dumps({var})}}", f"{{t{var}}}"
-            )
-    if chunk_count == 4096:
-        index = "((h := _sha1(key.encode()).digest())[0] << 4) | (h[1] >> 4)"
-    else:
-        index = "_sha1(key.encode()).digest()[0]" + (" >> 4" if chunk_count == 16 else "")
-    src = "def make():\n    closed = False\n    left = _budget\n"
-    src += "    def append(obj):\n        nonlocal left\n"
-    src += "        if obj.__class__ is not _cls or closed:\n            return _slow(obj)\n"
-    src += "        try:\n            d = obj.__dict__\n"
-    src += "".join("        " + b + "\n" for b in binds)
-    src += f"            if {' or '.join(checks)}:\n                return _slow(obj)\n"
-    src += "".join(texts)
-    src += f"            key = {' + '.join(parts)}\n"
-    src += f"            line = f'{body}\\n'\n"
-    src += "        except Exception:\n            return _slow(obj)\n"
-    src += f"        _lines[{index}].append(line)\n"
-    src += "        left -= len(line)\n"
-    src += "        if left <= 0:\n            _w._spill_all()\n"
-    src += "    def seal():\n        nonlocal closed\n        closed = True\n"
-    src += "    def charge(n):\n        nonlocal left\n        left -= n\n"
-    src += "        if left <= 0:\n            _w._spill_all()\n"
-    src += "    def reset():\n        nonlocal left\n        left = _budget\n"
-    src += "    return append, seal, charge, reset\n"
-    env["_budget"] = writer._buffer_bytes
-    return _compile(src, "make", env)()  # type: ignore[no-any-return]
-
-
-def _small_sha1() -> Callable[[bytes], Any]:
-    """CPython's built-in SHA1 is ~30% faster than OpenSSL's for the few bytes of an id."""
-    try:
-        import _sha1
-
-        return _sha1.sha1  # type: ignore[no-any-return]
-    except ImportError:  # pragma: no cover - other interpreters
-        import hashlib
-
-        return hashlib.sha1
-
-
-def _fstring_literal(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'").replace("{", "{{").replace("}", "}}")
-
-
-def _compile_hash_text(schema: _Schema) -> Callable[[Any], str | None] | None:
-    """``obj -> the text whose SHA1 places it`` for the default get_id/get_hash_id of int/str
-    ids; None means "use obj.get_hash_id()". Returns None from the function for values of the
-    wrong type, so that the checked path raises the error."""
-    cls = schema.cls
-    if (
-        not cls._hml_id
-        or cls.get_id is not BaseData.get_id
-        or cls.get_hash_id is not BaseData.get_hash_id
-    ):
-        return None
-    env: dict[str, Any] = {"_str": str, "_int": int}
-    lines = ["def hash_text(obj):", "    d = obj.__dict__"]
-    parts = []
-    for i, name in enumerate(cls._hml_id):
-        tp = schema.hints[name]
-        lines.append(f"    v{i} = d[{name!r}]")
-        lines.append(f"    if v{i}.__class__ is not _{tp.__name__}: return None")
-        parts.append(f"v{i}" if tp is str else f"_str(v{i})")
-    lines.append("    return " + " + ".join(parts))
-    return _compile("\n".join(lines) + "\n", "hash_text", env)  # type: ignore[no-any-return]
-
-
-def hash_text_for(cls: type[BaseData]) -> Callable[[Any], str | None] | None:
-    if not cls._hml_fields:
-        return None
-    return _schema(cls).hash_text
-
-
-def _nested_encoder(tp: type[BaseData]) -> Callable[[Any], str]:
-    # resolved lazily: the nested class may itself still be compiling (self-reference)
-    def encode(v: Any) -> str:
-        return _schema(tp).encode(v)
-
-    return encode
-
-
-# json.dumps(value, sort_keys=True) builds this very encoder on every call; made once, it gives
-# the same text (same options, same C encoder) about 2x faster.
-_dumps_sorted: Callable[[Any], str] = json.JSONEncoder(sort_keys=True).encode
-
-
-def _generic_to_data(value: Any) -> Any:
+def generic_to_data(value: Any) -> Any:
     """Convert a value of unknown declared type the way a declared one would be."""
     if isinstance(value, BaseData):
         return value.to_data()
-    if isinstance(value, _TEMPORAL):
+    if isinstance(value, TEMPORAL):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
-        return [_generic_to_data(v) for v in value]
+        return [generic_to_data(v) for v in value]
     if isinstance(value, dict):
-        return {k: _generic_to_data(v) for k, v in value.items()}
+        return {k: generic_to_data(v) for k, v in value.items()}
     return value

@@ -20,15 +20,14 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from .model import (
-    _TEMPORAL,
-    BaseData,
-    _compile,
-    _from_data_expr,
-    _schema,
-    _strip_optional,
+from .codegen import (
     adopts_parsed_rows,
+    compile_source,
+    from_data_expr,
+    schema_of,
+    strip_optional,
 )
+from .model import TEMPORAL, BaseData
 
 Decode = Callable[[bytes], "list[Any] | None"]
 
@@ -73,7 +72,7 @@ def _make(cls: type[BaseData]) -> RowDecoders | None:
         env[f"_{fn}"] = parse
         src = f"def {fn}(data):\n    try:\n        rows = _{fn}(data)\n"
         src += "    except _refused:\n        return None\n" + adopt
-        made.append(_compile(src, fn, env))
+        made.append(compile_source(src, fn, env))
     return RowDecoders(*made)
 
 
@@ -86,12 +85,12 @@ def _row_type(cls: type[BaseData], made: dict[type, Any], env: dict[str, Any]) -
     made[cls] = None
     if not _adoptable(cls):
         return None
-    schema = _schema(cls)
+    schema = schema_of(cls)
     fields: dict[str, Any] = {}
     for name in schema.names:
         hint = schema.hints.get(name, Any)
-        tp = _strip_optional(hint)
-        if tp in _TEMPORAL:
+        tp = strip_optional(hint)
+        if tp in TEMPORAL:
             fields[name] = tp | None
             continue
         nested = _record_nesting(tp)
@@ -105,7 +104,7 @@ def _row_type(cls: type[BaseData], made: dict[type, Any], env: dict[str, Any]) -
                 shaped = list[shaped] | None  # type: ignore[valid-type]
             fields[name] = shaped
             continue
-        if _from_data_expr(hint, "_x", {}) is not None:  # lists of dates, dicts of records...
+        if from_data_expr(hint, "_x", {}) is not None:  # lists of dates, dicts of records...
             return None
         fields[name] = Any
     row = typing.TypedDict(f"{cls.__name__}Row", fields)  # type: ignore[misc]
@@ -117,16 +116,16 @@ def _row_type(cls: type[BaseData], made: dict[type, Any], env: dict[str, Any]) -
         src = "def adopt(d):\n"
     env[f"_C{_key(cls)}"] = cls
     src += f"    o = _new(_C{_key(cls)})\n    o.__dict__ = d\n    return o\n"
-    env[f"_A{_key(cls)}"] = _compile(src, "adopt", dict(env))
+    env[f"_A{_key(cls)}"] = compile_source(src, "adopt", dict(env))
     return row
 
 
 def _nested_lines(cls: type[BaseData], env: dict[str, Any]) -> list[str]:
     """Statements turning the nested records' dicts in the row ``d`` into objects."""
-    schema = _schema(cls)
+    schema = schema_of(cls)
     lines = []
     for name in schema.names:
-        nested = _record_nesting(_strip_optional(schema.hints.get(name, Any)))
+        nested = _record_nesting(strip_optional(schema.hints.get(name, Any)))
         if nested is None:
             continue
         depth, inner = nested
@@ -147,7 +146,7 @@ def _record_nesting(tp: Any) -> tuple[int, type[BaseData]] | None:
     depth = 0
     while typing.get_origin(tp) is list and len(typing.get_args(tp)) == 1:
         depth += 1
-        tp = _strip_optional(typing.get_args(tp)[0])
+        tp = strip_optional(typing.get_args(tp)[0])
     if isinstance(tp, type) and issubclass(tp, BaseData):
         return depth, tp
     return None

@@ -20,6 +20,7 @@ from ..dsl.build import current_builder
 from ..dsl.config import ContainerConfig
 from ..dsl.op import Op
 from ..names import snake_case
+from ..settings import Settings
 from .dataset import Dataset, DatasetReader
 from .errors import DatasetExistsError, DatasetUsageError
 from .jobs import (
@@ -311,10 +312,9 @@ class BaseTask(Op):
     def _workers(self) -> int:
         if self.workers is not None:
             return max(1, self.workers)
-        configured = os.environ.get("HML_WORKERS", "")  # the app's settings.workers
-        return (
-            int(configured) if configured.isdigit() and int(configured) > 0 else os.cpu_count() or 1
-        )
+        ctx = maybe_context()  # inside an op: the app's settings; outside: the environment's
+        configured = (ctx.settings if ctx is not None else Settings.from_env()).workers
+        return configured if configured > 0 else os.cpu_count() or 1
 
     def _run_phase(self, phase: str, chunk_ids: list[str], prepare: bool) -> dict[str, Any]:
         if not chunk_ids:
@@ -334,7 +334,7 @@ class BaseTask(Op):
     def _warm(self) -> None:
         """Generate the classes' encoders and decoders here, before the pool forks, so that
         every worker inherits them instead of generating its own in its first job."""
-        from .model import batch_decoder_for, encoder_for
+        from .codegen import batch_decoder_for, encoder_for
 
         for ds in [*self._all_inputs(), self.outputDataset]:
             try:
@@ -377,16 +377,14 @@ class BaseTask(Op):
         }
 
     def _publish_output(self, results: dict[str, dict[str, Any]], records: Records) -> str:
-        out = copy.copy(self.out)
-        out._dependencies = []  # a fresh list: retries must not repeat the lineage entries
-        for ds in [*self.inputs, *self.loaded]:
-            out.add_dependency(ds)
+        out = self.out
         checksums = {cid: results[cid]["sha1"] for cid in out.chunk_ids()}
         checksum = out.publish(
             checksums,
             self.token,
             records.creation_time(self.creationTime),
             meta={"codeDigest": self.code_fingerprint},
+            dependencies=[*self.inputs, *self.loaded],
         )
         records.clear()
         return checksum
@@ -448,7 +446,7 @@ class LazyId:
 
 def _same(a: Dataset, b: Dataset) -> bool:
     where = operator.attrgetter("project", "branch", "name", "version")
-    return where(a) == where(b) and repr(a._location) == repr(b._location)
+    return where(a) == where(b) and repr(a.location) == repr(b.location)
 
 
 class ChunkTask(BaseTask):

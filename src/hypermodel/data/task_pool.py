@@ -10,8 +10,10 @@ from __future__ import annotations
 import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ..context import OpContext, enter_context, maybe_context
 from .jobs import TaskJobError
 
 if TYPE_CHECKING:
@@ -30,7 +32,9 @@ class _Broken:
         raise TaskJobError(self.message)
 
 
-def _worker_init(task: BaseTask, prepare: bool) -> None:
+def _worker_init(task: BaseTask, prepare: bool, ctx: OpContext | None) -> None:
+    if ctx is not None:  # a spawned worker: the op's context, as a forked one inherits it
+        enter_context(ctx)
     try:
         PREPARED[task.token] = task._prepared() if prepare else task
     except Exception as exc:  # reported by every job of this worker, not as a broken pool
@@ -45,11 +49,13 @@ def worker_job(token: str, phase: str, chunk_id: str) -> dict[str, Any]:
 def task_pool(task: BaseTask, workers: int, prepare: bool) -> ProcessPoolExecutor:
     """Worker processes for ``task`` (forked on Linux, so they inherit generated code)."""
     method = "fork" if sys.platform.startswith("linux") else "spawn"
+    ctx = maybe_context()
+    handed = None if method == "fork" or ctx is None else replace(ctx, _storage=None)
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context(method),
         initializer=_worker_init,
-        initargs=(task, prepare),
+        initargs=(task, prepare, handed),
     )
 
 

@@ -30,14 +30,13 @@ For Kubeflow, ``step`` selects a part: ``"all"`` (default), ``"shard:<k>/<n>"``
 
 from __future__ import annotations
 
-import copy
 import functools
 import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import format as fmt
-from .dataset import DatasetWriter
+from .dataset import DatasetWriter, checked_dependency
 from .errors import DatasetUsageError
 from .jobs import (
     Progress,
@@ -213,7 +212,7 @@ def _keyed(key: Callable[[Any], Any], first: Callable[[Any], Any], row: Any) -> 
 
 def _encoder(data_type: type[BaseData]) -> Callable[[Any], str]:
     """``obj -> line`` without its newline: the class's generated encoder when it has one."""
-    from .model import encoder_for
+    from .codegen import encoder_for
 
     fast = encoder_for(data_type)
     if fast is not None:
@@ -377,10 +376,8 @@ class Source(BaseTask):
             return done
         worker = self._prepared()
         assert isinstance(worker, Source)
-        out = copy.copy(self.out)
-        out._dependencies = []
-        for ds in [*self.inputs, *self.loaded]:
-            out.add_dependency(ds)
+        out = self.out
+        dependencies = [checked_dependency(ds) for ds in [*self.inputs, *self.loaded]]
         # live progress: objects as they are appended, every batch; the chunks all at once,
         # when the writer publishes them
         bar = Progress(f"{self.name} source", out.chunkCount, self.progress)
@@ -389,7 +386,9 @@ class Source(BaseTask):
         report_at = _SOURCE_PROGRESS_EVERY
         try:
             meta = {"token": self.token, "codeDigest": self.code_fingerprint}
-            with DatasetWriter(out, creation_time=self.creationTime, meta=meta) as writer:
+            with DatasetWriter(
+                out, creation_time=self.creationTime, meta=meta, dependencies=dependencies
+            ) as writer:
                 for item in worker.source_iterator():
                     try:
                         obj = worker.run(item)

@@ -61,12 +61,12 @@ from ..names import check_name
 from ..storage import Storage as BucketStorage
 from ..storage import open_storage, resolve_storage
 from .cacheable import CacheBuild, load_type, type_path
-from .claims import Claims
 from .dataset import Dataset, DatasetWriter
 from .errors import DatasetExistsError, DatasetNotFoundError, DatasetUsageError
+from .io.claims import Claims
+from .io.stream import Stream as DatasetStream
+from .io.stream import check_stream_options, epoch_order, open_index, shard_positions, stream_slices
 from .model import BaseData
-from .stream import Stream as DatasetStream
-from .stream import check_stream_options, epoch_order, open_index, shard_positions, stream_slices
 
 log = logging.getLogger(__name__)
 
@@ -533,9 +533,9 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
 
 # -- records ---------------------------------------------------------------------------------------
 def _tf() -> Any:
-    from .._lazy import require
+    from .adapters import tensorflow
 
-    return require("tensorflow", "tf", "YogaDL tf.data streams")
+    return tensorflow("YogaDL tf.data streams")
 
 
 def _is_tf_dataset(data: Any) -> bool:
@@ -643,12 +643,12 @@ def make_tf_dataset(stream: Stream) -> Any:
     if ref is not None and ref.kind == TENSOR:
         return tf.data.Dataset.from_generator(stream.iterator_fn, output_signature=ref.element_spec)
     if ref is not None:
-        from .adapters import _spec
+        from .adapters import tensor_spec
 
         first = next(iter(ref.reader().iter_slices(iter([ref.keys[:1]]))), None)
         if first is None:
             raise DatasetUsageError(f"cannot infer a signature from the empty {ref}")
-        signature = {k: _spec(tf, v, k) for k, v in first.to_data().items()}
+        signature = {k: tensor_spec(tf, v, k) for k, v in first.to_data().items()}
 
         def generate() -> Iterator[Any]:
             return (obj.to_data() for obj in stream.iterator_fn())

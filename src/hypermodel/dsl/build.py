@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -14,3 +16,13 @@ _BUILDER: ContextVar[PipelineBuilder | None] = ContextVar("hml_pipeline_builder"
 
 def current_builder() -> PipelineBuilder | None:
     return _BUILDER.get()
+
+
+@contextlib.contextmanager
+def building(builder: PipelineBuilder) -> Iterator[PipelineBuilder]:
+    """Ops called inside the block add their tasks to ``builder``."""
+    token = _BUILDER.set(builder)
+    try:
+        yield builder
+    finally:
+        _BUILDER.reset(token)

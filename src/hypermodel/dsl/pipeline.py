@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import DeclarationError
 from ..names import check_name
-from .build import _BUILDER
+from .build import building
 from .config import ContainerConfig
 from .op import Op
 from .types import NO_DEFAULT, Param, check_value, params_of
@@ -171,12 +171,9 @@ class Pipeline:
 
     def _build(self) -> dict[str, Task]:
         builder = PipelineBuilder(self.name)
-        token = _BUILDER.set(builder)
-        try:
+        with building(builder):
             placeholders = {p.name: PipelineParam(p.name, p.type, p.default) for p in self.params}
             self.fn(**placeholders)
-        finally:
-            _BUILDER.reset(token)
         if not builder.tasks:
             raise DeclarationError(
                 f"pipeline '{self.name}' calls no ops; call @hml.op functions in its body"

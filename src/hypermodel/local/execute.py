@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..context import _CURRENT, OpContext
+from ..context import OpContext, op_context
 from ..dsl.op import Op
 from .store import to_json_value
 
@@ -32,17 +34,18 @@ def one_line(exc: BaseException, width: int = 300) -> str:
 
 
 def execute(op: Op, arguments: dict[str, Any], ctx: OpContext, env: dict[str, str]) -> Attempt:
-    """Never raises for op errors: the traceback travels back as text (pickle-safe)."""
+    """Never raises for op errors: the traceback travels back as text (pickle-safe).
+
+    hypermodel's own code inside the op reads the bucket, the run and the settings from
+    ``ctx``; ``env`` holds only the variables the app and the op declared, which the op's code
+    and the processes it starts read (set for the attempt, restored after it)."""
     from ..tracking.auto import op_scope
 
     start, started = time.perf_counter(), time.time()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     ctx.arguments = dict(arguments)
-    token = _CURRENT.set(ctx)
     try:
-        with op_scope(ctx):
+        with _environ(env), op_context(ctx), op_scope(ctx):
             value = op.execute(arguments)
             output = to_json_value(value, f"op '{ctx.task}'")
             ctx.output = output
@@ -50,8 +53,15 @@ def execute(op: Op, arguments: dict[str, Any], ctx: OpContext, env: dict[str, st
     except Exception as exc:
         duration = time.perf_counter() - start
         return Attempt(False, None, user_traceback(exc), duration, started, one_line(exc))
+
+
+@contextlib.contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
     finally:
-        _CURRENT.reset(token)
         for key, old in saved.items():
             if old is None:
                 os.environ.pop(key, None)

@@ -20,12 +20,12 @@ from .runner import resolve_params
 from .store import dumps
 
 if TYPE_CHECKING:
-    from ..app import HmlApp
     from ..dsl.pipeline import Pipeline
-    from .runner import _Run
+    from .runner import RunState
+    from .spec import LocalApp
 
 
-def load_previous(app: HmlApp, pipeline: Pipeline, run_id: str) -> dict[str, Any]:
+def load_previous(app: LocalApp, pipeline: Pipeline, run_id: str) -> dict[str, Any]:
     """The record of the run to resume; a UsageError naming it when there is none."""
     root = app.settings.root
     missing = (
@@ -83,7 +83,7 @@ def resume_params(
     return values
 
 
-def take_outputs(state: _Run, previous: dict[str, Any]) -> None:
+def take_outputs(state: RunState, previous: dict[str, Any]) -> None:
     """Ops done in the earlier run take its stored outputs (and their upstream ops too).
 
     A run recorded as still running ended without its last record (killed): an op's output is
@@ -105,7 +105,7 @@ def take_outputs(state: _Run, previous: dict[str, Any]) -> None:
         _take(state, task.name, stored, run_id)
 
 
-def _take(state: _Run, name: str, stored: dict[str, Any], run_id: str) -> None:
+def _take(state: RunState, name: str, stored: dict[str, Any], run_id: str) -> None:
     result = state.results[name]
     result.status, result.output = RESUMED, stored.get("output")
     result.cache_key = str(stored.get("cache_key") or "")

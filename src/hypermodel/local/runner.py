@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..context import OpContext
+from ..dsl.params import resolve_params
 from ..dsl.pipeline import Pipeline, PipelineParam, Task
 from ..dsl.types import NO_DEFAULT, check_value
 from ..errors import NotFoundError, StorageError, UsageError
@@ -35,6 +36,7 @@ from .results import (
     attempt_failed,
 )
 from .schedule import Scheduler, make_pool, mark_tracked_stopped, no_interrupts, record
+from .spec import LocalApp, local_app
 from .store import OutputNotStoredError, OutputStore, cache_key
 
 if TYPE_CHECKING:
@@ -53,8 +55,10 @@ __all__ = [
     "RUNNING",
     "SKIPPED",
     "SUCCEEDED",
+    "LocalApp",
     "Reporter",
     "RunCancelled",
+    "RunState",
     "RunResult",
     "TaskResult",
     "default_arguments",
@@ -68,29 +72,6 @@ __all__ = [
 def new_run_id(pipeline: str) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return f"{pipeline}-{stamp}-{secrets.token_hex(3)}"
-
-
-def resolve_params(pipeline: Pipeline, given: dict[str, Any]) -> dict[str, Any]:
-    """Pipeline parameters with defaults filled in; unknown, missing or mistyped ones raise."""
-    values: dict[str, Any] = {}
-    for key in given:
-        if pipeline.param(key) is None:
-            known = ", ".join(p.name for p in pipeline.params) or "none"
-            raise UsageError(
-                f"pipeline '{pipeline.name}': unknown parameter '{key}' (parameters: {known})"
-            )
-    for p in pipeline.params:
-        if p.name in given:
-            values[p.name] = check_value(
-                given[p.name], p.type, f"pipeline '{pipeline.name}' parameter '{p.name}'"
-            )
-        elif p.required:
-            raise UsageError(
-                f"pipeline '{pipeline.name}': parameter '{p.name}' is required ({p.option})"
-            )
-        else:
-            values[p.name] = p.default
-    return values
 
 
 def bind(task: Task, params: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
@@ -108,19 +89,19 @@ def bind(task: Task, params: dict[str, Any], outputs: dict[str, Any]) -> dict[st
     return args
 
 
-def _workdir(app: HmlApp, run_id: str, task: str) -> Path:
+def _workdir(app: LocalApp, run_id: str, task: str) -> Path:
     if app.settings.is_local:
         return app.settings.local_root / "work" / run_id / task
     base = Path(os.environ.get("HML_WORKDIR", "/tmp/hml-work"))
     return base / run_id / task
 
 
-class _Run:
+class RunState:
     """State of one pipeline run in the parent process."""
 
     def __init__(
         self,
-        app: HmlApp,
+        app: LocalApp,
         pipeline: Pipeline,
         params: dict[str, Any],
         run_id: str,
@@ -163,13 +144,16 @@ class _Run:
             kfp_run_id=self.kfp_run_id,
             kfp_task_id=self.kfp_task_id,
             params=dict(self.params),
+            settings=self.app.settings,
         )
 
     def env(self, task: Task) -> dict[str, str]:
-        cfg = self.app.pipelines.container_config(self.pipeline, task)
+        """The env vars the op's code and its child processes see (the app's and the op's);
+        the bucket, the run and the settings reach hypermodel through the op context."""
+        cfg = self.app.container_config(self.pipeline, task)
         app_image = f"image={self.app.image_url}"
         self.results[task.name].notes = [n for n in cfg.cluster_only() if n != app_image]
-        return {**cfg.env, "HML_ROOT": self.app.settings.root, "HML_RUN_ID": self.run_id}
+        return dict(cfg.env)
 
     def try_cache(self, task: Task, args: dict[str, Any]) -> bool:
         upstream = {d: self.outputs.get(d) for d in task.dependencies()}
@@ -262,7 +246,7 @@ def _task_record(r: TaskResult) -> dict[str, Any]:
 
 
 def run_pipeline(
-    app: HmlApp,
+    app: HmlApp | LocalApp,
     pipeline: Pipeline,
     params: dict[str, Any],
     *,
@@ -282,6 +266,7 @@ def run_pipeline(
     """
     from .resume import load_previous, resume_params, take_outputs
 
+    app = local_app(app)
     previous = load_previous(app, pipeline, resume) if resume else None
     values = (
         resume_params(pipeline, previous, params)
@@ -289,7 +274,7 @@ def run_pipeline(
         else resolve_params(pipeline, params)
     )
     report = reporter or Silent()
-    state = _Run(app, pipeline, values, run_id or new_run_id(pipeline.name), cache, force)
+    state = RunState(app, pipeline, values, run_id or new_run_id(pipeline.name), cache, force)
     if previous is not None:
         take_outputs(state, previous)
     if workers is None:
@@ -299,7 +284,7 @@ def run_pipeline(
     return _run(state, report, workers)
 
 
-def _run(state: _Run, report: Reporter, workers: int) -> RunResult:
+def _run(state: RunState, report: Reporter, workers: int) -> RunResult:
     started, t0 = time.time(), time.perf_counter()
     scheduler = Scheduler(state, report)
     try:
@@ -334,7 +319,7 @@ def _shutdown(scheduler: Scheduler) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _result(state: _Run, t0: float) -> RunResult:
+def _result(state: RunState, t0: float) -> RunResult:
     return RunResult(
         state.run_id,
         state.pipeline.name,
@@ -346,7 +331,7 @@ def _result(state: _Run, t0: float) -> RunResult:
 
 
 def _cancelled(
-    state: _Run, scheduler: Scheduler, report: Reporter, started: float, t0: float
+    state: RunState, scheduler: Scheduler, report: Reporter, started: float, t0: float
 ) -> RunCancelled:
     """Ctrl-C: end the workers, record the run and its unfinished ops as cancelled."""
     running = scheduler.cancel()
@@ -361,7 +346,7 @@ def _cancelled(
     return RunCancelled(result, running)
 
 
-def stored_upstream(app: HmlApp, pipeline: Pipeline, task: Task, name: str) -> Any:
+def stored_upstream(app: LocalApp, pipeline: Pipeline, task: Task, name: str) -> Any:
     """The newest stored output of the task that feeds ``task``'s argument ``name``."""
     source = task.arguments[name]
     assert isinstance(source, Task)
@@ -376,9 +361,10 @@ def stored_upstream(app: HmlApp, pipeline: Pipeline, task: Task, name: str) -> A
 
 
 def default_arguments(
-    app: HmlApp, pipeline: Pipeline, task: Task, given: dict[str, Any]
+    app: HmlApp | LocalApp, pipeline: Pipeline, task: Task, given: dict[str, Any]
 ) -> dict[str, Any]:
     """Arguments for a single op run: given values, else the pipeline's binding, else op defaults."""
+    app = local_app(app)
     args: dict[str, Any] = {}
     for p in task.op.params:
         where = f"op '{task.name}' argument '{p.name}'"
@@ -402,7 +388,7 @@ def default_arguments(
 
 
 def run_single(
-    app: HmlApp,
+    app: HmlApp | LocalApp,
     pipeline: Pipeline,
     task_name: str,
     given: dict[str, Any],
@@ -418,12 +404,15 @@ def run_single(
 
     ``kfp_task_id`` (with ``run_id``, the Kubeflow run's id) is set inside a Kubeflow pod: the
     op's context and its tracking run name the Kubeflow run and task."""
+    app = local_app(app)
     task = pipeline.task(task_name)
     report = reporter or Silent()
     args = default_arguments(app, pipeline, task, given)
     params = {p.name: p.default for p in pipeline.params if not p.required}
     kfp_ids = (run_id, kfp_task_id) if kfp_task_id else (None, None)
-    state = _Run(app, pipeline, params, run_id or new_run_id(pipeline.name), cache, force, kfp_ids)
+    state = RunState(
+        app, pipeline, params, run_id or new_run_id(pipeline.name), cache, force, kfp_ids
+    )
     state.results = {task.name: state.results[task.name]}
     for dep in task.dependencies():  # upstream outputs, as far as known, feed the cache key
         try:
@@ -441,7 +430,7 @@ def run_single(
     return result
 
 
-def _attempts(state: _Run, task: Task, args: dict[str, Any], limit: int, report: Any) -> None:
+def _attempts(state: RunState, task: Task, args: dict[str, Any], limit: int, report: Any) -> None:
     """Attempt after attempt in this process, waiting out the backoff between them."""
     result = state.results[task.name]
     env = state.env(task)

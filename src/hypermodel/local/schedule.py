@@ -38,7 +38,7 @@ from .results import (
 
 if TYPE_CHECKING:
     from ..dsl.pipeline import Task
-    from .runner import _Run
+    from .runner import RunState
 
 log = logging.getLogger("hypermodel.local")
 
@@ -93,7 +93,7 @@ def attempt_entry(number: int, status: str, duration: float, started: float) -> 
 class Scheduler:
     """Runs every op of ``state``'s pipeline once its upstream ops are done."""
 
-    def __init__(self, state: _Run, report: Any) -> None:
+    def __init__(self, state: RunState, report: Any) -> None:
         self.state = state
         self.report = report
         self.results = state.results
@@ -237,7 +237,7 @@ def record(result: TaskResult, attempt: Attempt) -> None:
     result.history.append(entry)
 
 
-def mark_tracked_stopped(state: _Run, names: list[str]) -> None:
+def mark_tracked_stopped(state: RunState, names: list[str]) -> None:
     """The tracked runs of ops ended mid-attempt say so: their workers could not. Never raises."""
     try:
         from ..tracking.run import WRITE, Run
@@ -248,7 +248,7 @@ def mark_tracked_stopped(state: _Run, names: list[str]) -> None:
             run_id = f"{state.run_id}.{name}"
             if not storage.exists(f"{run_prefix(run_id)}/run.json"):
                 continue  # never started: nothing was tracked
-            run = Run._create(run_id, state.app.name, storage, {}, owned=True, start_timeout=5)
+            run = Run.open_owned(run_id, state.app.name, storage, {}, owned=True, start_timeout=5)
             if run.mode == WRITE:
                 last = state.results[name].history[-1:] or [{}]
                 run.set_state(

@@ -20,7 +20,7 @@ import orjson
 from ..context import OpContext
 from ..redact import redact
 from . import identity
-from .run import _CURRENT_RUN, WRITE, Run, _app_dir
+from .run import WRITE, Run, app_dir, current_run_scope
 
 log = logging.getLogger("hypermodel.tracking")
 
@@ -35,18 +35,15 @@ def op_run_id(ctx: OpContext) -> str:
 @contextlib.contextmanager
 def op_scope(ctx: OpContext) -> Iterator[Run | None]:
     run = _start(ctx)
-    token = _CURRENT_RUN.set(run) if run is not None else None
     t0 = time.perf_counter()
-    try:
-        yield run
-    except BaseException as exc:
-        _finish(run, ctx, time.perf_counter() - t0, exc)
-        raise
-    else:
-        _finish(run, ctx, time.perf_counter() - t0, None)
-    finally:
-        if token is not None:
-            _CURRENT_RUN.reset(token)
+    with current_run_scope(run):
+        try:
+            yield run
+        except BaseException as exc:
+            _finish(run, ctx, time.perf_counter() - t0, exc)
+            raise
+        else:
+            _finish(run, ctx, time.perf_counter() - t0, None)
 
 
 def _start(ctx: OpContext) -> Run | None:
@@ -62,7 +59,7 @@ def _start(ctx: OpContext) -> Run | None:
             "kfp_run_id": ctx.kfp_run_id,
             "kfp_task_id": ctx.kfp_task_id,
             "pipeline_params": redact(dict(ctx.params)),
-            "git": identity.git_state(_app_dir()),
+            "git": identity.git_state(app_dir()),
         }
         now = time.time()
         first: list[dict[str, Any]] = [
@@ -79,7 +76,7 @@ def _start(ctx: OpContext) -> Run | None:
                 }
             )
         # A new run gets its first events inside run.json: starting an op costs one write.
-        run = Run._create(
+        run = Run.open_owned(
             op_run_id(ctx), ctx.app, _storage(ctx), {**extra, "events": first}, owned=True
         )
         if run.mode == WRITE and not run.created:  # a retry, or another process of this op

@@ -240,7 +240,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def _params_of(r: RunRecord) -> dict[str, Any]:
+def params_of(r: RunRecord) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     _flatten("", r.params, flat)
     for key, value in (r.meta.get("pipeline_params") or {}).items():
@@ -268,7 +268,7 @@ def _side_by_side(rows: list[tuple[str, list[Any]]], records: list[RunRecord]) -
 
 
 def _params_section(records: list[RunRecord]) -> str:
-    flats = [_params_of(r) for r in records]
+    flats = [params_of(r) for r in records]
     keys = sorted({k for f in flats for k in f})
     return "<h2>Parameters</h2>" + _side_by_side(
         [(k, [f.get(k) for f in flats]) for k in keys], records

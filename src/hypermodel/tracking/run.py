@@ -9,10 +9,12 @@ background by a :class:`~hypermodel.tracking.writer.Writer` as append-only objec
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from contextvars import ContextVar, Token
 from pathlib import Path
 from types import TracebackType
@@ -28,7 +30,7 @@ from ..storage import base as storage_base
 from . import identity, registry
 from .config import Config
 from .store import STATES, run_prefix
-from .writer import _FORKS, Report, Writer, WriterSettings
+from .writer import FORKS, Report, Writer, WriterSettings
 
 log = logging.getLogger("hypermodel.tracking")
 
@@ -57,6 +59,17 @@ def current_run() -> Run:
 
 def maybe_current_run() -> Run | None:
     return _CURRENT_RUN.get()
+
+
+@contextlib.contextmanager
+def current_run_scope(run: Run | None) -> Iterator[Run | None]:
+    """``run`` is ``current_run()`` inside the block (None: leave the current one as it is)."""
+    token = _CURRENT_RUN.set(run) if run is not None else None
+    try:
+        yield run
+    finally:
+        if token is not None:
+            _CURRENT_RUN.reset(token)
 
 
 class Run:
@@ -89,7 +102,7 @@ class Run:
         )
 
     @classmethod
-    def _create(
+    def open_owned(
         cls,
         name: str,
         project: str,
@@ -105,6 +118,8 @@ class Run:
             name, project, storage, extra, owned=owned, start_timeout=start_timeout, settings=None
         )
         return run
+
+    _create = open_owned  # the name tests and older callers use
 
     def _setup(
         self,
@@ -199,7 +214,7 @@ class Run:
     def _writer(self, what: str) -> Writer | None:
         w = self._w
         if w is not None:
-            if w.ready != _FORKS[0]:
+            if w.ready != FORKS[0]:
                 w.ensure()
             return w
         self._not_recording(what)
@@ -223,7 +238,7 @@ class Run:
         if w is None:
             self._not_recording("add_metrics")
             return
-        if w.ready != _FORKS[0]:  # first call, or a forked child
+        if w.ready != FORKS[0]:  # first call, or a forked child
             w.ensure()
         w.metrics.append((key, value, step, _time()))
         if len(w.metrics) >= w.settings.flush_size:
@@ -523,7 +538,7 @@ class Run:
 
     def add_git_state(self, path: str | os.PathLike[str] | None = None) -> None:
         """Commit, branch, dirty flag and remote (no credentials) of the app's work tree."""
-        state = identity.git_state(path or _app_dir(), full=True)
+        state = identity.git_state(path or app_dir(), full=True)
         if state:
             self._event("git", "add_git_state", name="app", state=state)
 
@@ -559,7 +574,7 @@ class Run:
     def _log_line(self, line: str) -> None:
         w = self._w
         if w is not None:
-            if w.ready != _FORKS[0]:
+            if w.ready != FORKS[0]:
                 w.ensure()
             w.logs.append(line)
 
@@ -696,7 +711,7 @@ def _current_notebook() -> Path | None:
     return None
 
 
-def _app_dir() -> str:
+def app_dir() -> str:
     """Where the app's code state is read: the working directory, as datasets and models do,
     so that a run, the datasets it wrote and the model it published name the same commit."""
     return os.getcwd()

@@ -32,18 +32,18 @@ METRICS, EVENTS, LOGS = "metrics", "events", "logs"
 # How many forks this process descends from, bumped in each forked child. A process-level fact
 # (like the pid), not a registry: it lets the hot path detect a fork with one comparison
 # instead of a getpid() system call per metric.
-_FORKS = [0]
+FORKS = [0]
 
 
 def _forked() -> None:
-    _FORKS[0] += 1
+    FORKS[0] += 1
 
 
 os.register_at_fork(after_in_child=_forked)
 
 
 def fork_generation() -> int:
-    return _FORKS[0]
+    return FORKS[0]
 
 
 _PLAIN = (float, int)  # metric values serialised as-is; anything else goes through float()
@@ -105,10 +105,10 @@ class Writer:
     def _fresh(self) -> None:
         """(Re)initialise everything process-specific: also called in a forked child."""
         self.pid = os.getpid()
-        self.gen = _FORKS[0]
+        self.gen = FORKS[0]
         self.ready = (
             -1
-        )  # == _FORKS[0] once the flusher runs in this process: the hot path's only check
+        )  # == FORKS[0] once the flusher runs in this process: the hot path's only check
         self.writer_id = f"{socket.gethostname()[:40]}-{self.pid}-{secrets.token_hex(3)}"
         self.seq = 0
         self.metrics: deque[tuple[Any, Any, Any, float]] = deque()
@@ -148,7 +148,7 @@ class Writer:
 
     def ensure(self) -> None:
         """Called when ``ready`` is stale: adopt a fork, start the flusher."""
-        if self.gen != _FORKS[0]:
+        if self.gen != FORKS[0]:
             # A forked child: the parent's unflushed records are the parent's to write.
             self._fresh()
         if self._thread is None and not self._closed:
@@ -156,11 +156,11 @@ class Writer:
                 target=self._loop, name=f"hml-tracking-{self.label}", daemon=True
             )
             self._thread.start()
-            self.ready = _FORKS[0]
+            self.ready = FORKS[0]
 
     @property
     def forked(self) -> bool:
-        return self.gen != _FORKS[0]
+        return self.gen != FORKS[0]
 
     def kick(self) -> None:
         self._wake.set()
@@ -176,7 +176,7 @@ class Writer:
     # -- flushing --------------------------------------------------------------------------------
     def flush(self) -> None:
         """Write what is buffered (and retry what failed before). Never raises."""
-        if self.gen != _FORKS[0]:
+        if self.gen != FORKS[0]:
             self._fresh()
             return
         with self._lock:
@@ -282,7 +282,7 @@ class Writer:
     # -- closing ----------------------------------------------------------------------------------
     def close(self) -> Report:
         """Stop the flusher, write what is left, and report losses once. Idempotent."""
-        if self._closed or self.gen != _FORKS[0]:
+        if self._closed or self.gen != FORKS[0]:
             return self.report
         self._closed = True
         self.ready = -1

@@ -435,3 +435,16 @@ def test_an_overridden_get_hash_id_places_objects(tmp_path: Path) -> None:
     with other.chunk_writer(home, token="job1") as writer:
         writer.append(g0)
     assert writer.count == 1
+
+
+def test_a_write_takes_its_lineage_explicitly(tmp_path: Path) -> None:
+    a = make(tmp_path, "a")
+    write(a, items(3))
+    b = make(tmp_path, "b")
+    with b.open("w", dependencies=[a]) as writer:
+        for obj in items(3):
+            writer.append(obj)
+    assert b.dependencies == ()  # the declared object is left as it was
+    assert [d["chkFileChecksum"] for d in b.read_def()["dependencies"]] == [a.checksum]
+    with pytest.raises(DatasetUsageError, match="not published"):
+        make(tmp_path, "c").open("w", dependencies=[make(tmp_path, "missing")])

@@ -375,7 +375,7 @@ def test_circular_lists_are_refused_like_json() -> None:
 def test_number_lists_match_on_random_floats(monkeypatch: pytest.MonkeyPatch) -> None:
     """The orjson path for lists of floats against json.dumps, every exponent; most lists
     must take the fast path (else this would test json against itself)."""
-    from hypermodel.data import model
+    from hypermodel.data import codegen as model
 
     slow = []
 

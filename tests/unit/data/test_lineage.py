@@ -8,7 +8,8 @@ from pathlib import Path
 import git
 import pytest
 
-from hypermodel.context import _CURRENT, OpContext
+from hypermodel.context import OpContext
+from hypermodel.context import op_context as entered
 from hypermodel.data import Dataset
 from hypermodel.data.lineage import NO_REPO_COMMIT, repo_state
 from tests.support import git_repo
@@ -37,11 +38,8 @@ def op_context(tmp_path: Path) -> Iterator[OpContext]:
         workdir=tmp_path,
         output_key="k",
     )
-    token = _CURRENT.set(ctx)
-    try:
+    with entered(ctx):
         yield ctx
-    finally:
-        _CURRENT.reset(token)
 
 
 def write(ds: Dataset, n: int = 5) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hypermodel.context import _CURRENT, OpContext
+from hypermodel.context import OpContext, op_context
 from hypermodel.data import (
     Dataset,
     DatasetExistsError,
@@ -39,11 +39,12 @@ class Run:
         self.ctx = in_run(root, run_id)
 
     def __enter__(self) -> OpContext:
-        self.token = _CURRENT.set(self.ctx)
+        self.scope = op_context(self.ctx)
+        self.scope.__enter__()
         return self.ctx
 
     def __exit__(self, *exc: object) -> None:
-        _CURRENT.reset(self.token)
+        self.scope.__exit__(None, None, None)
 
 
 def write(ds: Dataset, n: int) -> None:
