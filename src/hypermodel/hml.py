@@ -84,6 +84,7 @@ LAZY = {
     "ModelContainer": "hypermodel.serving.model",
     "RequestError": "hypermodel.serving.errors",
     "Number": "hypermodel.serving.schema",
+    "output_route": "hypermodel.serving.hypergol_contract",  # Hypergol's POST /output
     "ModelIntegrityError": "hypermodel.serving.errors",
     "BaseData": "hypermodel.data.model",
     "Dataset": "hypermodel.data.dataset",

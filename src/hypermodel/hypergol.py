@@ -19,6 +19,9 @@ Hypergol                   here
 ``Pipeline``               runs tasks in order (``Pipeline(tasks=[...]).run(threads=4)``)
 ``BaseTensorflowModel``,   ``hypermodel.tf`` (need TensorFlow: ``hypermodel[tf]``)
 ``BaseTensorflowModelBlock``, ``BaseBatchProcessor``, ``TensorflowModelManager``
+the generated FastAPI      ``output_route(inference_app, ...)`` in an ``@hml.inference``
+server's ``POST /output``  initialiser: a JSON list of records in, the list of outputs out,
+                           header ``x-model-long-name`` (also ``hml.output_route``)
 =========================  ==================================================================
 
 Names resolve on first use: importing this module imports neither the dataset machinery nor
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from .data.project import DatasetFactory
     from .data.project import Project as HypergolProject
     from .data.tasks import Delayed, OneToMany, OneToOne, Source
+    from .serving.hypergol_contract import output_route
     from .tf.batch import BaseBatchProcessor
     from .tf.manager import TensorflowModelManager
     from .tf.model import BaseTensorflowModel, BaseTensorflowModelBlock
@@ -61,6 +65,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "BaseTensorflowModelBlock": ("hypermodel.tf", "BaseTensorflowModelBlock"),
     "BaseBatchProcessor": ("hypermodel.tf", "BaseBatchProcessor"),
     "TensorflowModelManager": ("hypermodel.tf", "TensorflowModelManager"),
+    "output_route": ("hypermodel.serving.hypergol_contract", "output_route"),
 }
 
 
@@ -194,4 +199,5 @@ __all__ = [
     "Source",
     "Task",
     "TensorflowModelManager",
+    "output_route",
 ]

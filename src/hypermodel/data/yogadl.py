@@ -637,7 +637,12 @@ def _decode_spec(tf: Any, encoded: Any) -> Any:
 def make_tf_dataset(stream: Stream) -> Any:
     """YogaDL's ``yogadl.tensorflow.make_tf_dataset``: a ``tf.data.Dataset`` whose every
     iteration is the stream's next epoch. BaseData records become ``to_data()`` dicts (the
-    signature inferred from the first record as ``Stream.to_tf`` does)."""
+    signature inferred from the first record as ``Stream.to_tf`` does).
+
+    The stream keeps its place, as YogaDL's does: ``start_offset`` applies to its first epoch
+    only, so ``make_tf_dataset(ref.stream(start_offset=5)).repeat(3)`` over 10 records yields
+    25; iterating that dataset again (or each ``model.fit`` epoch) goes on with the next epochs.
+    To start over, make a new stream (``ref.stream(...)``)."""
     tf = _tf()
     ref = getattr(stream, "ref", None)
     if ref is not None and ref.kind == TENSOR:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar, Token
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -140,6 +140,7 @@ class Run:
         self.meta: dict[str, Any] = {}
         self._w: Writer | None = None
         self._log_handlers: dict[str, tuple[logging.Handler, int]] = {}
+        self._log_line_open = False  # the last recorded log message ended with '\r'
         self._tokens: list[Token[Run | None]] = []
         self._closed = False
         self._warned_closed = False
@@ -549,19 +550,26 @@ class Run:
             self._event("git", "add_package_repo_state", name=package, state=state)
 
     # -- logs --------------------------------------------------------------------------------------
-    def start_recording_logs(self, name: str | None = None) -> logging.Logger:
-        """Capture a logger (default: the root logger) into the run; returns that logger."""
+    def start_recording_logs(self, name: str | None = None) -> RecordingLogger:
+        """Capture a logger (default: the root logger) into the run; returns that logger, as a
+        :class:`RecordingLogger`: every ``logging.Logger`` method and attribute works on it, and
+        ``logger.stop_recording_logs()`` stops the capture (as ``run.stop_recording_logs(name)``).
+
+        A message that ends with ``"\\r"`` cancels its line break: the next message continues the
+        same line without a new time/level/logger prefix (``"Progress \\r"`` then ``"-\\r"`` ten
+        times reads ``... Progress ----------``)."""
         logger = logging.getLogger(name)
+        recording = RecordingLogger(self, logger, name)
         key = name or ""
         if key in self._log_handlers or self._writer("start_recording_logs") is None:
-            return logger
+            return recording
         handler = _RunLogHandler(self)
         level = logger.level
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)  # record info messages as the seed's example expects
         logger.addHandler(handler)
         self._log_handlers[key] = (handler, level)
-        return logger
+        return recording
 
     def stop_recording_logs(self, name: str | None = None) -> None:
         found = self._log_handlers.pop(name or "", None)
@@ -632,6 +640,40 @@ class Run:
             return None
 
 
+if TYPE_CHECKING:
+    _Adapter = logging.LoggerAdapter[logging.Logger]
+else:
+    _Adapter = logging.LoggerAdapter
+
+
+class RecordingLogger(_Adapter):
+    """What ``run.start_recording_logs(name)`` returns: the captured ``logging.Logger`` (its
+    methods and attributes, ``handlers``, ``setLevel``... all reach it) with
+    ``stop_recording_logs()``, which stops recording it into the run."""
+
+    def __init__(self, run: Run, logger: logging.Logger, name: str | None) -> None:
+        super().__init__(logger, {})
+        self.run = run
+        self.recorded_name = name
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return msg, kwargs  # the caller's extra= is kept (the default would replace it)
+
+    def stop_recording_logs(self) -> None:
+        """Stop recording this logger into the run (``run.stop_recording_logs(name)``)."""
+        self.run.stop_recording_logs(self.recorded_name)
+
+    def __getattr__(self, attribute: str) -> Any:
+        logger = self.__dict__.get("logger")
+        if logger is None or attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return getattr(logger, attribute)
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.logger.getEffectiveLevel())
+        return f"<RecordingLogger {self.logger.name} ({level}) of run {self.run.name!r}>"
+
+
 class _RunLogHandler(logging.Handler):
     def __init__(self, run: Run) -> None:
         super().__init__()
@@ -640,11 +682,20 @@ class _RunLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = self.format(record)
-            end = "" if record.getMessage().endswith("\r") else "\n"  # '\r' continues the line
-            self.run._log_line(text.rstrip("\r") + end)
+            message = record.getMessage()
+            continued = message.endswith("\r")  # '\r' cancels the line break
+            with _LINE_LOCK:
+                if self.run._log_line_open:  # the previous message asked to stay on its line
+                    text = message
+                else:
+                    text = self.format(record)
+                self.run._log_line_open = continued
+                self.run._log_line(text.rstrip("\r") + ("" if continued else "\n"))
         except Exception:
             self.handleError(record)
+
+
+_LINE_LOCK = threading.Lock()
 
 
 def _storage_for(root: str | None, storage: Storage | None, ctx: Any) -> Storage | BaseException:
