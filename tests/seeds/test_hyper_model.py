@@ -56,12 +56,12 @@ import yaml
 
 from hypermodel.models import ModelStore
 from hypermodel.storage.local import LocalStorage
+from tests.integration.fake_kfp import API, TOKEN, FakeKfp, kfp
 from tests.integration.k8s_server import (
     Cluster,
     k8s_cluster,
     k8s_namespace,
 )
-from tests.integration.test_kfp_deploy import API, TOKEN, FakeKfp, kfp
 from tests.seeds.conftest import install_console_script, sh
 from tests.support import free_port, require_module, wait_for_port
 
