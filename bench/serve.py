@@ -1,11 +1,14 @@
 """bench serve: wrk against `<app> inference run-prod` vs the same handler in bare Flask+waitress
 and vs `mlflow models serve` on the same model, and the same server with the route's model
 calls batched across concurrent requests (inference_app.batch); `--soak N` adds an N-second
-full-load soak.
+full-load soak. Beside those, the same model served by an alias with a poll running (against
+the same server pinned to the version), and a route of named features with drift counting on
+(the model published with its training distributions) against off (published without).
 
     python bench/serve.py                       # 5 interleaved rounds of 8 s per server and model
     python bench/serve.py --soak 60             # plus a 60 s soak of run-prod (errors, RSS)
     python bench/serve.py --model tree          # only the depth-3 tree
+    python bench/serve.py --model tree --no-mlflow --duration 4   # a short run on a shared machine
 
 Two models: the demo's (RandomForest, 100 trees, depth 4, on sklearn's wine data), where
 prediction time dominates, and a depth-3 tree, where the server's own overhead dominates.
@@ -35,6 +38,13 @@ from _common import PYTHON, REPO, line, ratio  # bench/ is on sys.path when run 
 BENCH = "serve"
 BATCHED = "hypermodel run-prod, batched route"
 V2 = "hypermodel run-prod, v2 infer route"  # the same server's Open Inference Protocol route
+OURS_LATEST = "hypermodel run-prod"  # loads 'latest' (followed, polled every 30 s by default)
+PINNED = "hypermodel run-prod, pinned version"  # --model bench-clf=<version>: nothing followed
+ALIAS = "hypermodel run-prod, by alias"  # --model bench-clf=production, polled every second
+DRIFT_ON = "hypermodel run-prod, named features, drift on"
+DRIFT_OFF = "hypermodel run-prod, named features, drift off"
+ALIAS_POLL_SECONDS = 1  # far more often than the default 30 s, so the poll's cost would show
+NAMED_PATH = "/predict-named"
 MLFLOW_VENV = REPO / "bench" / ".venv-mlflow"
 ROW = [13.2, 1.78, 2.14, 11.2, 100.0, 2.65, 2.76, 0.26, 1.28, 4.38, 1.05, 3.4, 1050.0]
 
@@ -78,6 +88,50 @@ OURS_BATCHED = OURS.replace(
     "    @inference_app.route",
 ).replace("int(model.predict(np.asarray([wine.features]))[0])", "int(batched(wine.features))")
 assert "batched = inference_app.batch(" in OURS_BATCHED and "int(batched(" in OURS_BATCHED
+
+# A route whose input record names the model's features, so that drift counting reads them (a
+# record of one `features` list names no feature): drift on when the published model carries
+# its training distributions, off when it does not; the handler is the same.
+NAMES = [f"x{i}" for i in range(len(ROW))]
+OURS_NAMED = (
+    textwrap.dedent(
+        """
+    from hypermodel import hml
+    from hypermodel.data.model import BaseData
+    from hypermodel.serving.model import ModelContainer
+
+    app = hml.HmlApp("bench", package_entrypoint="bench")
+    NAMES = {names!r}
+
+
+    class Wine(BaseData):
+        {fields}
+
+
+    class Prediction(BaseData):
+        cultivar: int
+
+
+    @hml.inference(app.inference)
+    def init(inference_app):
+        import numpy as np
+
+        model = inference_app.load_model(ModelContainer("bench-clf"))
+
+        @inference_app.route("{path}", input=Wine, output=Prediction)
+        def predict(wine):
+            row = [getattr(wine, name) for name in NAMES]
+            return Prediction(cultivar=int(model.predict(np.asarray([row]))[0]))
+
+
+    if __name__ == "__main__":
+        app.start()
+    """
+    )
+    .replace("{names!r}", repr(NAMES))
+    .replace("{fields}", "\n    ".join(f"{name}: float" for name in NAMES))
+    .replace("{path}", NAMED_PATH)
+)
 
 BARE = textwrap.dedent(
     """
@@ -126,6 +180,30 @@ def train(kind: str, work: Path) -> Path:
     return path
 
 
+def get_json(url: str) -> Any:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def check_variants(urls: dict[str, str]) -> None:
+    """The variant lines measure what they say: the alias server follows 'production' and has
+    polled it, the drift-on server counted the load's features, the drift-off server none."""
+    base = {name: url.rsplit("/", 1)[0] for name, url in urls.items()}
+    followed = get_json(f"{base[ALIAS]}/readyz").get("details", {}).get("bench-clf", {})
+    if followed.get("ref") != "production" or not followed.get("last_check"):
+        raise RuntimeError(f"the by-alias server does not follow and poll 'production': {followed}")
+    if get_json(f"{base[PINNED]}/readyz").get("details"):
+        raise RuntimeError("the pinned-version server follows a moving ref; it should not")
+    counted = get_json(f"{base[DRIFT_ON]}/").get("drift", {}).get("bench-clf", {})
+    samples = counted.get("numeric", {}).get(NAMES[0], {}).get("samples", 0)
+    if samples < 100:
+        raise RuntimeError(f"the drift-on server counted {samples} values of {NAMES[0]}: {counted}")
+    if get_json(f"{base[DRIFT_OFF]}/").get("drift"):
+        raise RuntimeError("the drift-off server counts drift; it should not")
+
+
 def free_port() -> int:
     import socket
 
@@ -155,6 +233,8 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
 
 
 def payload_for(url: str) -> dict[str, Any]:
+    if url.endswith(NAMED_PATH):
+        return dict(zip(NAMES, ROW, strict=True))
     if url.endswith("/infer"):
         return {"inputs": [{"name": "x", "shape": [1, len(ROW)], "datatype": "FP64", "data": ROW}]}
     return {"inputs": [ROW]} if url.endswith("/invocations") else {"features": ROW}
@@ -177,21 +257,34 @@ def start(
 
 
 def start_ours(
-    model_path: Path, work: Path, batched: bool = False
+    model_path: Path, work: Path, variant: str = "latest"
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """run-prod on the model, published to a bucket of its own. ``variant``: ``latest`` (the
+    app's own ref), ``batched``, ``version`` (--model pins the version), ``alias`` (--model
+    follows 'production', polled every ALIAS_POLL_SECONDS), ``drift-on`` / ``drift-off`` (the
+    named-features route; the model published with / without its training distributions)."""
     import joblib
 
     from hypermodel import hml
+    from hypermodel.models.store import ModelStore
     from hypermodel.serving.model import ModelContainer
 
-    root = work / "bucket"
+    root = work / f"bucket-{variant}"
+    bucket_app = hml.HmlApp("bench", root=str(root))
     mc = ModelContainer("bench-clf")
     mc.model = joblib.load(model_path)
-    mc.publish(hml.HmlApp("bench", root=str(root)))
-    script = "ours_batched_app.py" if batched else "ours_app.py"
-    (work / script).write_text(OURS_BATCHED if batched else OURS)
+    if variant == "drift-on":
+        import pandas as pd
+        from sklearn.datasets import load_wine
+
+        mc.analyze_distributions(pd.DataFrame(load_wine().data, columns=NAMES), numeric=NAMES)
+    ref = mc.publish(bucket_app)
+    source = {"batched": OURS_BATCHED, "drift-on": OURS_NAMED, "drift-off": OURS_NAMED}
+    script = f"ours_{variant.replace('-', '_')}_app.py"
+    (work / script).write_text(source.get(variant, OURS))
     port = free_port()
-    url = f"http://127.0.0.1:{port}/predict"
+    path = NAMED_PATH if variant.startswith("drift") else "/predict"
+    url = f"http://127.0.0.1:{port}{path}"
     cmd = [
         PYTHON,
         script,
@@ -204,8 +297,17 @@ def start_ours(
         "--threads",
         "8",
     ]
-    name = "ours-batched" if batched else "ours"
-    return start(name, cmd, url, work, {"HML_ROOT": str(root)}), url
+    if variant == "version":
+        cmd += ["--model", f"bench-clf={ref.version}"]
+    elif variant == "alias":
+        ModelStore(bucket_app.storage()).set_alias("bench-clf", "production", ref.version)
+        cmd += [
+            "--model",
+            "bench-clf=production",
+            "--model-poll-seconds",
+            str(ALIAS_POLL_SECONDS),
+        ]
+    return start(f"ours-{variant}", cmd, url, work, {"HML_ROOT": str(root)}), url
 
 
 def start_bare(model_path: Path, work: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -378,16 +480,23 @@ def soak(url: str, proc: subprocess.Popen[bytes], seconds: int, work: Path) -> N
 
 
 def measure(kind: str, args: argparse.Namespace, work: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the four servers on model ``kind``, run interleaved rounds, print lines; keep ours up."""
+    """Start the servers on model ``kind``, run interleaved rounds, print lines; keep ours up."""
     model_path = train(kind, work)
     tag = f"[{kind}]"
     procs: dict[str, subprocess.Popen[bytes] | None] = {}
     urls: dict[str, str] = {}
     try:
-        procs["hypermodel run-prod"], urls["hypermodel run-prod"] = start_ours(model_path, work)
+        procs[OURS_LATEST], urls[OURS_LATEST] = start_ours(model_path, work)
         procs["bare flask+waitress"], urls["bare flask+waitress"] = start_bare(model_path, work)
-        procs[BATCHED], urls[BATCHED] = start_ours(model_path, work, batched=True)
-        urls[V2] = urls["hypermodel run-prod"].replace("/predict", "/v2/models/bench-clf/infer")
+        procs[BATCHED], urls[BATCHED] = start_ours(model_path, work, "batched")
+        urls[V2] = urls[OURS_LATEST].replace("/predict", "/v2/models/bench-clf/infer")
+        for name, variant in (
+            (PINNED, "version"),
+            (ALIAS, "alias"),
+            (DRIFT_OFF, "drift-off"),
+            (DRIFT_ON, "drift-on"),
+        ):
+            procs[name], urls[name] = start_ours(model_path, work, variant)
         if args.no_mlflow:
             print(f"{BENCH}: {tag} mlflow skipped: --no-mlflow")
         else:
@@ -405,9 +514,10 @@ def measure(kind: str, args: argparse.Namespace, work: Path) -> tuple[subprocess
             # from other work on the shared machine hit every server alike.
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 runs[name].append(wrk(urls[name], args.duration, work))
+        check_variants(urls)
         for name, r in runs.items():
             report(f"{tag} {name}", r)
-        ours = runs["hypermodel run-prod"]
+        ours = runs[OURS_LATEST]
         for peer, target in (
             ("bare flask+waitress", ">= 0.9x"),
             ("mlflow models serve", ">= 1.5x"),
@@ -425,6 +535,21 @@ def measure(kind: str, args: argparse.Namespace, work: Path) -> tuple[subprocess
         ratio(
             BENCH, f"{tag} {V2}", "its typed /predict (req/s)", statistics.median(paired), ">= 0.8x"
         )
+        for ours_name, base, what in (
+            (ALIAS, PINNED, "the same server pinned to the version"),
+            (DRIFT_ON, DRIFT_OFF, "drift off"),
+        ):
+            paired = [a["rps"] / b["rps"] for a, b in zip(runs[ours_name], runs[base], strict=True)]
+            ratio(
+                BENCH,
+                f"{tag} {ours_name}",
+                f"{what} (req/s)",
+                statistics.median(paired),
+                ">= 0.95x",
+            )
+            # the spread: how large a difference the shared machine lets this run resolve
+            shown = " ".join(f"{p:.2f}" for p in sorted(paired))
+            print(f"{BENCH}: {tag} {ours_name}: per-round ratios {shown}", flush=True)
         if "mlflow models serve" in runs:
             paired = [
                 o["rps"] / p["rps"]
@@ -437,9 +562,9 @@ def measure(kind: str, args: argparse.Namespace, work: Path) -> tuple[subprocess
                 statistics.median(paired),
                 ">= 1.5x",
             )
-        ours_proc = procs.pop("hypermodel run-prod")
+        ours_proc = procs.pop(OURS_LATEST)
         assert ours_proc is not None
-        return ours_proc, urls["hypermodel run-prod"]
+        return ours_proc, urls[OURS_LATEST]
     finally:
         for proc in procs.values():
             stop(proc)

@@ -345,7 +345,7 @@ def test_canary_beside_the_stable_then_abort(deployer: Deployer, tmp_path: Any) 
     code, _, err = deployer(make_app(), "--promote")
     assert code == 1
     assert "no canary runs beside deployment/shop-inference" in err
-    assert "--canary [MODEL=]VERSION" in err and "Traceback" not in err
+    assert "--canary [MODEL=]REF" in err and "Traceback" not in err
 
 
 def test_canary_ingress_with_the_exact_weight(deployer: Deployer, tmp_path: Any) -> None:
@@ -387,3 +387,61 @@ def test_canary_ingress_with_the_exact_weight(deployer: Deployer, tmp_path: Any)
         assert deployer.get(path) is None
     assert deployer.get(DEPLOYMENTS)["spec"]["replicas"] == 2
     assert deployer.get(INGRESSES) is not None
+
+
+def test_stable_follows_an_alias_and_a_canary_pins_what_another_names(
+    deployer: Deployer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.unit.k8s.apps import publish, set_alias
+
+    bucket = tmp_path / "bucket"
+    publish(bucket, "wine-classifier", "v1")
+    digest = publish(bucket, "wine-classifier", "v2")
+    set_alias(bucket, "wine-classifier", "production", "v1")
+    set_alias(bucket, "wine-classifier", "staging", "v2")
+    token = "deployer-own-admin-token-0123456789"
+    monkeypatch.setenv("HML_ADMIN_TOKEN", token)  # never passed on
+    base = (
+        "--host-root",
+        str(bucket),
+        "--replicas",
+        "2",
+        "--model",
+        "wine-classifier=production",
+        "--model-poll-seconds",
+        "10",
+        "--admin-token-secret",
+        "shop-admin:reload",
+    )
+    code, out, err = deployer(make_app(), *base)
+    assert code == 0, err
+    stable = deployer.get(DEPLOYMENTS)
+    env = env_of(stable)
+    assert (env["HML_MODELS"], env["HML_MODEL_POLL_SECONDS"]) == (
+        "wine-classifier=production",
+        "10",
+    )
+    assert env["HML_ADMIN_TOKEN"] == {"secretKeyRef": {"name": "shop-admin", "key": "reload"}}
+    assert "HML_MODEL_SHA256_WINE_CLASSIFIER" not in env
+    assert token not in json.dumps(stable) + out + err
+
+    code, out, err = deployer(make_app(), *base, "--canary", "wine-classifier=staging")
+    assert code == 0, err
+    assert "serves wine-classifier=v2 ('staging' at deploy time)" in err
+    canary = deployer.get(CANARY)
+    assert env_of(canary)["HML_MODELS"] == "wine-classifier=v2"
+    assert env_of(canary)["HML_MODEL_SHA256_WINE_CLASSIFIER"] == digest
+    assert json.loads(canary["metadata"]["annotations"]["hypermodel/canary"])["ref"] == "staging"
+    assert env_of(deployer.get(DEPLOYMENTS))["HML_MODELS"] == "wine-classifier=production"
+
+    # `inference promote` is `deploy --promote`: the stable would take the canary's pinned v2
+    argv = ["inference", "promote", "--kubeconfig", str(deployer.cluster.kubeconfig)]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(make_app().cli(), [*argv, "-n", deployer.namespace, "--dry-run"], prog_name="shop")
+    out, err = deployer.capsys.readouterr()
+    assert exit_info.value.code == 0, err
+    (promoted,) = list(yaml.safe_load_all(out))
+    assert env_of(promoted)["HML_MODELS"] == "wine-classifier=v2"
+    assert "would delete deployment/shop-inference-canary" in err
+    assert deployer(make_app(), "--abort-canary")[0] == 0
+    assert deployer.get(CANARY) is None

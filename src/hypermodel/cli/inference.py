@@ -254,7 +254,9 @@ def inference_group(app: HmlApp) -> click.Group:
         app.inference.build()
         click.echo(json.dumps(openapi_document(app.inference), indent=2))
 
-    # `deploy` lives in its own module (it needs the kubernetes client); omitted when absent.
+    # `deploy` and `promote` live in their own module (it needs the kubernetes client); omitted when absent.
     if importlib.util.find_spec(_DEPLOY_MODULE) is not None:
-        group.add_command(importlib.import_module(_DEPLOY_MODULE).deploy_command(app))
+        deploy_module = importlib.import_module(_DEPLOY_MODULE)
+        group.add_command(deploy_module.deploy_command(app))
+        group.add_command(deploy_module.promote_command(app))
     return group

@@ -1,5 +1,6 @@
 """``<app> inference deploy``: create or patch the inference server's Kubernetes objects, and
-run a canary of another model version beside it (``--canary``, ``--promote``, ``--abort-canary``)."""
+run a canary of another model version beside it (``--canary``, ``--promote``, ``--abort-canary``;
+``inference promote`` is ``deploy --promote``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..k8s.manifests import (
     parse_hpa,
     parse_model_pin,
     parse_model_version,
+    parse_secret_key,
     render_manifests,
     to_yaml,
 )
@@ -115,15 +117,35 @@ def deploy_command(app: HmlApp) -> click.Command:
         "--model",
         "models",
         multiple=True,
-        metavar="[MODEL=]VERSION",
-        help="Serve this published version instead of the latest (run-prod --model), with its "
-        "digest pinned when the pods' bucket is readable here. Repeatable.",
+        metavar="[MODEL=]REF",
+        help="What the pods serve instead of what the app loads (run-prod --model): a "
+        "published version, pinned with its digest when the pods' bucket is readable here, "
+        "or 'latest' or an alias such as 'production', which the pods follow (HML_MODELS; "
+        "reloaded when it moves, see --model-poll-seconds). Repeatable.",
+    )
+    @click.option(
+        "--model-poll-seconds",
+        type=click.FloatRange(min=0),
+        default=None,
+        metavar="SECONDS",
+        help="How often the pods check whether a model served by 'latest' or an alias moved "
+        "(HML_MODEL_POLL_SECONDS; run-prod's default 30; 0: only on POST /-/reload).",
+    )
+    @click.option(
+        "--admin-token-secret",
+        default=None,
+        metavar="SECRET[:KEY]",
+        help="Enable POST /-/reload: the pods' HML_ADMIN_TOKEN is taken from this Kubernetes "
+        "Secret's KEY (default 'token'). Give the Secret's name, never the token: `kubectl "
+        "create secret generic SECRET --from-literal=token=...`.",
     )
     @click.option(
         "--canary",
         default=None,
-        metavar="[MODEL=]VERSION",
-        help="Also run a canary Deployment serving this model version beside the stable one.",
+        metavar="[MODEL=]REF",
+        help="Also run a canary Deployment serving this model version beside the stable one; "
+        "'latest' or an alias is resolved here to the version (and digest) it names now, "
+        "which the canary pins.",
     )
     @click.option(
         "--weight",
@@ -173,6 +195,8 @@ def deploy_command(app: HmlApp) -> click.Command:
         connection_limit: int | None,
         channel_timeout: int | None,
         models: tuple[str, ...],
+        model_poll_seconds: float | None,
+        admin_token_secret: str | None,
         canary: str | None,
         weight: int | None,
         promote: bool,
@@ -191,7 +215,10 @@ def deploy_command(app: HmlApp) -> click.Command:
         if wait and dry_run:
             raise UsageError("--wait needs a cluster: drop --dry-run or --wait")
         if weight is not None and canary is None:
-            raise UsageError("--weight applies to --canary: add --canary [MODEL=]VERSION")
+            raise UsageError("--weight applies to --canary: add --canary [MODEL=]REF")
+        token_secret = (
+            parse_secret_key(admin_token_secret) if admin_token_secret is not None else None
+        )
         if promote or abort_canary:
             given = [
                 flag
@@ -203,6 +230,8 @@ def deploy_command(app: HmlApp) -> click.Command:
                     ("--replicas", replicas),
                     ("--model", models),
                     ("--model-sha256", model_sha256),
+                    ("--model-poll-seconds", model_poll_seconds is not None),
+                    ("--admin-token-secret", admin_token_secret is not None),
                 )
                 if value not in (None, False, ())
             ]
@@ -229,6 +258,8 @@ def deploy_command(app: HmlApp) -> click.Command:
             models=tuple(parse_model_version(m) for m in models),
             canary=parse_model_version(canary, "--canary") if canary else None,
             weight=weight or DEFAULT_WEIGHT,
+            model_poll_seconds=model_poll_seconds,
+            admin_token_secret=token_secret,
         )
         manifests = render_manifests(AppSpec.of(app), options)
         from ..k8s.canary import describe_canary
@@ -242,6 +273,50 @@ def deploy_command(app: HmlApp) -> click.Command:
         _deploy(app, manifests, kubeconfig, context, wait, timeout or DEFAULT_WAIT_TIMEOUT)
 
     return deploy
+
+
+def promote_command(app: HmlApp) -> click.Command:
+    """``inference promote``: ``inference deploy --promote`` as a command of its own."""
+
+    @click.command("promote")
+    @click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Print the stable Deployment as it would be promoted, and what would be deleted.",
+    )
+    @click.option(
+        "--namespace",
+        "-n",
+        default=None,
+        help=f"Namespace of the canary (default: the app's, '{app.k8s_namespace}').",
+    )
+    @click.option(
+        "--kubeconfig",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="kubeconfig file (default $KUBECONFIG or ~/.kube/config; in-cluster inside a pod).",
+    )
+    @click.option("--context", default=None, help="kubeconfig context (default: the current one).")
+    @click.option(
+        "--timeout",
+        type=click.FloatRange(min=1),
+        default=None,
+        metavar="SECONDS",
+        help=f"Give up waiting for the stable rollout after this long (default "
+        f"{DEFAULT_WAIT_TIMEOUT:.0f}s); the canary is kept then.",
+    )
+    def promote(
+        dry_run: bool,
+        namespace: str | None,
+        kubeconfig: str | None,
+        context: str | None,
+        timeout: float | None,
+    ) -> None:
+        """Finish the running canary: roll the stable Deployment to the canary's version, wait
+        for it, then delete the canary (the same as `inference deploy --promote`)."""
+        _promote(app, namespace, kubeconfig, context, dry_run, True, timeout)
+
+    return promote
 
 
 def _deploy(
@@ -308,7 +383,7 @@ def _connect_to_canary(
         if live is None:
             raise KubernetesError(
                 f"no canary runs beside deployment/{stable} in namespace '{cfg.namespace}' at "
-                f"{server_url(api)}: start one with `inference deploy --canary [MODEL=]VERSION`"
+                f"{server_url(api)}: start one with `inference deploy --canary [MODEL=]REF`"
             )
     except BaseException:
         api.close()

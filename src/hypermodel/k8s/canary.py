@@ -1,8 +1,12 @@
-"""Canary rollouts of the inference server: a second Deployment serving another model version.
+"""Canary rollouts of the inference server: a second Deployment serving another model version,
+and which model versions (or moving references) the pods serve.
 
-``inference deploy --canary [MODEL=]VERSION --weight W`` renders, beside the stable objects, a
+``inference deploy --canary [MODEL=]REF --weight W`` renders, beside the stable objects, a
 Deployment ``<name>-canary`` whose pods run ``run-prod --model MODEL=VERSION`` (and pin that
-version's digest when the bucket the pods read is readable here). How the requests reach it:
+version's digest when the bucket the pods read is readable here). REF is a version, or
+``latest`` or an alias, which is resolved through the model store here, at deploy time: the
+canary pins the version (and digest) it named then, and does not follow it. How the requests
+reach it:
 
 - without an Ingress, the Service selects the pods of both Deployments, so the canary answers
   its share of the pods: the replicas are split by the weight (:func:`split_replicas`);
@@ -14,6 +18,12 @@ version's digest when the bucket the pods read is readable here). How the reques
 canary's version), waits for it, then deletes the canary objects; ``--abort-canary`` restores
 the stable replicas and deletes them. Both read what to do from the cluster: the stable and
 canary Deployments' last applied manifests and the canary's record annotation.
+
+``inference deploy --model MODEL=REF`` chooses what the stable pods serve: a version is pinned
+like the canary's; ``latest`` or an alias is passed on as ``HML_MODELS`` (run-prod's
+``--model`` from the environment), which the pods resolve when they load and then follow
+(hot reload), so nothing pins its digest. Once a Deployment follows a reference, every model
+it selects goes into ``HML_MODELS`` (run-prod's ``--model`` arguments would override it).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ if TYPE_CHECKING:
     from ..dsl.config import AppSpec
     from ..serving.app import HmlInferenceDeployment
 
+MODELS_ENV = "HML_MODELS"  # run-prod --model NAME=REF, space-separated, read from the pod's env
 LABEL_TRACK = "hypermodel/track"
 CANARY_RECORD = "hypermodel/canary"  # on the canary Deployment: model, version, weight, replicas
 NGINX_CANARY = "nginx.ingress.kubernetes.io/canary"
@@ -56,10 +67,24 @@ class ModelVersion:
     model: str
     version: str
     sha256: str | None = None
+    ref: str | None = None  # the alias or 'latest' it was resolved from at deploy time
 
     @property
     def text(self) -> str:
         return f"{self.model}={self.version}"
+
+
+@dataclass(frozen=True)
+class MovingRef:
+    """A model served by ``latest`` or an alias: the pods resolve it and follow it."""
+
+    model: str
+    ref: str
+    version: str | None = None  # what it names now, when the pods' bucket is readable here
+
+    @property
+    def text(self) -> str:
+        return f"{self.model}={self.ref}"
 
 
 def canary_name(stable: str) -> str:
@@ -91,10 +116,89 @@ def model_version(
 ) -> ModelVersion:
     """``model``'s ``version`` as published in the pods' bucket, with its digest; the model is
     found by its version when not given. Where the bucket cannot be read here the digest stays
-    unknown (and the model must be named)."""
+    unknown (and the model must be named). ``latest`` or an alias is resolved to the version
+    it names now (the bucket must be readable here)."""
+    selected = model_ref(spec, cfg, model, version, option, follow=False)
+    assert isinstance(selected, ModelVersion)
+    return selected
+
+
+def model_ref(
+    spec: AppSpec,
+    cfg: HmlInferenceDeployment,
+    model: str | None,
+    ref: str,
+    option: str,
+    *,
+    follow: bool,
+) -> ModelVersion | MovingRef:
+    """What ``--model``/``--canary`` ``[MODEL=]REF`` selects: a version (with its digest when
+    the pods' bucket is readable here), or, for ``latest`` or an alias, a :class:`MovingRef`
+    the pods follow (``follow=True``) or the version it names now (``follow=False``)."""
+    from ..models.aliases import is_alias_name
     from ..names import check_name
 
-    check_name(version, "model version")
+    if ref != "latest" and not is_alias_name(ref):
+        return _published_version(spec, cfg, model, check_name(ref, "model version"), option)
+    root = pods_root(spec, cfg)
+    if root is None:
+        if not follow:
+            raise UsageError(
+                f"{option} {model or ''}{'=' if model else ''}{ref}: '{ref}' is resolved to a "
+                "version and its digest at deploy time, and the pods' bucket cannot be read "
+                f"from here: give the version ({option} MODEL=VERSION), or deploy where the "
+                "bucket is readable (a gs:// or s3:// root, or --host-root)"
+            )
+        if model is None:
+            raise UsageError(
+                f"{option} {ref}: name the model ({option} MODEL={ref}); the pods' bucket "
+                "cannot be read from here to find which model it is"
+            )
+        _log.warning(
+            "%s %s=%s: the pods' bucket cannot be read from here, so whether '%s' names a "
+            "version is not checked; the pods resolve it when they load",
+            option,
+            model,
+            ref,
+            ref,
+        )
+        return MovingRef(check_name(model, "model"), ref)
+    from ..models.store import ModelStore
+    from ..storage import open_storage
+
+    store = ModelStore(open_storage(root))
+    name = model or ""
+    try:
+        name = check_name(model, "model") if model else _only_model(store, ref, option)
+        reference = store.resolve(name, ref)
+    except NotFoundError as exc:
+        raise DeclarationError(f"{option} {name}={ref}: {exc}") from None
+    except (OSError, StorageError) as exc:
+        raise DeclarationError(
+            f"{option} {name}={ref}: cannot read {store.storage.url} to resolve it: {exc}"
+        ) from exc
+    if reference.version == ref:  # a version named like an alias
+        return ModelVersion(name, ref, f"sha256:{reference.model_sha256}")
+    if follow:
+        return MovingRef(name, ref, reference.version)
+    return ModelVersion(name, reference.version, f"sha256:{reference.model_sha256}", ref)
+
+
+def _only_model(store: Any, ref: str, option: str) -> str:
+    models = store.models()
+    if len(models) == 1:
+        return str(models[0])
+    raise UsageError(
+        f"{option} {ref}: name the model ({option} MODEL={ref}); {store.storage.url} holds "
+        f"{'models ' + ', '.join(models) if models else 'no model'}"
+    )
+
+
+def _published_version(
+    spec: AppSpec, cfg: HmlInferenceDeployment, model: str | None, version: str, option: str
+) -> ModelVersion:
+    from ..names import check_name
+
     root = pods_root(spec, cfg)
     if root is None:
         if model is None:
@@ -151,18 +255,63 @@ def _versions(store: Any, model: str) -> list[str]:
     )
 
 
-def serve(cfg: HmlInferenceDeployment, version: ModelVersion) -> None:
-    """Have the pods of ``cfg`` serve ``version`` (``run-prod --model``), pinned when known."""
-    cfg.with_model_version(version.model, version.version)
-    if version.sha256:
-        cfg.with_model_sha256(version.sha256, version.model)
+def serve(cfg: HmlInferenceDeployment, selected: ModelVersion | MovingRef) -> None:
+    """Have the pods of ``cfg`` serve ``selected``: a version pinned with its digest when known,
+    or a moving reference they follow."""
+    if isinstance(selected, MovingRef):
+        _check_not_pinned(cfg, selected)
+        _select_in_env(cfg, selected.model, selected.ref)
+        return
+    if MODELS_ENV in cfg.env:  # run-prod's --model arguments would hide HML_MODELS
+        _select_in_env(cfg, selected.model, selected.version)
+    else:
+        cfg.with_model_version(selected.model, selected.version)
+    if selected.sha256:
+        cfg.with_model_sha256(selected.sha256, selected.model)
 
 
 def serve_versions(
     spec: AppSpec, cfg: HmlInferenceDeployment, models: tuple[tuple[str | None, str], ...]
 ) -> None:
-    for model, version in models:
-        serve(cfg, model_version(spec, cfg, model, version, "--model"))
+    for model, ref in models:
+        serve(cfg, model_ref(spec, cfg, model, ref, "--model", follow=True))
+
+
+def models_in_env(cfg: HmlInferenceDeployment) -> dict[str, str]:
+    """The ``HML_MODELS`` entries of ``cfg``: model -> ref."""
+    text = cfg.env.get(MODELS_ENV, "")
+    refs = {}
+    for item in text.split():
+        name, sep, ref = item.partition("=")
+        if not sep or not name or not ref:
+            raise DeclarationError(
+                f"{MODELS_ENV} of the inference Deployment holds {item!r}, which is not "
+                "NAME=REF: set it to space-separated NAME=REF entries, or use `inference "
+                "deploy --model NAME=REF`"
+            )
+        refs[name] = ref
+    return refs
+
+
+def _select_in_env(cfg: HmlInferenceDeployment, model: str, ref: str) -> None:
+    refs = models_in_env(cfg)
+    refs.update(cfg.model_versions)  # every selection in one place: HML_MODELS
+    cfg.model_versions.clear()
+    refs[model] = ref
+    cfg.with_env(MODELS_ENV, " ".join(f"{m}={refs[m]}" for m in sorted(refs)))
+
+
+def _check_not_pinned(cfg: HmlInferenceDeployment, moving: MovingRef) -> None:
+    from ..serving.model import PIN_ENV, pin_env_name
+
+    pinned = [name for name in (pin_env_name(moving.model), PIN_ENV) if name in cfg.env]
+    if pinned:
+        raise DeclarationError(
+            f"--model {moving.text} follows '{moving.ref}', but the model's digest is pinned "
+            f"({pinned[0]}, from --model-sha256 or with_model_sha256): the next version "
+            f"'{moving.ref}' names would be refused; drop the pin, or serve a version "
+            f"(--model {moving.model}=VERSION) with its digest pinned"
+        )
 
 
 # -- rendering ------------------------------------------------------------------------------------
@@ -211,6 +360,7 @@ def canary_manifests(
         "sha256": version.sha256,
         "weight": weight,
         "replicas": None if cfg.hpa_min_replicas is not None else total,
+        **({"ref": version.ref} if version.ref else {}),
     }
     meta = {"name": ccfg.name, "namespace": cfg.namespace, "labels": labels}
     canary_deployment = deployment(spec, ccfg, meta, selector, labels)
@@ -235,7 +385,11 @@ def describe_canary(manifests: list[Manifest]) -> str | None:
         return None
     record = json.loads(_annotations(canary)[CANARY_RECORD])
     pinned = f" (digest {str(record['sha256'])[:19]}...)" if record.get("sha256") else ""
-    what = f"{canary_name(record['stable'])} serves {record['model']}={record['version']}{pinned}"
+    named = f" ('{record['ref']}' at deploy time)" if record.get("ref") else ""
+    what = (
+        f"{canary_name(record['stable'])} serves {record['model']}={record['version']}"
+        f"{named}{pinned}"
+    )
     route = next((m for m in manifests if NGINX_CANARY in _annotations(m)), None)
     if route is not None:
         host = route["spec"]["rules"][0]["host"]

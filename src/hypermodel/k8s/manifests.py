@@ -50,21 +50,65 @@ class DeployOptions:
     host_root: str | None = None  # a node directory mounted as the bucket root (HML_ROOT)
     connection_limit: int | None = None  # run-prod's --connection-limit, via the pod's env
     channel_timeout: int | None = None  # run-prod's --channel-timeout (seconds)
-    # (model or None for the one published with that version, version) the stable pods serve
+    # (model or None for the one published with that version, ref) the stable pods serve: a
+    # version is pinned, 'latest' or an alias goes into HML_MODELS and is followed (canary.py)
     models: tuple[tuple[str | None, str], ...] = ()
-    canary: tuple[str | None, str] | None = None  # the canary's (model or None, version)
+    canary: tuple[str | None, str] | None = None  # the canary's (model or None, version or alias)
     weight: int = 10  # percent of the requests the canary should answer
+    model_poll_seconds: float | None = None  # run-prod's --model-poll-seconds, via the pod's env
+    # (secret, key) whose value becomes the pod's HML_ADMIN_TOKEN (secretKeyRef: never read here)
+    admin_token_secret: tuple[str, str] | None = None
+
+
+POLL_ENV = "HML_MODEL_POLL_SECONDS"
+ADMIN_TOKEN_ENV = "HML_ADMIN_TOKEN"
+DEFAULT_ADMIN_TOKEN_KEY = "token"
+_SECRET_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 
 
 def parse_model_version(text: str, option: str = "--model") -> tuple[str | None, str]:
-    """``"wine-classifier=20261206-1"`` -> ("wine-classifier", version); a bare version leaves
-    the model to be found in the bucket (``None``)."""
+    """``"wine-classifier=20261206-1"`` -> ("wine-classifier", version); a bare version (or
+    alias) leaves the model to be found in the bucket (``None``). The ref may also be
+    ``latest`` or an alias (``wine-classifier=production``)."""
     model, sep, version = text.rpartition("=")
     if (sep and not model) or not version:
         raise UsageError(
-            f"{option} {text!r}: give [MODEL=]VERSION, e.g. wine-classifier=20261206-084213-78966a"
+            f"{option} {text!r}: give [MODEL=]VERSION or MODEL=ALIAS, e.g. "
+            "wine-classifier=20261206-084213-78966a or wine-classifier=production"
         )
     return (model or None), version
+
+
+def parse_secret_key(text: str, option: str = "--admin-token-secret") -> tuple[str, str]:
+    """``"wines-admin:token"`` -> ("wines-admin", "token"); the key defaults to ``token``.
+    The text is never repeated in an error: it may be the token itself, given by mistake."""
+    secret, sep, key = text.partition(":")
+    key = key if sep else DEFAULT_ADMIN_TOKEN_KEY
+    if len(secret) > 253 or not _SECRET_NAME.fullmatch(secret) or _looks_random(secret):
+        raise UsageError(
+            f"{option} takes the name of a Kubernetes Secret (lower-case letters, digits, '-' "
+            "and '.'), not the token itself, then optionally ':' and the key holding the token "
+            f"(default '{DEFAULT_ADMIN_TOKEN_KEY}'): e.g. {option} wines-admin, after `kubectl "
+            "create secret generic wines-admin --from-literal=token=<token>`"
+        )
+    if len(key) > 253 or not _SECRET_KEY.fullmatch(key) or _looks_random(key):
+        raise UsageError(
+            f"{option} {secret}:KEY: the key must be letters, digits, '-', '_' or '.', the "
+            "name of the Secret's entry that holds the token (e.g. token), not the token itself"
+        )
+    return secret, key
+
+
+def _looks_random(text: str) -> bool:
+    """A long run of letters and digits without a separator (``openssl rand -hex 32``): a
+    token given by mistake, which must not become a name in the manifests."""
+    return (
+        len(text) >= 24
+        and text.isalnum()
+        and any(c.isdigit() for c in text)
+        and any(c.isalpha() for c in text)
+    )
 
 
 def parse_hpa(text: str) -> tuple[int, int, int]:
@@ -137,6 +181,18 @@ def deployment_config(
         cfg.with_host_root(options.host_root)
     if options.connection_limit is not None or options.channel_timeout is not None:
         cfg.with_connection_limits(options.connection_limit, options.channel_timeout)
+    if options.model_poll_seconds is not None:
+        if not options.model_poll_seconds >= 0:
+            raise UsageError(
+                f"--model-poll-seconds {options.model_poll_seconds}: give 0 (reload only on "
+                "POST /-/reload) or more seconds"
+            )
+        cfg.with_env(POLL_ENV, f"{options.model_poll_seconds:g}")
+    if options.admin_token_secret is not None:
+        secret, key = options.admin_token_secret
+        # the value stays in the cluster: the pod reads it through a secretKeyRef
+        cfg.secret_env = [s for s in cfg.secret_env if s.env != ADMIN_TOKEN_ENV]
+        cfg.with_secret_env(ADMIN_TOKEN_ENV, secret, key)
     return cfg
 
 

@@ -52,3 +52,17 @@ def publish(root: Path, model: str, version: str) -> str:
     }
     (folder / "reference.json").write_text(json.dumps(reference))
     return digest
+
+
+def point_latest(root: Path, model: str, version: str) -> None:
+    """Make ``version`` the model's ``latest`` (models/<model>/latest.json), as publishing does."""
+    pointer = {"reference": f"models/{model}/{version}/reference.json", "version": version}
+    (root / "models" / model / "latest.json").write_text(json.dumps(pointer))
+
+
+def set_alias(root: Path, model: str, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version`` through the model store, as `hml models promote` does."""
+    from hypermodel.models.store import ModelStore
+    from hypermodel.storage import open_storage
+
+    ModelStore(open_storage(str(root))).set_alias(model, alias, version)

@@ -61,14 +61,17 @@ def test_deploy_is_added_only_when_its_module_exists(
     app: hml.HmlApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(inference_cli, "_DEPLOY_MODULE", "hypermodel_tests_no_such_module")
-    assert "deploy" not in inference_cli.inference_group(app).commands
+    commands = inference_cli.inference_group(app).commands
+    assert "deploy" not in commands and "promote" not in commands
 
     fake = types.ModuleType("hypermodel_tests_fake_deploy")
     fake.__spec__ = importlib.machinery.ModuleSpec("hypermodel_tests_fake_deploy", None)
     fake.deploy_command = lambda app: click.Command("deploy", callback=lambda: None)  # type: ignore[attr-defined]
+    fake.promote_command = lambda app: click.Command("promote", callback=lambda: None)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "hypermodel_tests_fake_deploy", fake)
     monkeypatch.setattr(inference_cli, "_DEPLOY_MODULE", "hypermodel_tests_fake_deploy")
-    assert "deploy" in inference_cli.inference_group(app).commands
+    commands = inference_cli.inference_group(app).commands
+    assert "deploy" in commands and "promote" in commands
 
 
 def test_failing_init_is_one_line_on_the_cli(
