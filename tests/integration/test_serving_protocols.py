@@ -4,12 +4,14 @@ same rows; Hypergol's `/` and `/output`; hostile bodies are 4xx JSON, never a 5x
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -46,13 +48,17 @@ APP = textwrap.dedent(
 def _call(
     url: str, raw: bytes | None, content_type: str = "application/json"
 ) -> tuple[int, dict[str, str], Any]:
-    request = urllib.request.Request(url, data=raw, headers={"content-type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            status, headers, body = response.status, dict(response.headers.items()), response.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            status, headers, body = exc.code, dict(exc.headers.items()), exc.read()
+    if raw is not None and len(raw) > 1024 * 1024:
+        status, headers, body = _send_large(url, raw, content_type)
+    else:
+        request = urllib.request.Request(url, data=raw, headers={"content-type": content_type})
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                status, headers = response.status, dict(response.headers.items())
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                status, headers, body = exc.code, dict(exc.headers.items()), exc.read()
     lowered = {k.lower(): v for k, v in headers.items()}
     parsed = (
         json.loads(body)
@@ -60,6 +66,27 @@ def _call(
         else body
     )
     return status, lowered, parsed
+
+
+def _send_large(url: str, raw: bytes, content_type: str) -> tuple[int, dict[str, str], bytes]:
+    """POST a body the server may refuse before reading it all: it answers (413) and closes, so
+    sending the rest can fail with a broken pipe; the answer is read all the same."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=20)
+    try:
+        conn.putrequest("POST", parts.path)
+        conn.putheader("content-type", content_type)
+        conn.putheader("content-length", str(len(raw)))
+        conn.endheaders()
+        try:
+            for start in range(0, len(raw), 64 * 1024):
+                conn.send(raw[start : start + 64 * 1024])
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused early: the answer is already on its way
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -283,14 +283,15 @@ def test_a_pinned_version_does_not_follow(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_port(port, proc, timeout=60)
-        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_port(port, proc, timeout=60)
+        except (RuntimeError, TimeoutError) as exc:
+            unavailable(f"inference server did not start: {exc}: {log_path.read_text()[-2000:]}")
+        url = f"http://127.0.0.1:{port}"  # from here on, a failure is the test's, never a skip
         status, headers, _ = _call(f"{url}/predict", {"alcohol": 13.0, "malic_acid": 2.0})
         assert status == 200 and headers["x-model-version"] == "v1"
         assert _call(f"{url}/-/reload", headers={"Authorization": "Bearer x"})[0] == 404
         assert "details" not in json.loads(_call(f"{url}/readyz")[2])
-    except (RuntimeError, TimeoutError) as exc:
-        unavailable(f"inference server did not start: {exc}: {log_path.read_text()[-2000:]}")
     finally:
         proc.terminate()
         proc.wait(timeout=15)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -101,14 +102,17 @@ def parse_secret_key(text: str, option: str = "--admin-token-secret") -> tuple[s
 
 
 def _looks_random(text: str) -> bool:
-    """A long run of letters and digits without a separator (``openssl rand -hex 32``): a
-    token given by mistake, which must not become a name in the manifests."""
-    return (
-        len(text) >= 24
-        and text.isalnum()
-        and any(c.isdigit() for c in text)
-        and any(c.isalpha() for c in text)
-    )
+    """A token given by mistake, which must not become a name in the manifests: a long run of
+    letters and digits (``openssl rand -hex 32``, ``ghp_...``), a UUID, or hex digits split by
+    separators. Ordinary names (``wine-classifier-admin-v2``) pass."""
+    parts = [part for part in re.split(r"[-._]", text) if part]
+    for part in parts:
+        if len(part) >= 16 and any(c.isdigit() for c in part) and any(c.isalpha() for c in part):
+            return True
+    if re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", text):
+        return True
+    hexdigits = "".join(p for p in parts if all(c in string.hexdigits for c in p))
+    return len(hexdigits) >= 24 and any(c.isdigit() for c in hexdigits)
 
 
 def parse_hpa(text: str) -> tuple[int, int, int]:

@@ -201,14 +201,23 @@ def append(
     version: str | None,
     *,
     expected: str | None = None,
+    after: int | None = None,
     reason: str = "",
 ) -> AliasEntry:
     """Record ``alias -> version`` (None: delete) as the entry after the highest one.
 
     ``expected`` (a version) makes it a compare-and-set: refused unless the alias is at that
-    version now. Losing the race for the next entry is an AliasConflictError, never a silent
-    overwrite."""
+    version now; ``after`` (an entry number) refuses unless that entry is still the latest, so
+    a change decided on one entry never lands on top of a later one. Losing the race for the
+    next entry is an AliasConflictError, never a silent overwrite."""
     numbers = sequences(storage, name, alias)
+    latest = numbers[-1] if numbers else 0
+    if after is not None and latest != after:
+        raise AliasConflictError(
+            f"alias '{alias}' of model '{name}' changed while this was decided (entry {latest} "
+            f"is newer than entry {after}); nothing changed: check `hml models history {name} "
+            f"{alias}` and run the command again if it still stands"
+        )
     current: AliasEntry | None = None
     if numbers:
         try:

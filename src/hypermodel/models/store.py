@@ -248,7 +248,10 @@ class ModelStore:
             )
         self.resolve(name, entry.previous)  # still published, its reference sound
         why = reason or f"rollback of entry {entry.sequence} ({_shown(entry.version)})"
-        return log.append(self.storage, name, alias, entry.previous, reason=why)
+        # decided on this entry: a change landing meanwhile is a conflict, never undone
+        return log.append(
+            self.storage, name, alias, entry.previous, after=entry.sequence, reason=why
+        )
 
     # -- lineage -------------------------------------------------------------------------------
     def lineage(self, name: str, ref: str = "latest") -> dict[str, Any]:

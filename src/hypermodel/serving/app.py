@@ -382,6 +382,16 @@ class HmlInferenceApp:
             self._drift = DriftMonitor(self.drift_threshold, self.drift_min_samples)
         return self._drift
 
+    @property
+    def started_reloader(self) -> Reloader | None:
+        """The reloader if one was made (a model follows a moving reference), else None."""
+        return self._reloader
+
+    @property
+    def started_drift(self) -> DriftMonitor | None:
+        """The drift monitor if one was made (a route counts inputs), else None."""
+        return self._drift
+
     def model_lineage(self, name: str) -> dict[str, str]:
         model = self.get_model(name)
         reference = getattr(model, "reference", None)

@@ -30,6 +30,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..errors import DeclarationError
+from .reload import current_pin, pinned_to
 
 
 class Batcher:
@@ -64,7 +65,8 @@ class Batcher:
         self.on_batch = on_batch
         self.batches = 0
         self.items = 0
-        self._queue: queue.SimpleQueue[tuple[Any, Future[Any]]] = queue.SimpleQueue()
+        # each item with its future and the model state its request pinned (see reload.py)
+        self._queue: queue.SimpleQueue[tuple[Any, Future[Any], Any]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._pid = 0
@@ -73,7 +75,7 @@ class Batcher:
         """The result of ``fn([item])[0]``, computed in a batch with concurrent callers."""
         self._ensure_worker()
         future: Future[Any] = Future()
-        self._queue.put((item, future))
+        self._queue.put((item, future, current_pin()))
         try:
             return future.result(timeout=self.timeout)
         except TimeoutError:
@@ -96,7 +98,7 @@ class Batcher:
                 )
                 self._worker.start()
 
-    def _take(self) -> list[tuple[Any, Future[Any]]]:
+    def _take(self) -> list[tuple[Any, Future[Any], Any]]:
         batch = [self._queue.get()]
         deadline = time.monotonic() + self.max_latency
         while len(batch) < self.max_batch_size:
@@ -124,20 +126,30 @@ class Batcher:
                     self.on_batch(self.name, len(batch))
                 except Exception:  # metrics never break predictions
                     pass
-            try:
-                results = self._call([item for item, _ in batch])
-            except BaseException as exc:
-                if len(batch) == 1:
-                    batch[0][1].set_exception(exc)
-                    continue
-                for item, future in batch:  # isolate the input that failed
-                    try:
-                        future.set_result(self._call([item])[0])
-                    except BaseException as single:
-                        future.set_exception(single)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                future.set_result(result)
+            # Requests that started on different model versions (a hot reload between them)
+            # are answered in separate calls, each under its own request's pin.
+            groups: dict[int, list[tuple[Any, Future[Any], Any]]] = {}
+            for entry in batch:
+                groups.setdefault(id(entry[2]), []).append(entry)
+            for group in groups.values():
+                with pinned_to(group[0][2]):
+                    self._answer(group)
+
+    def _answer(self, batch: list[tuple[Any, Future[Any], Any]]) -> None:
+        try:
+            results = self._call([item for item, _, _ in batch])
+        except BaseException as exc:
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            for item, future, _ in batch:  # isolate the input that failed
+                try:
+                    future.set_result(self._call([item])[0])
+                except BaseException as single:
+                    future.set_exception(single)
+            return
+        for (_, future, _), result in zip(batch, results, strict=True):
+            future.set_result(result)
 
     def _call(self, items: list[Any]) -> Sequence[Any]:
         results = self.fn(items)

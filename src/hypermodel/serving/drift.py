@@ -177,6 +177,9 @@ class DriftMonitor:
         self.threshold = float(threshold)
         self.min_samples = int(min_samples)
         self.models: dict[str, ModelDrift] = {}
+        # The version each model served before its last switch: a request that started before
+        # the switch still counts there, without resetting the new version's statistics.
+        self.retired: dict[str, ModelDrift] = {}
         self._lock = threading.Lock()
 
     def for_model(self, name: str, container: Any) -> ModelDrift | None:
@@ -188,6 +191,11 @@ class DriftMonitor:
         with self._lock:
             found = self.models.get(name)
             if found is None or found.reference is not reference:
+                old = self.retired.get(name)
+                if old is not None and old.reference is reference:
+                    return None if old.empty else old  # a request pinned before the switch
+                if found is not None:
+                    self.retired[name] = found
                 found = ModelDrift(name, reference, getattr(container, "distributions", None))
                 self.models[name] = found
         return None if found.empty else found

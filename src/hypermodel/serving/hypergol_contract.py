@@ -167,16 +167,17 @@ def _tabular(inference_app: HmlInferenceApp, container: Any) -> Callable[[list[A
     """Feature records (objects) or rows (lists) of a ModelContainer -> its predictions."""
     from .protocols import TabularModel
 
-    cache: list[Any] = [None, None, None]  # the estimator, its reference, their TabularModel
+    # (the estimator, its reference, their TabularModel): one tuple, read and replaced whole,
+    # so a request never pairs one version's feature layout with another's estimator
+    box: list[tuple[Any, Any, TabularModel] | None] = [None]
 
     def predict(records: list[Any]) -> list[Any]:
-        if cache[0] is not container.model or cache[1] is not container.reference:
-            cache[:] = [
-                container.model,
-                container.reference,
-                TabularModel(container.name, container),
-            ]
-        model: TabularModel = cache[2]
+        estimator, reference = container.model, container.reference  # the request's version
+        entry = box[0]
+        if entry is None or entry[0] is not estimator or entry[1] is not reference:
+            entry = (estimator, reference, TabularModel(container.name, container))
+            box[0] = entry
+        model = entry[2]
         if all(type(r) is dict for r in records):
             columns = {}
             for f in model.features:

@@ -61,6 +61,22 @@ _ERROR_CHARS = 500
 _PINNED: ContextVar[Mapping[Watch, Served] | None] = ContextVar("hml_pinned_models", default=None)
 
 
+def current_pin() -> Mapping[Watch, Served] | None:
+    """The watched models' state the running request pinned (None outside a request)."""
+    return _PINNED.get()
+
+
+@contextmanager
+def pinned_to(pin: Mapping[Watch, Served] | None) -> Iterator[None]:
+    """Within the block, read the watched models as ``pin`` has them: how a batch worker thread
+    answers each request from the version that request started with."""
+    token = _PINNED.set(pin)
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
 @dataclass(frozen=True)
 class Served:
     """What one model serves: the fitted model with the reference and distributions it was
@@ -70,7 +86,9 @@ class Served:
 
     @classmethod
     def of(cls, container: Any) -> Served:
-        return cls(MappingProxyType({name: getattr(container, name) for name in state_of(container)}))
+        return cls(
+            MappingProxyType({name: getattr(container, name) for name in state_of(container)})
+        )
 
     def get(self, name: str) -> Any:
         return self.values[name]

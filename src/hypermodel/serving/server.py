@@ -127,10 +127,10 @@ class _LiveCollector:
         inference_app = self.metrics.inference_app
         if inference_app is None:
             return
-        reloader = inference_app._reloader
+        reloader = inference_app.started_reloader
         if reloader is not None and reloader.watches:
             yield from reloader.collect()
-        drift = inference_app._drift
+        drift = inference_app.started_drift
         if drift is not None and drift.models:
             yield from drift.collect()
 
@@ -182,7 +182,7 @@ def _add_builtin_routes(app: Flask, inference_app: HmlInferenceApp, metrics: Met
 
     def readyz() -> Response:
         reasons = inference_app.not_ready_reasons()
-        reloader = inference_app._reloader
+        reloader = inference_app.started_reloader
         # A failed reload leaves the old version serving: still ready, and details say why.
         details = (
             {"details": reloader.status()} if reloader is not None and reloader.watches else {}
@@ -275,7 +275,7 @@ def _add_hooks(app: Flask, inference_app: HmlInferenceApp, metrics: Metrics) -> 
             headers.extend(environ.get("hml.headers", ()))
             return start_response(status, headers, exc_info)
 
-        reloader = inference_app._reloader
+        reloader = inference_app.started_reloader
         if reloader is None or not reloader.current:
             return inner(environ, start)
         # Models that may switch version: the request sees the versions current at its start
@@ -452,7 +452,7 @@ def _read_payload(route: Route, request: Any) -> tuple[Any, bool]:
 
 def describe(inference_app: HmlInferenceApp) -> dict[str, Any]:
     models = {}
-    reloader = inference_app._reloader
+    reloader = inference_app.started_reloader
     following = reloader.status() if reloader is not None else {}
     for name, model in inference_app.app.models.items():
         ref = getattr(model, "reference", None)
@@ -461,7 +461,7 @@ def describe(inference_app: HmlInferenceApp) -> dict[str, Any]:
             **(ref.summary() if ref is not None else {}),
             **({"following": following[name]} if name in following else {}),
         }
-    drift = inference_app._drift.report() if inference_app._drift is not None else {}
+    drift = inference_app.started_drift.report() if inference_app.started_drift is not None else {}
     return {
         "app": inference_app.app.name,
         "ready": not inference_app.not_ready_reasons(),

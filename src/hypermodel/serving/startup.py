@@ -65,8 +65,8 @@ class Startup:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if self.inference_app._reloader is not None:
-            self.inference_app._reloader.stop()
+        if self.inference_app.started_reloader is not None:
+            self.inference_app.started_reloader.stop()
 
     def _attempt(self) -> bool:
         self.attempts += 1
@@ -96,7 +96,7 @@ class Startup:
             )
         self.error, self.next_try = None, None
         self._ready = flask_app
-        reloader = self.inference_app._reloader
+        reloader = self.inference_app.started_reloader
         if reloader is not None:  # models loaded by 'latest' or an alias follow it from now on
             reloader.start(self.inference_app.model_poll_seconds)
         return True

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 import tarfile
 import tempfile
 from pathlib import Path
@@ -168,11 +169,15 @@ def fetch_export(storage: Any, name: str, ref: str = "latest") -> tuple[Path, di
             "was changed or corrupted after publishing; re-publish it"
         )
     target = Path(tempfile.mkdtemp(prefix=f"hml-{name}-"))
-    _extract(archive, target)
-    if directory_digest(target) != reference.tree_digest:
-        raise ModelIntegrityError(
-            f"files of model '{name}' {reference.version} differ from its digest; re-publish it"
-        )
+    try:
+        _extract(archive, target)
+        if directory_digest(target) != reference.tree_digest:
+            raise ModelIntegrityError(
+                f"files of model '{name}' {reference.version} differ from its digest; re-publish it"
+            )
+    except BaseException:  # a refused version leaves nothing behind (a reload retries it)
+        shutil.rmtree(target, ignore_errors=True)
+        raise
     return target, reference.tensorflow_view()
 
 

@@ -19,6 +19,7 @@ every model the inference app serves.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,12 @@ class TensorflowModelContainer:
         from .publish import REFERENCE_FILE, fetch_export
 
         directory, reference = fetch_export(self._storage(storage), self.name, text)
-        self.exported = load_exported(directory)
+        try:
+            exported = load_exported(directory)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        self.exported = exported
         key = f"models/{self.name}/{reference['version']}/{REFERENCE_FILE}"
         self.reference = TensorflowReference(reference, key=key)
         return self

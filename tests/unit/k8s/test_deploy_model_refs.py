@@ -191,6 +191,9 @@ def test_admin_token_comes_from_a_secret_and_never_from_here(
         "",
         "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928",  # `openssl rand -hex 24`
         "shop-admin:Zm9vYmFyYmF6cXV1eDEyMzQ1Njc4OTA",  # a base64 token as the key
+        "3f1c2a9e-8b7d-4c6e-9a1b-2d3e4f5a6b7c",  # `uuidgen`
+        "9f8e7d6c5b4a3928.1706ab12cd34b1a0",  # hex split by a dot
+        "ghp-0123456789abcdefghijuv",  # a prefixed personal token
     ],
 )
 def test_a_token_given_for_the_secret_name_is_refused_without_repeating_it(
@@ -205,6 +208,15 @@ def test_a_token_given_for_the_secret_name_is_refused_without_repeating_it(
     secret_part = given.partition(":")[2] or given
     if secret_part:
         assert secret_part not in err
+
+
+@pytest.mark.parametrize(
+    "name", ["wine-classifier-admin-token-v2", "hml-admin-2026-12-06", "ops.tokens"]
+)
+def test_ordinary_secret_names_pass(name: str) -> None:
+    from hypermodel.k8s.manifests import parse_secret_key
+
+    assert parse_secret_key(name) == (name, "token")
 
 
 def test_canary_by_alias_or_latest_pins_what_it_names_at_deploy_time(

@@ -111,6 +111,27 @@ def test_rollback_moves_back_and_is_an_entry(published: Storage) -> None:
     assert store.rollback("clf", "production").version == "v3"  # undoes the rollback
 
 
+def test_a_promotion_landing_during_a_rollback_is_a_conflict_not_undone(
+    published: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ModelStore(published)
+    store.set_alias("clf", "production", "v1")
+    store.set_alias("clf", "production", "v2")
+    resolve = store.resolve
+
+    def hotfix_meanwhile(name: str, ref: str = "latest") -> Any:
+        # someone promotes v3 after the rollback read entry 2 and before it writes
+        monkeypatch.setattr(store, "resolve", resolve)
+        ModelStore(published).set_alias("clf", "production", "v3", reason="hotfix")
+        return resolve(name, ref)
+
+    monkeypatch.setattr(store, "resolve", hotfix_meanwhile)
+    with pytest.raises(AliasConflictError, match="entry 3 is newer than entry 2"):
+        store.rollback("clf", "production")
+    assert store.resolve("clf", "production").version == "v3"  # the hotfix stands
+    assert [e.version for e in store.alias_history("clf", "production")][-1] == "v3"
+
+
 def test_delete_is_an_entry_and_rollback_restores(published: Storage) -> None:
     store = ModelStore(published)
     store.set_alias("clf", "production", "v2")

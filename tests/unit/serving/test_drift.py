@@ -184,3 +184,22 @@ def test_model_drift_skips_what_has_no_mean() -> None:
     assert report["numeric"]["x"]["samples"] == 1 and report["numeric"]["x"]["score"] == 0.5
     assert report["categorical"]["kind"] == {"samples": 2, "unseen": 0.0}
     assert ModelDrift("m", None, None).empty
+
+
+def test_a_request_pinned_before_a_switch_keeps_the_new_statistics() -> None:
+    from types import SimpleNamespace
+
+    from hypermodel.serving.drift import DriftMonitor
+
+    distributions = {"numeric": {"x": {"mean": 0.0, "std": 1.0, "min": -3, "max": 3}}}
+    old = SimpleNamespace(reference=SimpleNamespace(version="v1"), distributions=distributions)
+    new = SimpleNamespace(reference=SimpleNamespace(version="v2"), distributions=distributions)
+    monitor = DriftMonitor(min_samples=1)
+    monitor.observe({"m": old}, ("m",), {"x": 0.5})
+    for _ in range(50):
+        monitor.observe({"m": new}, ("m",), {"x": 0.5})
+    monitor.observe({"m": old}, ("m",), {"x": 0.5})  # started before the switch, ends after
+    monitor.observe({"m": new}, ("m",), {"x": 0.5})
+    report = monitor.report()["m"]
+    assert report["version"] == "v2" and report["numeric"]["x"]["samples"] == 51
+    assert monitor.retired["m"].counts == [2]  # the old version's late request counted there

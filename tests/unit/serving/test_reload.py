@@ -129,6 +129,42 @@ def test_a_request_in_flight_finishes_on_the_version_it_started_with(
     assert version_of(old) == "v1" and old.json == {"cultivar": 0}
 
 
+def test_a_batched_route_answers_each_request_from_the_version_it_started_with(
+    app: hml.HmlApp, versions: dict[str, ModelContainer], store: ModelStore
+) -> None:
+    @hml.inference(app.inference)
+    def init(inference_app: hml.HmlInferenceApp) -> None:
+        model = inference_app.load_model(ModelContainer("wine-clf"), "production")
+
+        def predict_many(rows: list[Any]) -> list[int]:
+            return [int(answer) for answer in model.predict(rows)]
+
+        inference_app.batch(predict_many, name="rows", max_latency_ms=50)
+
+    client = app.inference.build().test_client()
+    batcher, reloader = app.inference.batchers["rows"], app.inference.reloader
+    answers: dict[str, int] = {}
+    old_request_in = threading.Event()
+
+    def old_request() -> None:
+        with reloader.pinned():  # started before the switch
+            old_request_in.set()
+            time.sleep(0.2)  # queued after the switch, beside a new request
+            answers["old"] = batcher(ROW["features"])
+
+    thread = threading.Thread(target=old_request)
+    thread.start()
+    assert old_request_in.wait(10)
+    store.set_alias("wine-clf", "production", "v2")
+    assert reloader.check()[0].status == "reloaded"
+    time.sleep(0.15)
+    with reloader.pinned():
+        answers["new"] = batcher(ROW["features"])
+    thread.join(10)
+    assert answers == {"old": 0, "new": 1}
+    assert client.get("/").status_code == 200
+
+
 def test_pinned_state_holds_within_a_block(
     app: hml.HmlApp, versions: dict[str, ModelContainer], store: ModelStore
 ) -> None:

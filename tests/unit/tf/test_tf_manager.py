@@ -227,7 +227,9 @@ def test_training_from_a_list_exports_without_dataset_checksum(
     assert exported.dataset_checksum == "none"
 
 
-def test_publish_to_the_bucket_then_serve_latest(trained: Trained, ex: ModuleType) -> None:
+def test_publish_to_the_bucket_then_serve_latest(
+    trained: Trained, ex: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from hypermodel.tf import TensorflowModelContainer
 
     app = hml.HmlApp("tf-published", root=str(trained.root / "published"))
@@ -258,6 +260,18 @@ def test_publish_to_the_bucket_then_serve_latest(trained: Trained, ex: ModuleTyp
     TensorflowModelContainer("scorer", ex.ScorerBatchProcessor()).publish(
         trained.export, app, version="v3"
     )
+    # files that differ from the tree digest: refused, and the unpacked copy removed each time
+    import tempfile
+
+    from hypermodel.tf import export
+
+    monkeypatch.setattr(export, "directory_digest", lambda path: "0" * 64)
+    unpacked = set(Path(tempfile.gettempdir()).glob("hml-scorer-*"))
+    for _ in range(2):
+        (outcome,) = app.inference.reloader.check()
+        assert (outcome.status, outcome.version) == ("failed", "v2")
+    assert set(Path(tempfile.gettempdir()).glob("hml-scorer-*")) == unpacked
+    monkeypatch.undo()
     (trained.root / "published/models/scorer/v3/saved_model.tar").write_bytes(b"truncated")
     (outcome,) = app.inference.reloader.check()
     assert (outcome.status, outcome.version) == ("failed", "v2")
