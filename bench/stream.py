@@ -1,7 +1,7 @@
 """bench stream: a shuffled full pass over 200,000 records, ours vs YogaDL 0.1.4 (LMDB).
 
-Both sides hold the same records (the datasets bench's ``Record``: int id, str, float,
-datetime) and yield the same decoded objects: ours from the gzip JSON-lines chunks through the
+Both sides hold the same records (every shape of ``_shapes.py``, ``--shapes``; the text
+shape has 10,000 records for the default 200,000) and yield the same decoded objects: ours from the gzip JSON-lines chunks through the
 dataset index, YogaDL from its LMDB file of pickled objects (how its ``submit`` stores them),
 each with its own true shuffle (seed 1). Also: the first-ever pass (ours builds and stores the
 index), a fresh process's first shuffled pass (ours verifies every chunk against the .chk
@@ -13,24 +13,27 @@ dummy ``tensorflow`` module is put into ``sys.modules`` before importing it, and
 says so; the LMDB streaming path measured here does not use TensorFlow.
 
     pip install --no-deps yogadl==0.1.4 lmdb numpy filelock
-    python bench/stream.py [--objects 200000] [--runs 3]
+    python bench/stream.py [--objects 200000] [--runs 3] [--shapes record,general,many,text]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import line, ratio
-from datasets import Record, make_objects
+from _shapes import DEFAULT_SHAPES, Shape, shapes_arg
 
 from hypermodel.data import Dataset
 from hypermodel.data.index import index_key
@@ -44,17 +47,26 @@ except ImportError:  # before streams verified chunks: nothing to forget
 
 
 BENCH = "stream"
+FIRST = "first pass, index deleted (builds it)"
+COLD = "shuffled pass, a fresh process's first (verifies every chunk)"
 SEED = 1
 REPO = {"commitHash": "0" * 40}
 
 
-def median(fn: Any, runs: int) -> float:
-    samples = []
+def medians(
+    sides: dict[str, dict[str, Callable[[], None]]], runs: int
+) -> dict[str, dict[str, float]]:
+    """Wall seconds of every measure, medians of ``runs``; the sides alternate run by run, so
+    that a noisy moment of the shared machine hits both alike."""
+    samples: dict[str, dict[str, list[float]]] = {k: {m: [] for m in v} for k, v in sides.items()}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return sorted(samples)[len(samples) // 2]
+        for side, measures in sides.items():
+            for what, fn in measures.items():
+                gc.collect()
+                t0 = time.perf_counter()
+                fn()
+                samples[side][what].append(time.perf_counter() - t0)
+    return {k: {m: statistics.median(v) for m, v in d.items()} for k, d in samples.items()}
 
 
 def load_yogadl() -> Any:
@@ -75,8 +87,10 @@ def load_yogadl() -> Any:
     return yogadl
 
 
-def ours(root: Path, objects: list[Record], runs: int) -> dict[str, float]:
-    ds = Dataset(Record, str(root), "bench", "main", "records", chunkCount=16, repoData=REPO)
+def ours(root: Path, objects: list[Any]) -> dict[str, Callable[[], None]]:
+    ds = Dataset(
+        type(objects[0]), str(root), "bench", "main", "records", chunkCount=16, repoData=REPO
+    )
     with ds.open("w") as writer:
         for obj in objects:
             writer.append(obj)
@@ -98,14 +112,14 @@ def ours(root: Path, objects: list[Record], runs: int) -> dict[str, float]:
         assert sum(1 for _ in s) == 1000
 
     return {
-        "first pass (builds the index)": median(first, runs),
-        "shuffled pass": median(shuffled, runs),
-        "shuffled pass, a fresh process's first (verifies every chunk)": median(cold, runs),
-        "resume 1000 before the end": median(resume, runs),
+        FIRST: first,
+        "shuffled pass": shuffled,
+        COLD: cold,
+        "resume 1000 before the end": resume,
     }
 
 
-def peer(yogadl: Any, root: Path, objects: list[Record], runs: int) -> dict[str, float]:
+def peer(yogadl: Any, root: Path, objects: list[Any]) -> dict[str, Callable[[], None]]:
     path = root / "records.mdb"
     yogadl.serialize_generator_to_lmdb(iter(objects), None, None, path)
     n = len(objects)
@@ -120,8 +134,8 @@ def peer(yogadl: Any, root: Path, objects: list[Record], runs: int) -> dict[str,
         assert sum(1 for _ in stream.iterator_fn()) == 1000
 
     return {
-        "shuffled pass": median(shuffled, runs),
-        "resume 1000 before the end": median(resume, runs),
+        "shuffled pass": shuffled,
+        "resume 1000 before the end": resume,
     }
 
 
@@ -129,33 +143,40 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--objects", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--shapes", default=DEFAULT_SHAPES)
     args, _ = parser.parse_known_args()
-    objects = make_objects(args.objects)
+    yogadl = load_yogadl()
+    for shape in shapes_arg(args.shapes):
+        bench_shape(shape, args.objects, args.runs, yogadl)
+    return 0
+
+
+def bench_shape(shape: Shape, asked: int, runs: int, yogadl: Any) -> None:
+    n = shape.count(asked)
+    objects = shape.make(n)
+    tag = f"{BENCH} [{shape.name}: {shape.what}]"
     root = Path(tempfile.mkdtemp(prefix="hml-bench-stream-"))
     try:
-        mine = ours(root, objects, args.runs)
-        for what, t in mine.items():
-            line(BENCH, f"ours {what}, {args.objects} records", t, runs=args.runs)
-        yogadl = load_yogadl()
+        sides = {"ours": ours(root, objects)}
+        if yogadl is not None:
+            sides["yogadl"] = peer(yogadl, root, objects)
+        got = medians(sides, runs)
+        for side, measures in got.items():
+            for what, t in measures.items():
+                line(tag, f"{side} {what}, {n} records", t, runs=runs)
         if yogadl is None:
-            return 0
-        theirs = peer(yogadl, root, objects, args.runs)
-        for what, t in theirs.items():
-            line(BENCH, f"yogadl {what}, {args.objects} records", t, runs=args.runs)
+            return
+        mine, theirs = got["ours"], got["yogadl"]
         shuffled = theirs["shuffled pass"] / mine["shuffled pass"]
-        ratio(BENCH, "ours shuffled pass", "yogadl shuffled pass", shuffled, ">= 2x")
-        cold = (
-            theirs["shuffled pass"]
-            / mine["shuffled pass, a fresh process's first (verifies every chunk)"]
-        )
-        ratio(BENCH, "ours fresh process's shuffled pass", "yogadl shuffled pass", cold, "none")
-        first = theirs["shuffled pass"] / mine["first pass (builds the index)"]
-        ratio(BENCH, "ours first pass (index build)", "yogadl shuffled pass", first, "none")
+        ratio(tag, "ours shuffled pass", "yogadl shuffled pass", shuffled, ">= 2x")
+        cold = theirs["shuffled pass"] / mine[COLD]
+        ratio(tag, "ours fresh process's shuffled pass", "yogadl shuffled pass", cold, ">= 2x")
+        first = theirs["shuffled pass"] / mine[FIRST]
+        ratio(tag, "ours first pass (index build)", "yogadl shuffled pass", first, "none")
         resumed = theirs["resume 1000 before the end"] / mine["resume 1000 before the end"]
-        ratio(BENCH, "ours resume", "yogadl resume", resumed, "none")
+        ratio(tag, "ours resume", "yogadl resume", resumed, "none")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

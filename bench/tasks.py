@@ -1,11 +1,15 @@
 """bench tasks: a trivial one-to-one task over 200,000 objects in 16 chunks, 1 and 2 workers.
 
+For every record shape of ``_shapes.py`` (``--shapes record,general,many,text``; the text
+shape has 10,000 objects for the default 200,000): the task reads the shape's objects and
+writes one small ``Scored`` (the id, a float) per object.
+
 Ours (``OneToOne``, one job per chunk on a fork pool, outputs written straight into their
 chunks) vs Hypergol 0.2.1's ``Pipeline`` running the equivalent ``Task`` (its one-to-one kind
 appends one object per input) with ``threads`` 1 and 2, on the same input files. Wall clock,
 medians of ``--runs``. Targets: >= 10x Hypergol, >= 1.7x from 1 to 2 workers.
 
-    python bench/tasks.py [--objects 200000] [--runs 3]
+    python bench/tasks.py [--objects 200000] [--runs 3] [--shapes record,general,many,text]
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import line, ratio
-from datasets import Record, load_hypergol, make_objects
+from _shapes import DEFAULT_SHAPES, Shape, shapes_arg
+from datasets import load_hypergol
 
 from hypermodel.data import BaseData, Dataset
 from hypermodel.data.tasks import OneToOne
@@ -61,21 +66,46 @@ class Scored(BaseData, id="recordId"):
     score: float
 
 
-class Rescore(OneToOne):
-    def run(self, record: Record) -> Scored:
+class RescoreRecord(OneToOne):
+    def run(self, record: Any) -> Scored:
         return Scored(recordId=record.recordId, score=record.score * 2)
+
+
+class RescoreEntry(OneToOne):
+    def run(self, entry: Any) -> Scored:
+        return Scored(recordId=entry.entryId, score=entry.matrix[0][0] * 2)
+
+
+class RescoreWide(OneToOne):
+    def run(self, wide: Any) -> Scored:
+        return Scored(recordId=wide.wideId, score=wide.price * 2)
+
+
+class RescoreDoc(OneToOne):
+    def run(self, doc: Any) -> Scored:
+        return Scored(recordId=doc.docId, score=len(doc.body) * 2.0)
+
+
+TASKS = {"record": RescoreRecord, "general": RescoreEntry, "many": RescoreWide, "text": RescoreDoc}
+# the same run() for Hypergol's Task (which appends its result to its output)
+SCORES = {
+    "record": lambda r: (r.recordId, r.score * 2),
+    "general": lambda e: (e.entryId, e.matrix[0][0] * 2),
+    "many": lambda w: (w.wideId, w.price * 2),
+    "text": lambda d: (d.docId, len(d.body) * 2.0),
+}
 
 
 def dataset(root: Path, data_type: type, name: str) -> Dataset:
     return Dataset(data_type, str(root), "bench", "main", name, chunkCount=16, repoData=REPO)  # type: ignore[arg-type]
 
 
-def ours(root: Path, workers: int, runs: int) -> tuple[float, float, float]:
-    source = dataset(root, Record, "records")
+def ours(root: Path, shape: Shape, workers: int, runs: int) -> tuple[float, float, float]:
+    source = dataset(root, shape.declared, "records")
     samples = []
     for k in range(runs):
         out = dataset(root, Scored, f"ours{workers}_{k}")
-        task = Rescore([source], out, workers=workers, progress=False)
+        task = TASKS[shape.name]([source], out, workers=workers, progress=False)
         samples.append(clock(task))
         assert out.exists()
     return medians(samples)
@@ -89,11 +119,16 @@ def _publish(cls: type, qualname: str, name: str) -> type:
     return cls
 
 
-def peer(hypergol: Any, root: Path, n: int, threads: int, runs: int) -> tuple[float, float, float]:
-    from datasets import hypergol_types
+def peer(
+    hypergol: Any, root: Path, shape: Shape, n: int, threads: int, runs: int
+) -> tuple[float, float, float]:
+    from datasets import hypergol_repo
 
-    HRecord, repo = hypergol_types(hypergol)
-    _publish(HRecord, "HRecord", "Record")
+    hand = shape.hand(hypergol.BaseData)
+    _publish(hand, f"H{shape.declared.__name__}", shape.declared.__name__)
+    for declared, sub in getattr(hand, "nested", {}).items():
+        _publish(sub, f"H{declared.__name__}", declared.__name__)
+    score = SCORES[shape.name]
 
     class HScored(hypergol.BaseData):
         def __init__(self, recordId: int, score: float):
@@ -106,8 +141,9 @@ def peer(hypergol: Any, root: Path, n: int, threads: int, runs: int) -> tuple[fl
     _publish(HScored, "HScored", "Scored")
 
     class HRescore(hypergol.Task):
-        def run(self, record: Any) -> None:
-            self.output.append(HScored(recordId=record.recordId, score=record.score * 2))
+        def run(self, obj: Any) -> None:
+            i, s = score(obj)
+            self.output.append(HScored(recordId=i, score=s))
 
     _publish(HRescore, "HRescore", "HRescore")
 
@@ -118,14 +154,14 @@ def peer(hypergol: Any, root: Path, n: int, threads: int, runs: int) -> tuple[fl
             project="bench",
             branch="main",
             name=name,
-            repoData=repo,
+            repoData=hypergol_repo(hypergol),
             chunkCount=16,
         )
 
     quiet = hypergol.Logger(level=logging.ERROR)
     samples = []
     for k in range(runs):
-        source, out = hds(HRecord, "records"), hds(HScored, f"theirs{threads}_{k}")
+        source, out = hds(hand, "records"), hds(HScored, f"theirs{threads}_{k}")
         task = HRescore(outputDataset=out, inputDatasets=[source], logger=quiet)
         pipeline = hypergol.Pipeline(tasks=[task], logger=quiet)
         samples.append(clock(lambda p=pipeline: p.run(threads=threads)))
@@ -137,32 +173,40 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--objects", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--shapes", default=DEFAULT_SHAPES)
     args, _ = parser.parse_known_args()
+    hypergol = load_hypergol()
+    for shape in shapes_arg(args.shapes):
+        bench_shape(shape, args.objects, args.runs, hypergol)
+    return 0
+
+
+def bench_shape(shape: Shape, asked: int, runs: int, hypergol: Any) -> None:
+    n = shape.count(asked)
+    tag = f"{BENCH} [{shape.name}: {shape.what}]"
     root = Path(tempfile.mkdtemp(prefix="hml-bench-tasks-"))
     try:
-        with dataset(root, Record, "records").open("w") as writer:
-            for obj in make_objects(args.objects):
+        with dataset(root, shape.declared, "records").open("w") as writer:
+            for obj in shape.make(n):
                 writer.append(obj)
-        n, runs = args.objects, args.runs
-        mine = {w: ours(root, w, runs) for w in (1, 2)}
+        mine = {w: ours(root, shape, w, runs) for w in (1, 2)}
         for w, (wall, cpu, best) in mine.items():
-            line(BENCH, f"ours one-to-one {n} objects, {w} worker(s), best wall", best, runs=runs)
-            line(BENCH, f"ours one-to-one {n} objects, {w} worker(s), wall", wall, runs=runs)
-            line(BENCH, f"ours one-to-one {n} objects, {w} worker(s), cpu", cpu, runs=runs)
-            line(BENCH, f"ours {w} worker(s) wall throughput", n / wall / 1000, "k objects/s")
-        ratio(BENCH, "ours 2 workers (wall)", "ours 1 worker", mine[1][0] / mine[2][0], ">= 1.7x")
+            line(tag, f"ours one-to-one {n} objects, {w} worker(s), best wall", best, runs=runs)
+            line(tag, f"ours one-to-one {n} objects, {w} worker(s), wall", wall, runs=runs)
+            line(tag, f"ours one-to-one {n} objects, {w} worker(s), cpu", cpu, runs=runs)
+            line(tag, f"ours {w} worker(s) wall throughput", n / wall / 1000, "k objects/s")
+        ratio(tag, "ours 2 workers (wall)", "ours 1 worker", mine[1][0] / mine[2][0], ">= 1.7x")
         ratio(
-            BENCH, "ours 2 workers (best wall)", "ours 1 worker", mine[1][2] / mine[2][2], ">= 1.7x"
+            tag, "ours 2 workers (best wall)", "ours 1 worker", mine[1][2] / mine[2][2], ">= 1.7x"
         )
-        hypergol = load_hypergol()
         if hypergol is None:
-            return 0
-        theirs = {t: peer(hypergol, root, n, t, runs) for t in (1, 2)}
+            return
+        theirs = {t: peer(hypergol, root, shape, n, t, runs) for t in (1, 2)}
         for t, (wall, cpu, _best) in theirs.items():
-            line(BENCH, f"hypergol Pipeline {n} objects, {t} thread(s), wall", wall, runs=runs)
-            line(BENCH, f"hypergol Pipeline {n} objects, {t} thread(s), cpu", cpu, runs=runs)
+            line(tag, f"hypergol Pipeline {n} objects, {t} thread(s), wall", wall, runs=runs)
+            line(tag, f"hypergol Pipeline {n} objects, {t} thread(s), cpu", cpu, runs=runs)
         ratio(
-            BENCH,
+            tag,
             "hypergol 2 threads (wall)",
             "hypergol 1 thread",
             theirs[1][0] / theirs[2][0],
@@ -170,14 +214,14 @@ def main() -> int:
         )
         for w in (1, 2):
             ratio(
-                BENCH,
+                tag,
                 f"ours {w} worker(s) wall",
                 f"hypergol {w} thread(s)",
                 theirs[w][0] / mine[w][0],
                 ">= 10x",
             )
             ratio(
-                BENCH,
+                tag,
                 f"ours {w} worker(s) cpu",
                 f"hypergol {w} thread(s)",
                 theirs[w][1] / mine[w][1],
@@ -185,7 +229,6 @@ def main() -> int:
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

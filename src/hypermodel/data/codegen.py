@@ -596,4 +596,5 @@ def _nested_encoder(tp: type[BaseData]) -> Callable[[Any], str]:
 
 # json.dumps(value, sort_keys=True) builds this very encoder on every call; made once, it gives
 # the same text (same options, same C encoder) about 2x faster.
-_dumps_sorted: Callable[[Any], str] = json.JSONEncoder(sort_keys=True).encode
+dumps_sorted: Callable[[Any], str] = json.JSONEncoder(sort_keys=True).encode
+_dumps_sorted = dumps_sorted

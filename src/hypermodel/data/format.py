@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..names import check_name
-from .codegen import encoder_for, hash_text_for
+from .codegen import dumps_sorted, encoder_for, hash_text_for
 from .errors import DatasetCorruptError, DatasetUsageError
 from .model import BaseData
 
@@ -135,7 +135,7 @@ def line_encoder(data_type: type[BaseData]) -> Callable[[Any], str]:
     fast = encoder_for(data_type)
     if fast is not None:
         return lambda obj: fast(obj) + "\n"
-    return lambda obj: json.dumps(obj.to_data(), sort_keys=True) + "\n"
+    return lambda obj: dumps_sorted(obj.to_data()) + "\n"
 
 
 def def_file_name(name: str) -> str:

@@ -30,6 +30,7 @@ from .errors import DataModelError, NoIdError
 
 _ID_TYPES = (int, str)
 TEMPORAL = (dt.datetime, dt.date, dt.time)
+_PLAIN = frozenset((str, int, float, bool, type(None)))  # values to_data() keeps as they are
 _MISSING: Any = object()
 
 # What generates the serialisation code lives in ``codegen``; these names were importable
@@ -98,7 +99,13 @@ class BaseData:
             from .codegen import schema_of
 
             return schema_of(cls).to_data(self)
-        return {k: generic_to_data(v) for k, v in self.__dict__.items()}
+        # a class written by hand (no declared fields): a copy of its attributes, converting
+        # only what is not a plain JSON scalar (one set lookup per field, not one call)
+        data = self.__dict__.copy()
+        for k, v in data.items():
+            if v.__class__ not in _PLAIN:
+                data[k] = generic_to_data(v)
+        return data
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Any:

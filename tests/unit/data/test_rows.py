@@ -134,3 +134,37 @@ def test_reading_in_small_pieces_gives_every_object(
     monkeypatch.setattr(reader_module, "_INFLATE_BLOCK", inflate_block)
     assert sorted(ds.open("r"), key=lambda o: o.itemId) == items(1500)
     assert sum(ds.verify().values()) == 1500
+
+
+class Page(BaseData, id="pageId"):
+    pageId: int
+    body: str
+    seen: dt.datetime
+
+
+@pytest.mark.parametrize("size", [40, 5000])
+def test_blocks_of_long_lines_skip_msgspec_and_read_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """Lines longer than rows.LONG_LINE_BYTES on average (large text) are read with orjson and
+    the generated decoder, faster there; short ones with msgspec. Both give the same objects."""
+    from hypermodel.data import rows
+
+    pages = [Page(i, 'é"x\\ 東京 😀' * (size // 10) + str(i), T0) for i in range(300)]
+    ds = Dataset(Page, tmp_path, name="pages", repoData={"commitHash": "test"})
+    with ds.open("w") as writer:
+        for page in pages:
+            writer.append(page)
+    fast = row_decoders_for(Page)
+    assert fast is not None
+    calls = []
+
+    def counted(block: bytes) -> Any:
+        calls.append(len(block))
+        return fast.lines(block)
+
+    monkeypatch.setattr(Page, "_hml_row_decoders", rows.RowDecoders(counted, fast.array))
+    back = sorted(ds.open("r"), key=lambda p: p.pageId)
+    assert back == pages
+    long_lines = size * 6 > rows.LONG_LINE_BYTES  # escapes make a line ~6 bytes a character
+    assert (calls == []) is long_lines

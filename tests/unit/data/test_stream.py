@@ -290,3 +290,22 @@ def test_tf_adapter_declares_a_signature(ds: Dataset) -> None:
     assert data.element_spec["recId"].dtype == tf.int64
     got = [int(x["recId"]) for x in data.take(5)]
     assert got == [r.recId for r in ds][:5]
+
+
+def test_a_blank_line_in_a_verified_chunk_is_refused_not_skipped(tmp_path: Path) -> None:
+    """A chunk published with a blank line between two records (its SHA1 in the .chk, so it
+    verifies): the index counts the blank line as a record, and a stream says the record is
+    not JSON instead of shifting every later record to another position."""
+    ds = Dataset(Rec, tmp_path, name="blank", repoData={"commitHash": "test"})
+    sums = {}
+    for cid in ds.chunk_ids():
+        with ds.chunk_writer(cid, "tok", check_chunk=False) as writer:
+            if cid == "0":
+                writer.write_line('{"recId": 1, "text": "a"}\n')
+                writer.write_line("\n")
+                writer.write_line('{"recId": 2, "text": "b"}\n')
+        sums[cid] = writer.checksum
+    ds.publish(sums, token="tok")
+    assert load_index(ds).total == 3
+    with pytest.raises(DatasetCorruptError, match="not JSON"):
+        list(ds.stream(epochs=1))

@@ -47,9 +47,10 @@ class DatasetReader:
         self.definition = definition
         self.checksum = header.checksum
         from ..codegen import batch_decoder_for
-        from ..rows import row_decoders_for
+        from ..rows import LONG_LINE_BYTES, row_decoders_for
 
         self._decode_all = batch_decoder_for(dataset.dataType)
+        self._long_line = LONG_LINE_BYTES
         fast = row_decoders_for(dataset.dataType)
         self._decode_lines = fast.lines if fast is not None else None
         ctx = maybe_context()
@@ -76,6 +77,7 @@ class DatasetReader:
 
     def _decoded(self, blocks: Iterator[tuple[str, bytes]]) -> Iterator[list[Any]]:
         decode_all, decode_lines = self._decode_all, self._decode_lines
+        long_line = self._long_line
         for chunk_id, block in blocks:
             # parsed rows and decoded objects hold no cycles: the collector, triggered by
             # their allocations, would only re-scan every object alive (the caller's too),
@@ -83,8 +85,10 @@ class DatasetReader:
             collecting = gc.isenabled()
             gc.disable()
             try:
-                objects = decode_lines(block) if decode_lines is not None else None
-                if objects is None:  # no fast decoder, or it refused the block
+                objects = None
+                if decode_lines is not None and len(block) < long_line * (block.count(b"\n") + 1):
+                    objects = decode_lines(block)
+                if objects is None:  # no fast decoder, long lines, or it refused the block
                     objects = decode_all(_parse_block(block, self._name(chunk_id)))
             except DatasetCorruptError:
                 raise

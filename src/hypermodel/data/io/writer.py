@@ -9,7 +9,6 @@ exception publishes nothing.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -180,7 +179,7 @@ class DatasetWriter:
     def _make_append(self) -> tuple[Any, ...]:
         """The append function: a closure over the writer's state, because it runs once per
         object and attribute lookups are most of its cost."""
-        from ..codegen import appender_for
+        from ..codegen import appender_for, dumps_sorted
 
         typ = self._type
         chunk_count = self.dataset.chunkCount
@@ -198,7 +197,7 @@ class DatasetWriter:
                 line = (
                     generic_line(obj)
                     if obj.__class__ is typ
-                    else json.dumps(obj.to_data(), sort_keys=True) + "\n"
+                    else dumps_sorted(obj.to_data()) + "\n"
                 )
             except DatasetError:
                 raise
