@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from hypermodel.errors import HypermodelError, StorageError
-from tests.support import REPO
+from tests.support import REPO, require_module
 
-pytest.importorskip("s3fs")
+require_module("s3fs")  # skipped on a laptop without it, a failure under CI
 
 
 def _closed_port() -> int:
