@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from hypermodel.data import BaseData
+from hypermodel.data.codegen import appender_for
 from hypermodel.data.model import encoder_for, placer_for
 
 
@@ -52,6 +53,15 @@ class Shapes(BaseData, id="k"):
     records: list[dict[str, float]] | None
     été: str  # a non-ASCII key, sorted and escaped as json does
     Zed: int  # upper case sorts before lower case
+
+
+class SpillNever:
+    """The writer an appender is made for in these tests: a budget never reached."""
+
+    buffer_bytes = 1 << 30
+
+    def spill_all(self) -> None:  # pragma: no cover - the budget is never reached
+        raise AssertionError("no spill expected")
 
 
 class Colour(enum.Enum):
@@ -242,6 +252,10 @@ def test_every_field_type_is_byte_identical_to_json_dumps(seed: int) -> None:
     assert enc is not None
     place = placer_for(Shapes, 16)
     assert place is not None
+    appended: list[list[str]] = [[] for _ in range(16)]
+    slow: list[str] = []
+    append = appender_for(Shapes, 16, appended, SpillNever(), lambda o: slow.append(reference(o)))
+    assert append is not None
     for k in range(2000):
         obj = random_shapes(rng, k)
         expected = reference(obj)
@@ -249,6 +263,10 @@ def test_every_field_type_is_byte_identical_to_json_dumps(seed: int) -> None:
         lines: list[list[str]] = [[] for _ in range(16)]
         assert place(obj, lines) == len(expected) + 1
         assert [line for chunk in lines for line in chunk] == [expected + "\n"]
+        append[0](obj)
+        assert appended == lines and not slow  # the same line, in the same chunk
+        for chunk in appended:
+            chunk.clear()
 
 
 @pytest.mark.parametrize(
@@ -393,3 +411,118 @@ def test_number_lists_match_on_random_floats(monkeypatch: pytest.MonkeyPatch) ->
             values.append(rng.uniform(-1e6, 1e6) * rng.choice([1, 1e-3, 1e-6, 1e9]))
         assert enc(values) == json.dumps(values)
     assert len(slow) < 0.6 * n
+
+
+class Scalars(BaseData, id="sid"):
+    sid: int
+    a: int
+    b: float
+    c: int | None
+    d: float | None
+    when: dt.datetime
+    day: dt.date
+    maybe_when: dt.datetime | None
+    flag: bool
+    name: str
+
+
+class LaterDay(dt.datetime):
+    pass
+
+
+def random_scalars(rng: random.Random, k: int, odd_rate: float) -> Scalars:
+    def pick(value: Any, *others: Any) -> Any:
+        return rng.choice(others) if others and rng.random() < odd_rate else value
+
+    when = dt.datetime(2026, 1, 1) + dt.timedelta(seconds=rng.randint(0, 10**8))
+    when = when.replace(microsecond=rng.choice([0, rng.randint(0, 999_999)]))
+    edges = [1.5, math.nan, -math.inf, 1e-5, 1e16, 1.00001, None, True, 2, MyFloat(0.5), "1"]
+    ints = [2**64, 2**63, -(2**63) - 1, -(2**63), 2**64 - 1, True, MyInt(3), Level.HIGH, 1.5]
+    times = [
+        when.replace(tzinfo=dt.timezone.utc),
+        when.replace(tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+        when.replace(tzinfo=dt.timezone(dt.timedelta(seconds=30))),  # orjson: +00:01
+        when.replace(tzinfo=dt.timezone(dt.timedelta(hours=-3, seconds=-5))),
+        LaterDay(2026, 1, 2),
+        dt.date(2026, 1, 2),
+        None,
+    ]
+    return Scalars(
+        sid=pick(k, 2**64, -1),
+        a=pick(rng.randint(-(2**63), 2**64 - 1), *ints),
+        b=pick(rng.uniform(-1e6, 1e6) if rng.random() < 0.5 else random_float(rng), *edges),
+        c=pick(rng.choice([None, rng.randint(-(10**12), 10**12)]), *ints),
+        d=pick(rng.choice([None, rng.uniform(1e-4, 1e15)]), *edges),
+        when=pick(when, *times),
+        day=pick(when.date(), when, None),
+        maybe_when=pick(rng.choice([None, when]), *times),
+        flag=pick(rng.random() < 0.5, None, 1),
+        name=pick(random_str(rng), None, 5),
+    )
+
+
+@pytest.mark.parametrize("odd_rate", [0.0, 0.05, 0.3])
+def test_numbers_and_times_batched_in_one_orjson_call_match_json_dumps(odd_rate: float) -> None:
+    """Three or more int, float and naive date/time fields are formatted by one orjson call
+    (split at its commas); every value out of that path's range or type takes json's."""
+    from hypermodel.data import codegen
+
+    assert codegen._encoder_parts(codegen.schema_of(Scalars), {})[2] is not None
+    enc = encoder_for(Scalars)
+    place = placer_for(Scalars, 16)
+    assert enc is not None and place is not None
+
+    appended: list[list[str]] = [[] for _ in range(16)]
+    slow: list[str] = []
+    append = codegen.appender_for(
+        Scalars, 16, appended, SpillNever(), lambda obj: slow.append(reference(obj) + "\n")
+    )
+    assert append is not None
+    rng = random.Random(int(odd_rate * 100) + 18)
+    expected = []
+    for k in range(3000):
+        obj = random_scalars(rng, k, odd_rate)
+        line = reference(obj)
+        expected.append(line + "\n")
+        assert enc(obj) == line
+        lines: list[list[str]] = [[] for _ in range(16)]
+        assert place(obj, lines) in (len(line) + 1, -1)
+        assert [x for chunk in lines for x in chunk] in ([line + "\n"], [])
+        append[0](obj)
+    got = sorted([x for chunk in appended for x in chunk] + slow)
+    assert got == sorted(expected)
+    assert not slow  # every id is an int: no object needs the checked path
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("floats", [True, False])
+def test_number_lists_of_every_depth_match_json_dumps(depth: int, floats: bool) -> None:
+    from hypermodel.data import codegen
+
+    enc = codegen._number_list(depth, floats)
+    rng = random.Random(depth * 2 + floats)
+
+    def leaf(r: random.Random) -> Any:
+        if r.random() < 0.03:
+            return odd(r)
+        return (
+            random_float(r) if floats else r.choice([r.randint(-9, 9), r.randint(-(2**63), 2**64)])
+        )
+
+    def nested(r: random.Random, level: int) -> Any:
+        if r.random() < 0.02:
+            return odd(r)
+        make = (lambda q: leaf(q)) if level == 1 else (lambda q: nested(q, level - 1))
+        return [make(r) for _ in range(r.choice([0, 1, 2, 4]))]
+
+    for _ in range(5000):
+        value = nested(rng, depth)
+        try:
+            expected = json.dumps(value, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            with pytest.raises(type(exc)):
+                enc(value)
+            continue
+        assert enc(value) == expected
+    with pytest.raises(TypeError):
+        enc([Colour.RED] if depth == 1 else [[Colour.RED]] if depth == 2 else [[[Colour.RED]]])
