@@ -5,6 +5,7 @@ v2 keeps serving, with the reason on /readyz and /metrics; drift of the live inp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -146,55 +147,45 @@ class Load:
         return collapsed
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, hml.HmlApp, Path]]:
+@contextlib.contextmanager
+def run_prod(
+    tmp_path: Path, production: str, args: list[str], env: dict[str, str] | None = None
+) -> Iterator[tuple[str, hml.HmlApp, Path]]:
+    """v1 and v2 published (answering 0 and 1), the alias 'production' at ``production``, and
+    the app's run-prod started with ``args``: (its URL, the app, its log)."""
     root = tmp_path / "bucket"
     app = hml.HmlApp("svc", root=str(root))
     _publish(app, "v1", 0)
     _publish(app, "v2", 1)
-    ModelStore(app.storage()).set_alias("clf", "production", "v1")
+    ModelStore(app.storage()).set_alias("clf", "production", production)
     script = tmp_path / "svc_app.py"
     script.write_text(APP)
     port = free_port()
-    env = {
-        **os.environ,
-        "HML_ROOT": str(root),
-        "PYTHONPATH": str(REPO),
-        "HML_ADMIN_TOKEN": TOKEN,
-        "HML_MODEL_POLL_SECONDS": "0.5",
-    }
     log_path = tmp_path / "server.log"
+    command = [sys.executable, str(script), "inference", "run-prod", "--host", "127.0.0.1"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(script),
-            "inference",
-            "run-prod",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--threads",
-            "4",
-            "--drift-min-samples",
-            "20",
-        ],
+        [*command, "--port", str(port), *args],
         cwd=tmp_path,
-        env=env,
+        env={**os.environ, "HML_ROOT": str(root), "PYTHONPATH": str(REPO), **(env or {})},
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_port(port, proc, timeout=60)
-    except (RuntimeError, TimeoutError) as exc:
-        proc.kill()
-        proc.wait()
-        unavailable(f"inference server did not start: {exc}: {log_path.read_text()[-2000:]}")
-    try:
-        yield f"http://127.0.0.1:{port}", app, log_path
+        try:
+            wait_for_port(port, proc, timeout=60)
+        except (RuntimeError, TimeoutError) as exc:
+            unavailable(f"inference server did not start: {exc}: {log_path.read_text()[-2000:]}")
+        yield f"http://127.0.0.1:{port}", app, log_path  # a failure from here on is the test's
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, hml.HmlApp, Path]]:
+    env = {"HML_ADMIN_TOKEN": TOKEN, "HML_MODEL_POLL_SECONDS": "0.5"}
+    with run_prod(tmp_path, "v1", ["--threads", "4", "--drift-min-samples", "20"], env) as started:
+        yield started
 
 
 def test_alias_moves_under_load_without_a_failed_request(
@@ -254,44 +245,8 @@ def test_alias_moves_under_load_without_a_failed_request(
 
 
 def test_a_pinned_version_does_not_follow(tmp_path: Path) -> None:
-    root = tmp_path / "bucket"
-    app = hml.HmlApp("svc", root=str(root))
-    _publish(app, "v1", 0)
-    _publish(app, "v2", 1)
-    ModelStore(app.storage()).set_alias("clf", "production", "v2")
-    script = tmp_path / "svc_app.py"
-    script.write_text(APP)
-    port = free_port()
-    env = {**os.environ, "HML_ROOT": str(root), "PYTHONPATH": str(REPO)}
-    log_path = tmp_path / "server.log"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(script),
-            "inference",
-            "run-prod",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--model",
-            "clf=v1",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        try:
-            wait_for_port(port, proc, timeout=60)
-        except (RuntimeError, TimeoutError) as exc:
-            unavailable(f"inference server did not start: {exc}: {log_path.read_text()[-2000:]}")
-        url = f"http://127.0.0.1:{port}"  # from here on, a failure is the test's, never a skip
+    with run_prod(tmp_path, "v2", ["--model", "clf=v1"]) as (url, _, _):
         status, headers, _ = _call(f"{url}/predict", {"alcohol": 13.0, "malic_acid": 2.0})
         assert status == 200 and headers["x-model-version"] == "v1"
         assert _call(f"{url}/-/reload", headers={"Authorization": "Bearer x"})[0] == 404
         assert "details" not in json.loads(_call(f"{url}/readyz")[2])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)

@@ -240,8 +240,9 @@ def deploy_command(app: HmlApp) -> click.Command:
                     f"{' and '.join(given)} do not go together: --promote and --abort-canary "
                     "finish the running canary with the settings it was deployed with"
                 )
-            finish = _promote if promote else _abort
-            finish(app, namespace, kubeconfig, context, dry_run, wait, timeout)
+            _finish_canary(
+                app, namespace, kubeconfig, context, dry_run, wait, timeout, promote=promote
+            )
             return
         options = DeployOptions(
             namespace=namespace,
@@ -314,7 +315,7 @@ def promote_command(app: HmlApp) -> click.Command:
     ) -> None:
         """Finish the running canary: roll the stable Deployment to the canary's version, wait
         for it, then delete the canary (the same as `inference deploy --promote`)."""
-        _promote(app, namespace, kubeconfig, context, dry_run, True, timeout)
+        _finish_canary(app, namespace, kubeconfig, context, dry_run, True, timeout, promote=True)
 
     return promote
 
@@ -391,7 +392,7 @@ def _connect_to_canary(
     return api, live
 
 
-def _promote(
+def _finish_canary(
     app: HmlApp,
     namespace: str | None,
     kubeconfig: str | None,
@@ -399,49 +400,28 @@ def _promote(
     dry_run: bool,
     wait: bool,
     timeout: float | None,
+    *,
+    promote: bool,
 ) -> None:
-    """The stable Deployment takes the canary's pod template; once rolled out, the canary goes."""
+    """Promote: the stable Deployment takes the canary's pod template and, once rolled out, the
+    canary goes. Abort: the stable Deployment gets its replicas back and the canary goes at
+    once."""
     from ..k8s.apply import apply_one
 
     api, live = _connect_to_canary(app, namespace, kubeconfig, context)
     try:
-        promoted = live.promoted()
+        stable = live.promoted() if promote else live.restored()
         if dry_run:
-            _print_plan(promoted, live)
+            _print_plan(stable, live)
             return
-        click.echo(f"promoting {live.line()}", err=True)
-        click.echo(apply_one(api, promoted).line())
-        _wait(api, live.namespace, promoted["metadata"]["name"], timeout or DEFAULT_WAIT_TIMEOUT)
+        click.echo(f"{'promoting' if promote else 'removing'} {live.line()}", err=True)
+        click.echo(apply_one(api, stable).line())
+        name, limit = stable["metadata"]["name"], timeout or DEFAULT_WAIT_TIMEOUT
+        if promote:  # the canary serves until the stable pods run its version
+            _wait(api, live.namespace, name, limit)
         _delete(api, live)
-    finally:
-        api.close()  # type: ignore[attr-defined]
-
-
-def _abort(
-    app: HmlApp,
-    namespace: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-    dry_run: bool,
-    wait: bool,
-    timeout: float | None,
-) -> None:
-    """The stable Deployment gets its replicas back and the canary goes at once."""
-    from ..k8s.apply import apply_one
-
-    api, live = _connect_to_canary(app, namespace, kubeconfig, context)
-    try:
-        restored = live.restored()
-        if dry_run:
-            _print_plan(restored, live)
-            return
-        click.echo(f"removing {live.line()}", err=True)
-        click.echo(apply_one(api, restored).line())
-        _delete(api, live)
-        if wait:
-            _wait(
-                api, live.namespace, restored["metadata"]["name"], timeout or DEFAULT_WAIT_TIMEOUT
-            )
+        if wait and not promote:
+            _wait(api, live.namespace, name, limit)
     finally:
         api.close()  # type: ignore[attr-defined]
 

@@ -125,9 +125,7 @@ class Dataset:
     @property
     def directory(self) -> str:
         """The dataset's key prefix in its storage (of the version a read sees now)."""
-        version = self.resolved_version()
-        branch = f"{self.branch}@{version}" if version else self.branch
-        return f"{self.project}/{branch}/{self.name}"
+        return self.address.directory
 
     @property
     def ref(self) -> str:
@@ -175,19 +173,20 @@ class Dataset:
             return self.with_version(new_version())
         return self.with_version(version_for_token(token, ctx.run_id if ctx else ""))
 
+    # Keys of the version a read sees now: the address derives them.
     def key(self, file_name: str) -> str:
-        return f"{self.directory}/{file_name}"
+        return self.address.key(file_name)
 
     @property
     def def_key(self) -> str:
-        return self.key(fmt.def_file_name(self.name))
+        return self.address.def_key
 
     @property
     def chk_key(self) -> str:
-        return self.key(fmt.chk_file_name(self.name))
+        return self.address.chk_key
 
     def chunk_key(self, chunk_id: str) -> str:
-        return self.key(fmt.chunk_file_name(self.name, chunk_id))
+        return self.address.chunk_key(chunk_id)
 
     def chunk_ids(self) -> list[str]:
         return fmt.chunk_ids(self.chunkCount)

@@ -41,12 +41,10 @@ from ..models.reference import DISTRIBUTIONS_FILE as DISTRIBUTIONS_FILE
 from ..models.reference import LATEST_FILE as LATEST_FILE
 from ..models.reference import MODEL_FILE as MODEL_FILE
 from ..models.reference import REFERENCE_FILE as REFERENCE_FILE
-from ..models.reference import SHA256 as _SHA256
+from ..models.reference import SHA256, check_location, short_error
 from ..models.reference import ModelReference as ModelReference
-from ..models.reference import check_location as _check_location
 from ..models.reference import latest_reference_key as latest_reference_key
 from ..models.reference import sha256_hex as sha256_hex
-from ..models.reference import short_error as _short
 from ..models.reference import unreadable_error as unreadable_error
 from ..models.reference import version_reference_key as version_reference_key
 from ..names import check_name
@@ -352,7 +350,7 @@ class ModelContainer:
             distributions = json.loads(dist_bytes)
         except ValueError as exc:  # UnicodeDecodeError included
             raise ModelIntegrityError(
-                f"{dist_where} matches its digest but is not valid JSON ({_short(exc)}); "
+                f"{dist_where} matches its digest but is not valid JSON ({short_error(exc)}); "
                 "re-publish the model"
             ) from None
         if not isinstance(distributions, dict):
@@ -364,7 +362,7 @@ class ModelContainer:
             model = joblib.load(io.BytesIO(model_bytes))
         except Exception as exc:
             raise ModelIntegrityError(
-                f"{model_where} matches its digest but cannot be unpickled ({_short(exc)}): "
+                f"{model_where} matches its digest but cannot be unpickled ({short_error(exc)}): "
                 "install the library versions it was trained with, or re-publish the model"
             ) from None
         self.model = model
@@ -389,7 +387,7 @@ class ModelContainer:
     def _resolve(self, ref: Any, storage: Any) -> tuple[ModelReference, Any]:
         if isinstance(ref, ModelReference):
             store = self._storage(storage)
-            _check_location(ref, store)
+            check_location(ref, store)
             return ref, _reader_for(store, ref.directory)
         if not isinstance(ref, (str, os.PathLike)):
             raise UsageError(
@@ -414,7 +412,7 @@ class ModelContainer:
         except (OSError, StorageError) as exc:
             raise unreadable_error(f"{store.url}/{key}", exc) from None
         reference = ModelReference.from_json(raw, key=key)
-        _check_location(reference, store)
+        check_location(reference, store)
         return reference, _reader_for(store, reference.directory)
 
     def _reference_key(self, store: Any, text: str) -> str:
@@ -462,7 +460,7 @@ def pinned_digest(model: str) -> tuple[str, str] | None:
 def normalise_digest(text: str, where: str) -> str:
     """``sha256:<64 hex>`` or ``<64 hex>`` -> the 64 lower-case hex digits; else a clear error."""
     digest = str(text).strip().lower().removeprefix("sha256:")
-    if not _SHA256.fullmatch(digest):
+    if not SHA256.fullmatch(digest):
         raise UsageError(
             f"{where} is {text!r}, not a SHA-256 digest: give 64 hex digits, optionally prefixed "
             "'sha256:' (the server's x-model-digest header and `/` page show a model's digest)"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from ..data import yogadl as _impl
+from ..data import yogadl as data_yogadl
 from ..data.yogadl import Storage, Stream
 from . import storage, tensorflow
 
@@ -30,7 +30,7 @@ class DataRef(abc.ABC):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is DataRef:
-            return _impl.DataRef(*args, **kwargs)
+            return data_yogadl.DataRef(*args, **kwargs)
         return super().__new__(cls)
 
     @abc.abstractmethod
@@ -51,6 +51,6 @@ class DataRef(abc.ABC):
         """Records in one epoch of the whole dataset."""
 
 
-DataRef.register(_impl.DataRef)
+DataRef.register(data_yogadl.DataRef)
 
 __all__ = ["DataRef", "Storage", "Stream", "storage", "tensorflow"]
