@@ -220,6 +220,25 @@ def test_a_corrupt_version_keeps_the_old_one_serving_until_a_good_one(
     )
 
 
+def test_a_bucket_that_goes_away_keeps_the_loaded_version_serving(
+    app: hml.HmlApp, versions: dict[str, ModelContainer], store: ModelStore
+) -> None:
+    client = serve(app)
+    bucket = Path(app.storage().url.removeprefix("file://"))
+    store.set_alias("wine-clf", "production", "v2")
+    moved = bucket.with_name(bucket.name + "-away")
+    bucket.rename(moved)  # the bucket is gone while the server runs
+    try:
+        (outcome,) = app.inference.reloader.check()
+        assert outcome.status == "failed" and outcome.version == "v1"
+        assert version_of(client.post("/predict", json=ROW)) == "v1"
+        assert client.get("/readyz").status_code == 200
+    finally:
+        moved.rename(bucket)
+    assert app.inference.reloader.check()[0].status == "reloaded"  # back: the move is taken
+    assert version_of(client.post("/predict", json=ROW)) == "v2"
+
+
 def test_a_missing_version_and_a_pinned_digest_are_refused(
     app: hml.HmlApp,
     versions: dict[str, ModelContainer],
