@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from hypermodel.data.errors import DatasetCorruptError, DatasetUsageError
 from hypermodel.data.index import forget_verdicts, index_key, load_index
 from hypermodel.data.model import BaseData
 from hypermodel.data.stream import epoch_order, epoch_seed, records_at, shard_positions
+from hypermodel.storage.local import LocalStorage
 from tests.support import require_module, unavailable
 from tests.unit.data.helpers import CountingStorage
 
@@ -309,3 +311,59 @@ def test_a_blank_line_in_a_verified_chunk_is_refused_not_skipped(tmp_path: Path)
     assert load_index(ds).total == 3
     with pytest.raises(DatasetCorruptError, match="not JSON"):
         list(ds.stream(epochs=1))
+
+
+class ThreadRecordingStorage(LocalStorage):
+    """Local disk that records which threads read chunk files, and can pose as a bucket (no
+    local paths) to take the remote defaults."""
+
+    def __init__(self, root: Path, remote: bool = False) -> None:
+        super().__init__(root)
+        self.remote = remote
+        self.readers: set[str] = set()
+
+    def open_read(self, key: str) -> IO[bytes]:
+        if ".jsonl.gz" in key:
+            self.readers.add(threading.current_thread().name)
+        return super().open_read(key)
+
+    def local_path(self, key: str) -> str | None:  # type: ignore[override]
+        return None if self.remote else super().local_path(key)
+
+
+def test_a_shuffled_pass_loads_the_chunks_it_needs_on_several_threads(tmp_path: Path) -> None:
+    base = _write(tmp_path, n=N, name="loaders", flush=400)
+    expected = ids(base.stream(shuffle=True, shuffle_seed=4, epochs=2, prefetch=0, window=N))
+    forget_verdicts()  # as a fresh process: every chunk is verified on first touch
+    storage = ThreadRecordingStorage(tmp_path)
+    ds = Dataset(Rec, storage=storage, name="loaders")
+    got = ids(ds.stream(shuffle=True, shuffle_seed=4, epochs=2, prefetch=0, window=N))
+    assert got == expected and sorted(got[:N]) == list(range(N))
+    loaders = {name for name in storage.readers if name.startswith("hml-stream-load")}
+    assert len(loaders) >= 2, storage.readers
+
+
+def test_a_chunk_that_fails_on_a_loader_thread_fails_the_stream(tmp_path: Path) -> None:
+    ds = _write(tmp_path, n=N, name="loadfail", flush=400)
+    forget_verdicts()
+    path = Path(str(ds.storage.local_path(ds.chunk_key("7"))))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetCorruptError, match="loadfail_7"):
+        list(ds.stream(shuffle=True, shuffle_seed=4, epochs=1, prefetch=0, window=N))
+
+
+@pytest.mark.parametrize("remote", [False, True])
+def test_windows_are_read_ahead_on_a_thread_from_buckets_only(tmp_path: Path, remote: bool) -> None:
+    _write(tmp_path, n=N, name="ahead", flush=400)
+    storage = ThreadRecordingStorage(tmp_path, remote=remote)
+    ds = Dataset(Rec, storage=storage, name="ahead")
+    seen: set[str] = set()
+    for _ in ds.stream(epochs=1, window=50):  # windows in dataset order: one member at a time
+        seen.update(t.name for t in threading.enumerate())
+    assert ("hml-stream-prefetch" in seen) is remote
+    explicit = ds.stream(epochs=1, window=50, prefetch=2)
+    for _ in explicit:
+        seen.update(t.name for t in threading.enumerate())
+    assert "hml-stream-prefetch" in seen  # asked for, it runs on local disk too

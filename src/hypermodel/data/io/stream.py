@@ -19,7 +19,9 @@ drop_shard_remainder=False, epochs=None)`` yields the dataset's objects in a rep
 
 Records are read through the dataset index (see ``index``): only the gzip members that hold
 the records asked for are read (ranged reads on a bucket, no whole-file download) and kept in
-a bounded cache. A background thread reads and decodes ``prefetch`` windows ahead.
+a bounded cache; the members a window lacks are read on several threads (one chunk each). From
+a bucket, a background thread also reads ``prefetch`` windows ahead (``None``: 2 from a bucket,
+none on local disk, where it only took turns on the GIL with the consumer).
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ log = logging.getLogger(__name__)
 
 WINDOW = 2048
 CACHE_BYTES = 512 << 20
+LOADERS = 4  # threads reading the members a window needs, one chunk each at a time
+# windows read ahead on a thread by default, from a bucket only: on local disk the thread only
+# took turns on the GIL with the consumer (a shuffled pass 3-25 % slower with it, measured on
+# every shape of bench/stream.py), since the first window already needs every member
+REMOTE_PREFETCH = 2
 
 
 class StreamLengthError(DatasetUsageError, TypeError):
@@ -188,6 +195,51 @@ class _Reader:
         self._insert(block, lines)
         return lines
 
+    def _load_many(self, blocks: list[int]) -> None:
+        """Read the members of ``blocks`` (none cached) on up to ``LOADERS`` threads, one chunk
+        per thread at a time: reading, hashing and inflating release the GIL, so the first
+        window of a shuffled pass (which touches every member) loads on every core, and ranged
+        GETs to a bucket overlap. What each chunk's read returns is cached here, in order."""
+        by_chunk: dict[str, list[int]] = {}
+        for b in blocks:
+            by_chunk.setdefault(self.blocks[b][0].chunk_id, []).append(b)
+        if len(by_chunk) < 2:
+            for b in blocks:
+                if b not in self.cache:
+                    self._load(b)
+            return
+        for chunk_id in by_chunk:
+            if chunk_id not in self.sized:
+                self.sized.add(chunk_id)
+                check_size(self.dataset, chunk_id, self.blocks[by_chunk[chunk_id][0]][2])
+        room = max(0, self.budget - self.size) // len(by_chunk)
+
+        def load(wanted: list[int]) -> list[tuple[int, list[bytes]]]:
+            got: dict[int, list[bytes]] = {}
+            for b in wanted:
+                if b in got:
+                    continue
+                chunk, number, expected = self.blocks[b]
+                for other, lines in read_members(
+                    self.dataset, chunk, number, expected, room
+                ).items():
+                    ob = self.block_of.get((chunk.chunk_id, other))
+                    if ob is not None:
+                        got[ob] = lines
+            # the blocks asked for last, so that eviction drops the extras first
+            return [(b, ln) for b, ln in got.items() if b not in wanted] + [
+                (b, got[b]) for b in wanted
+            ]
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = min(LOADERS, len(by_chunk))
+        with ThreadPoolExecutor(workers, thread_name_prefix="hml-stream-load") as pool:
+            for loaded in pool.map(load, by_chunk.values()):
+                for b, lines in loaded:
+                    if b not in self.cache:
+                        self._insert(b, lines)
+
     def _insert(self, block: int, lines: list[bytes]) -> None:
         size = sum(map(len, lines)) + 64 * len(lines)
         self.cache[block] = lines
@@ -210,6 +262,10 @@ class _Reader:
         lines = [flat[p] for p in positions]
         if None in lines:  # some members are not cached (first touch, or evicted)
             starts, find = self.starts, bisect.bisect_right
+            missing = {find(starts, positions[i]) - 1 for i, ln in enumerate(lines) if ln is None}
+            if len(missing) > 1:
+                self._load_many(sorted(missing))
+                lines = [flat[p] for p in positions]
             for i, line in enumerate(lines):
                 if line is None:
                     p = positions[i]
@@ -348,7 +404,7 @@ class Stream:
         drop_shard_remainder: bool = False,
         epochs: int | None = None,
         *,
-        prefetch: int = 2,
+        prefetch: int | None = None,
         window: int = WINDOW,
         cache_bytes: int = CACHE_BYTES,
     ) -> None:
@@ -446,14 +502,17 @@ class Stream:
         return itertools.chain.from_iterable(self._batches(slices))
 
     def _batches(self, slices: Iterator[Sequence[int]]) -> Iterator[list[Any]]:
-        """Decoded windows. The prefetch thread reads (ranged reads, gzip: both release the
-        GIL) and gathers lines ahead; parsing and decoding, which hold the GIL, run here, so
-        the two threads do not fight over it."""
+        """Decoded windows. The prefetch thread, if any, reads (ranged reads, gzip: both
+        release the GIL) and gathers lines ahead; parsing and decoding, which hold the GIL, run
+        here, so the two threads do not fight over it."""
         index = self.index
         assert self._header is not None
         reader = _Reader(self.dataset, index, self._header.chk, self.cache_bytes)
         lines = map(reader.gathered, _windows(slices, self.window))
-        ahead = lines if self.prefetch <= 0 else _prefetched(lines, self.prefetch)
+        depth = self.prefetch
+        if depth is None:
+            depth = 0 if self.dataset.storage.local_path(self.dataset.def_key) else REMOTE_PREFETCH
+        ahead = lines if depth <= 0 else _prefetched(lines, depth)
         return map(reader.decoded, ahead)
 
     def to_torch(self, transform: Callable[[Any], Any] | None = None) -> Any:
