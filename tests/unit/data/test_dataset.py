@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -365,12 +364,14 @@ def test_streaming_memory_does_not_grow_with_the_dataset(tmp_path: Path) -> None
     assert peak < 16 << 20
 
 
-def test_wall_time_smoke(tmp_path: Path) -> None:
-    # not a benchmark (bench/datasets.py is): only catches an accidental quadratic path
-    t0 = time.perf_counter()
-    write(make(tmp_path), items(20000))
-    assert sum(1 for _ in make(tmp_path).open("r")) == 20000
-    assert time.perf_counter() - t0 < 30
+def test_twenty_thousand_records_round_trip(tmp_path: Path) -> None:
+    # how fast is bench/datasets.py's question; this one is that nothing is lost or altered
+    written = items(20000)
+    write(make(tmp_path), written)
+    back = sorted(make(tmp_path).open("r"), key=lambda o: o.get_id())
+    assert [o.to_data() for o in back] == [
+        o.to_data() for o in sorted(written, key=lambda o: o.get_id())
+    ]
 
 
 def test_location_defaults_to_hml_root(hml_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
