@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,9 @@ class TensorflowModelContainer:
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
+        # the unpacked copy lives as long as the loaded model: once a reload has switched it
+        # out and the last request pinned to it has finished, it is removed (and at exit)
+        weakref.finalize(exported, shutil.rmtree, str(directory), True)
         self.exported = exported
         key = f"models/{self.name}/{reference['version']}/{REFERENCE_FILE}"
         self.reference = TensorflowReference(reference, key=key)

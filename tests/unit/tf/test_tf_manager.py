@@ -5,6 +5,7 @@ Needs TensorFlow (extra hypermodel[tf]); skipped without it, failed under CI=tru
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 from collections.abc import Iterator
@@ -253,10 +254,16 @@ def test_publish_to_the_bucket_then_serve_latest(
     TensorflowModelContainer("scorer", ex.ScorerBatchProcessor()).publish(
         trained.export, app, version="v2"
     )
+    first_copy = served.exported.path
+    assert first_copy.is_dir()
     (outcome,) = app.inference.reloader.check()
     assert (outcome.status, outcome.version) == ("reloaded", "v2")
     response = client.post("/score", json=ex.readings(1)[0].to_data())
     assert response.status_code == 200 and response.headers["x-model-version"] == "v2"
+    # v1's unpacked copy goes with the last reference to it; v2's stays while it serves
+    gc.collect()
+    assert not first_copy.exists()
+    assert served.exported.path.is_dir() and served.exported.path != first_copy
     TensorflowModelContainer("scorer", ex.ScorerBatchProcessor()).publish(
         trained.export, app, version="v3"
     )
