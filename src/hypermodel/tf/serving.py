@@ -152,7 +152,7 @@ class TensorflowModelContainer:
             raise
         # the unpacked copy lives as long as the loaded model: once a reload has switched it
         # out and the last request pinned to it has finished, it is removed (and at exit)
-        weakref.finalize(exported, shutil.rmtree, str(directory), True)
+        weakref.finalize(exported, _remove_copy, str(directory), os.getpid())
         self.exported = exported
         key = f"models/{self.name}/{reference['version']}/{REFERENCE_FILE}"
         self.reference = TensorflowReference(reference, key=key)
@@ -221,3 +221,10 @@ class TensorflowModelContainer:
         )
         def predict(obj: Any) -> Any:
             return self.predict([obj])[0]
+
+
+def _remove_copy(directory: str, owner: int) -> None:
+    """Remove an unpacked export, only from the process that unpacked it (a forked child that
+    drops its copy of the model must not remove the parent's files)."""
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
