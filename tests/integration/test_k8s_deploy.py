@@ -348,6 +348,72 @@ def test_canary_beside_the_stable_then_abort(deployer: Deployer, tmp_path: Any) 
     assert "--canary [MODEL=]REF" in err and "Traceback" not in err
 
 
+def test_promoting_a_canary_beside_a_stable_that_follows_an_alias_moves_the_alias(
+    deployer: Deployer, tmp_path: Any
+) -> None:
+    from hypermodel.k8s.canary import PROMOTED
+    from hypermodel.models.store import ModelStore
+    from hypermodel.storage import open_storage
+    from tests.unit.k8s.apps import publish, set_alias
+
+    bucket = tmp_path / "bucket"
+    publish(bucket, "wine-classifier", "v1")
+    publish(bucket, "wine-classifier", "v2")
+    set_alias(bucket, "wine-classifier", "production", "v1")
+    store = ModelStore(open_storage(str(bucket)))
+    base = ("--host-root", str(bucket), "--replicas", "2", "--model", "wine-classifier=production")
+    assert deployer(make_app(), *base)[0] == 0
+    code, _, err = deployer(make_app(), *base, "--canary", "wine-classifier=v2")
+    assert code == 0, err
+    before = selection(deployer.get(DEPLOYMENTS))
+    assert dict(before[1])["HML_MODELS"] == "wine-classifier=production"
+
+    code, out, err = deployer(make_app(), "--promote", "--dry-run")
+    assert code == 0, err
+    assert f"would move alias 'production' of model 'wine-classifier' in file://{bucket}" in err
+    assert "v1 -> v2" in err
+    (planned,) = list(yaml.safe_load_all(out))
+    assert selection(planned) == before  # still following the alias
+    assert planned["spec"]["template"]["metadata"]["annotations"][PROMOTED] == "wine-classifier=v2"
+    assert store.aliases("wine-classifier")["production"] == "v1"  # a dry run moves nothing
+
+    # the API server here runs no controllers: the rollout cannot complete, so the promotion
+    # stops at its timeout with the canary kept; the alias has moved and the stable Deployment
+    # (its pods restarted, still following the alias) is applied
+    code, out, err = deployer(make_app(), "--promote", "--timeout", "2")
+    assert code == 1 and "Traceback" not in err
+    assert "moved alias 'production' of model 'wine-classifier'" in err and "v1 -> v2" in err
+    assert store.aliases("wine-classifier")["production"] == "v2"
+    (entry,) = store.alias_history("wine-classifier", "production")[-1:]
+    assert entry.version == "v2" and "inference promote (shop-inference-canary)" in entry.reason
+    stable = deployer.get(DEPLOYMENTS)
+    assert selection(stable) == before
+    assert stable["spec"]["template"]["metadata"]["annotations"][PROMOTED] == "wine-classifier=v2"
+    assert stable["spec"]["replicas"] == 2
+    assert deployer.get(CANARY) is not None
+
+    # run again once the alias names v2: nothing more to move
+    code, _, err = deployer(make_app(), "--promote", "--dry-run")
+    assert code == 0 and "already names v2" in err, err
+
+    # a bucket that cannot be opened from here: the stable takes the canary's pods (pinned)
+    moved = tmp_path / "elsewhere"
+    bucket.rename(moved)
+    code, out, err = deployer(make_app(), "--promote", "--dry-run")
+    assert code == 0, err
+    assert "cannot be opened from here to move it to v2" in err
+    assert "hml models promote wine-classifier v2 --to production" in err
+    (planned,) = list(yaml.safe_load_all(out))
+    assert selection(planned) == selection(deployer.get(CANARY))
+
+
+def selection(deployment: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+    """What a Deployment's pods are told to serve: their args and plain env values."""
+    first = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = [(e["name"], e["value"]) for e in first.get("env", []) if "value" in e]
+    return list(first["args"]), sorted(env)
+
+
 def test_canary_ingress_with_the_exact_weight(deployer: Deployer, tmp_path: Any) -> None:
     from tests.unit.k8s.apps import publish
 
@@ -434,14 +500,21 @@ def test_stable_follows_an_alias_and_a_canary_pins_what_another_names(
     assert json.loads(canary["metadata"]["annotations"]["hypermodel/canary"])["ref"] == "staging"
     assert env_of(deployer.get(DEPLOYMENTS))["HML_MODELS"] == "wine-classifier=production"
 
-    # `inference promote` is `deploy --promote`: the stable would take the canary's pinned v2
+    # `inference promote` is `deploy --promote`: the stable would keep following production,
+    # moved to the canary's v2, with its token still only a secretKeyRef
     argv = ["inference", "promote", "--kubeconfig", str(deployer.cluster.kubeconfig)]
     with pytest.raises(SystemExit) as exit_info:
         run_cli(make_app().cli(), [*argv, "-n", deployer.namespace, "--dry-run"], prog_name="shop")
     out, err = deployer.capsys.readouterr()
     assert exit_info.value.code == 0, err
     (promoted,) = list(yaml.safe_load_all(out))
-    assert env_of(promoted)["HML_MODELS"] == "wine-classifier=v2"
+    assert env_of(promoted)["HML_MODELS"] == "wine-classifier=production"
+    assert "HML_MODEL_SHA256_WINE_CLASSIFIER" not in env_of(promoted)
+    assert env_of(promoted)["HML_ADMIN_TOKEN"] == {
+        "secretKeyRef": {"name": "shop-admin", "key": "reload"}
+    }
+    assert "would move alias 'production' of model 'wine-classifier'" in err and "v1 -> v2" in err
     assert "would delete deployment/shop-inference-canary" in err
+    assert token not in out + err
     assert deployer(make_app(), "--abort-canary")[0] == 0
     assert deployer.get(CANARY) is None

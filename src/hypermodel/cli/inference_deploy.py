@@ -410,7 +410,7 @@ def _finish_canary(
 
     api, live = _connect_to_canary(app, namespace, kubeconfig, context)
     try:
-        stable = live.promoted() if promote else live.restored()
+        stable = _promotion(live, dry_run) if promote else live.restored()
         if dry_run:
             _print_plan(stable, live)
             return
@@ -424,6 +424,43 @@ def _finish_canary(
             _wait(api, live.namespace, name, limit)
     finally:
         api.close()  # type: ignore[attr-defined]
+
+
+def _promotion(live: LiveCanary, dry_run: bool) -> Manifest:
+    """The stable Deployment to apply for a promotion. Where the stable pods follow an alias of
+    the canary's model, promoting moves that alias to the canary's version (a compare-and-set
+    against what it names now) and restarts the stable pods, which keep following it; otherwise
+    they take the canary's pod template and pin its version."""
+    from ..models.store import ModelStore
+    from ..storage import open_storage
+
+    alias = live.followed_alias
+    if alias is None:
+        return live.promoted()
+    model, version = str(live.record["model"]), str(live.record["version"])
+    root = live.pods_root()
+    if root is None:
+        click.echo(
+            f"warning: the stable pods follow '{alias}' of model '{model}', but their bucket "
+            f"cannot be opened from here to move it to {version}: they will pin {version} "
+            f"instead; to follow '{alias}' again, move it (`hml models promote {model} "
+            f"{version} --to {alias}`) and deploy with --model {model}={alias}",
+            err=True,
+        )
+        return live.promoted()
+    store = ModelStore(open_storage(root))
+    current = store.aliases(model).get(alias)
+    moved = f"alias '{alias}' of model '{model}' in {store.storage.url}"
+    if current == version:
+        click.echo(f"{moved} already names {version}", err=True)
+    elif dry_run:
+        click.echo(f"would move {moved}: {current} -> {version}", err=True)
+    else:
+        store.set_alias(
+            model, alias, version, expected=current, reason=f"inference promote ({live.name})"
+        )
+        click.echo(f"moved {moved}: {current} -> {version}", err=True)
+    return live.following()
 
 
 def _print_plan(stable: Manifest, live: LiveCanary) -> None:

@@ -15,9 +15,11 @@ reach it:
   exactly W % of the host's requests to a Service of their own.
 
 ``--promote`` gives the stable Deployment the canary's pod template (a rolling update to the
-canary's version), waits for it, then deletes the canary objects; ``--abort-canary`` restores
-the stable replicas and deletes them. Both read what to do from the cluster: the stable and
-canary Deployments' last applied manifests and the canary's record annotation.
+canary's version), waits for it, then deletes the canary objects; where the stable pods follow
+an alias of the canary's model, it moves the alias to the canary's version instead and restarts
+the stable pods, which keep following it (``LiveCanary.following``). ``--abort-canary``
+restores the stable replicas and deletes them. Both read what to do from the cluster: the
+stable and canary Deployments' last applied manifests and the canary's record annotation.
 
 ``inference deploy --model MODEL=REF`` chooses what the stable pods serve: a version is pinned
 like the canary's; ``latest`` or an alias is passed on as ``HML_MODELS`` (run-prod's
@@ -51,6 +53,8 @@ if TYPE_CHECKING:
     from ..dsl.config import AppSpec
     from ..serving.app import HmlInferenceDeployment
 
+# on a promoted stable Deployment's pod template: MODEL=VERSION its restart was for
+PROMOTED = "hypermodel/promoted"
 MODELS_ENV = "HML_MODELS"  # run-prod --model NAME=REF, space-separated, read from the pod's env
 LABEL_TRACK = "hypermodel/track"
 CANARY_RECORD = "hypermodel/canary"  # on the canary Deployment: model, version, weight, replicas
@@ -437,6 +441,43 @@ class LiveCanary:
         out["spec"]["template"] = template
         return out
 
+    def following(self) -> Manifest:
+        """The stable Deployment as it was (still following its alias), at the full replica
+        count, with its pods restarted: once the alias names the canary's version, the new
+        pods load that version when they start, so the rollout ends with every stable pod on
+        it (the old ones would only reach it at their next poll)."""
+        out = self.restored()
+        metadata = out["spec"]["template"].setdefault("metadata", {})
+        annotations = metadata.setdefault("annotations", {})
+        annotations[PROMOTED] = f"{self.record.get('model')}={self.record.get('version')}"
+        return out
+
+    @property
+    def followed_alias(self) -> str | None:
+        """The alias the stable pods follow for the canary's model (``HML_MODELS``), or None
+        when they pin a version or follow ``latest`` (which no promotion can move)."""
+        from ..models.aliases import is_alias_name
+
+        text = _container_env(self.stable).get(MODELS_ENV) or ""
+        refs = dict(item.partition("=")[::2] for item in text.split())
+        ref = refs.get(str(self.record.get("model")))
+        if ref is None or ref == "latest" or not is_alias_name(ref):
+            return None
+        return ref
+
+    def pods_root(self) -> str | None:
+        """The bucket the stable pods read (their ``HML_ROOT``), when it can be opened from
+        here: a bucket URL, or a directory that exists here (a node's ``--host-root``)."""
+        from pathlib import Path
+
+        root = _container_env(self.stable).get("HML_ROOT")
+        if not root:
+            return None
+        if "://" in root and not root.startswith("file://"):
+            return root
+        path = root.removeprefix("file://")
+        return path if Path(path).is_dir() else None
+
     def restored(self) -> Manifest:
         """The stable Deployment as before the canary: the full replica count."""
         out = copy.deepcopy(self.stable)
@@ -456,6 +497,17 @@ class LiveCanary:
     def line(self) -> str:
         r = self.record
         return f"deployment/{self.name} (serving {r.get('model')}={r.get('version')})"
+
+
+def _container_env(deployment: Manifest) -> dict[str, str]:
+    """The plain ``value`` entries of the first container's env."""
+    containers = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    first = (containers.get("containers") or [{}])[0]
+    return {
+        str(e["name"]): str(e["value"])
+        for e in first.get("env") or []
+        if isinstance(e, dict) and "name" in e and isinstance(e.get("value"), str)
+    }
 
 
 def find_canary(api: Any, namespace: str, stable: str) -> LiveCanary | None:

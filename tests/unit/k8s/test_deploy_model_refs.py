@@ -15,7 +15,7 @@ import yaml
 
 from hypermodel.cli.errors import run_cli
 from hypermodel.errors import DeclarationError, UsageError
-from hypermodel.k8s.canary import CANARY_RECORD, LiveCanary, describe_canary
+from hypermodel.k8s.canary import CANARY_RECORD, PROMOTED, LiveCanary, describe_canary
 from hypermodel.k8s.manifests import DeployOptions, build_manifests
 from tests.support import free_port, require_module
 
@@ -259,8 +259,53 @@ def test_a_canary_beside_a_stable_that_follows_an_alias(
     live = LiveCanary(
         "default", stable, canary, json.loads(canary["metadata"]["annotations"][CANARY_RECORD])
     )
-    assert container(live.promoted()) == container(canary)  # promoted: the stable pins v2
+    # promoted: the alias moves (by the CLI) and the stable pods, restarted, keep following it
+    assert live.followed_alias == "production" and live.pods_root() == str(bucket)
+    following = live.following()
+    assert container(following) == container(stable) and following["spec"]["replicas"] == 4
+    annotations = following["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[PROMOTED] == f"{MODEL}=v2"
+    assert PROMOTED not in (stable["spec"]["template"]["metadata"].get("annotations") or {})
+    # where the alias cannot be moved, the stable takes the canary's pods: it pins v2
+    assert container(live.promoted()) == container(canary)
     assert container(live.restored()) == container(stable)  # aborted: it follows production
+
+
+@pytest.mark.parametrize(
+    ("ref", "root", "alias", "opened"),
+    [
+        ("production", "BUCKET", "production", True),
+        ("production", "/no/such/node/dir", "production", False),
+        ("production", "gs://pods-bucket/hml", "production", True),
+        ("latest", "BUCKET", None, True),  # latest cannot be moved: the stable pins
+        ("v1", "BUCKET", None, True),  # a version: pinned
+    ],
+)
+def test_which_alias_a_promotion_moves_and_where(
+    bucket: Path, ref: str, root: str, alias: str | None, opened: bool
+) -> None:
+    where = str(bucket) if root == "BUCKET" else root
+    stable = {
+        "spec": {
+            "template": {
+                "metadata": {"labels": {}},
+                "spec": {
+                    "containers": [
+                        {
+                            "env": [
+                                {"name": "HML_ROOT", "value": where},
+                                {"name": "HML_MODELS", "value": f"other=production {MODEL}={ref}"},
+                                {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s"}}},
+                            ]
+                        }
+                    ]
+                },
+            }
+        }
+    }
+    live = LiveCanary("default", stable, {}, {"model": MODEL, "version": "v2"})
+    assert live.followed_alias == alias
+    assert live.pods_root() == (where if opened else None)
 
 
 def test_inference_promote_is_deploy_promote(
