@@ -60,7 +60,7 @@ def _connection_limits() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def _model_options() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """--model NAME=REF (repeatable), --model-poll-seconds, --drift-threshold, --drift-min-samples."""
+    """--model NAME=REF (repeatable), --model-poll-seconds and the drift thresholds."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn = click.option(
@@ -70,6 +70,15 @@ def _model_options() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             show_default=True,
             envvar="HML_DRIFT_MIN_SAMPLES",
             help="Live values a feature needs before its drift can be flagged.",
+        )(fn)
+        fn = click.option(
+            "--drift-unseen-threshold",
+            type=click.FloatRange(min=0, max=1, min_open=True),
+            default=0.05,
+            show_default=True,
+            envvar="HML_DRIFT_UNSEEN_THRESHOLD",
+            help="Flag drift when this share of a categorical feature's live values were never "
+            "seen in training.",
         )(fn)
         fn = click.option(
             "--drift-threshold",
@@ -168,6 +177,7 @@ def inference_group(app: HmlApp) -> click.Group:
         model_poll_seconds: float,
         drift_threshold: float,
         drift_min_samples: int,
+        drift_unseen_threshold: float,
         **limits: int,
     ) -> None:
         """Serve with waitress (production)."""
@@ -179,6 +189,7 @@ def inference_group(app: HmlApp) -> click.Group:
             poll_seconds=model_poll_seconds,
             drift_threshold=drift_threshold,
             drift_min_samples=drift_min_samples,
+            drift_unseen_threshold=drift_unseen_threshold,
         )
         _logging()
         serve_prod(
@@ -210,6 +221,7 @@ def inference_group(app: HmlApp) -> click.Group:
         model_poll_seconds: float,
         drift_threshold: float,
         drift_min_samples: int,
+        drift_unseen_threshold: float,
     ) -> None:
         """Serve with Flask's development server (reloads on code changes)."""
         from ..serving.server import serve_dev
@@ -220,6 +232,7 @@ def inference_group(app: HmlApp) -> click.Group:
             poll_seconds=model_poll_seconds,
             drift_threshold=drift_threshold,
             drift_min_samples=drift_min_samples,
+            drift_unseen_threshold=drift_unseen_threshold,
         )
         _logging()
         serve_dev(app.inference, host, port, reload, fail_fast=fail_fast)

@@ -282,6 +282,7 @@ class HmlInferenceApp:
         self.model_poll_seconds = 30.0  # follow moving refs this often (0: only /-/reload)
         self.drift_threshold = 3.0  # training standard deviations
         self.drift_min_samples = 100
+        self.drift_unseen_threshold = 0.05  # share of a categorical feature's values
         self.admin_token: str | None = None  # enables POST /-/reload; never logged or shown
         self._flask: Flask | None = None
         self._state: Any = None  # per-server metrics, set by server.create_flask_app
@@ -332,6 +333,7 @@ class HmlInferenceApp:
         poll_seconds: float | None = None,
         drift_threshold: float | None = None,
         drift_min_samples: int | None = None,
+        drift_unseen_threshold: float | None = None,
         admin_token: str | None = None,
     ) -> HmlInferenceApp:
         """Serving settings, set once before serving (the CLI passes its options here)."""
@@ -360,6 +362,13 @@ class HmlInferenceApp:
                     f"the drift minimum sample count must be 1 or more, got {drift_min_samples}"
                 )
             self.drift_min_samples = int(drift_min_samples)
+        if drift_unseen_threshold is not None:
+            if not 0 < drift_unseen_threshold <= 1:
+                raise DeclarationError(
+                    "the drift threshold of unseen categories is a share of the live values, "
+                    f"above 0 and at most 1, got {drift_unseen_threshold}"
+                )
+            self.drift_unseen_threshold = float(drift_unseen_threshold)
         if admin_token is not None:
             self.admin_token = admin_token or None
         return self
@@ -379,7 +388,9 @@ class HmlInferenceApp:
         if self._drift is None:
             from .drift import DriftMonitor
 
-            self._drift = DriftMonitor(self.drift_threshold, self.drift_min_samples)
+            self._drift = DriftMonitor(
+                self.drift_threshold, self.drift_min_samples, self.drift_unseen_threshold
+            )
         return self._drift
 
     @property

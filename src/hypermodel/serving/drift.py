@@ -14,8 +14,9 @@ feature:
 The drift score of a numeric feature is ``|live mean - training mean| / training std``: how far
 the live mean has moved, in training standard deviations (no score when the training std is 0
 or unknown). Once a feature has ``min_samples`` samples, a score at or above ``threshold`` flags
-drift: shown on ``/`` and ``/metrics`` and logged once as a warning when it crosses (and once
-as info when it falls back). The statistics start over when a model switches version (see
+drift, and so does a categorical feature whose share of values never seen in training is at or
+above ``unseen_threshold``: shown on ``/`` and ``/metrics`` and logged once as a warning when
+it crosses (and once as info when it falls back). The statistics start over when a model switches version (see
 ``reload``): a new version has its own training distributions.
 """
 
@@ -31,6 +32,7 @@ log = logging.getLogger("hypermodel.serving")
 
 DEFAULT_THRESHOLD = 3.0
 DEFAULT_MIN_SAMPLES = 100
+DEFAULT_UNSEEN_THRESHOLD = 0.05  # share of a categorical feature's live values unseen in training
 # A route's payload may be a list of records: look at this many of them at most per request.
 MAX_RECORDS = 64
 
@@ -62,16 +64,24 @@ class ModelDrift:
         self.flagged = [False] * n
         self.cat_counts = [0] * c
         self.unseen = [0] * c
+        self.cat_flagged = [False] * c
         self._lock = threading.Lock()
 
     @property
     def empty(self) -> bool:
         return not (self.numeric or self.categorical)
 
-    def observe(self, record: Any, threshold: float, min_samples: int) -> None:
+    def observe(
+        self,
+        record: Any,
+        threshold: float,
+        min_samples: int,
+        unseen_threshold: float = DEFAULT_UNSEEN_THRESHOLD,
+    ) -> None:
         """Count one input record (a schema instance or a dict)."""
         mapping = isinstance(record, Mapping)
         crossed: list[tuple[int, bool, float]] | None = None
+        crossed_cat: list[tuple[int, bool, float]] | None = None
         with self._lock:
             for i, feature in enumerate(self.numeric):
                 value = record.get(feature) if mapping else getattr(record, feature, None)
@@ -97,8 +107,17 @@ class ModelDrift:
                 self.cat_counts[j] += 1
                 if value not in self.seen[j] and str(value) not in self.seen[j]:
                     self.unseen[j] += 1
+                if self.cat_counts[j] >= min_samples:
+                    share = self.unseen[j] / self.cat_counts[j]
+                    drifted = share >= unseen_threshold
+                    if drifted is not self.cat_flagged[j]:
+                        self.cat_flagged[j] = drifted
+                        crossed_cat = crossed_cat or []
+                        crossed_cat.append((j, drifted, share))
         for i, drifted, score in crossed or ():
             self._log_crossing(i, drifted, score, threshold)
+        for j, drifted, share in crossed_cat or ():
+            self._log_unseen(j, drifted, share, unseen_threshold)
 
     def _score(self, i: int) -> float | None:
         std, mean, count = self.stds[i], self.means[i], self.counts[i]
@@ -135,7 +154,37 @@ class ModelDrift:
                 count,
             )
 
-    def report(self, threshold: float, min_samples: int) -> dict[str, Any]:
+    def _log_unseen(self, j: int, drifted: bool, share: float, threshold: float) -> None:
+        feature, count = self.categorical[j], self.cat_counts[j]
+        if drifted:
+            log.warning(
+                "drift: model '%s' version %s feature '%s': %.1f%% of its live values were never "
+                "seen in training (%d samples, threshold %.1f%%); check the inputs or retrain",
+                self.name,
+                self.version,
+                feature,
+                100 * share,
+                count,
+                100 * threshold,
+            )
+        else:
+            log.info(
+                "drift: model '%s' version %s feature '%s' is back under %.1f%% of values unseen "
+                "in training (%.1f%%, %d samples)",
+                self.name,
+                self.version,
+                feature,
+                100 * threshold,
+                100 * share,
+                count,
+            )
+
+    def report(
+        self,
+        threshold: float,
+        min_samples: int,
+        unseen_threshold: float = DEFAULT_UNSEEN_THRESHOLD,
+    ) -> dict[str, Any]:
         """The statistics as shown on ``/``: per feature, and whether drift is flagged."""
         with self._lock:
             numeric = {}
@@ -152,13 +201,13 @@ class ModelDrift:
                 }
                 if count >= min_samples and score is not None and score >= threshold:
                     drifted.append(feature)
-            categorical = {
-                feature: {
-                    "samples": self.cat_counts[j],
-                    "unseen": self.unseen[j] / self.cat_counts[j] if self.cat_counts[j] else 0.0,
-                }
-                for j, feature in enumerate(self.categorical)
-            }
+            categorical = {}
+            for j, feature in enumerate(self.categorical):
+                count = self.cat_counts[j]
+                share = self.unseen[j] / count if count else 0.0
+                categorical[feature] = {"samples": count, "unseen": share}
+                if count >= min_samples and share >= unseen_threshold:
+                    drifted.append(feature)
         return {
             "version": self.version,
             "detected": bool(drifted),
@@ -172,10 +221,14 @@ class DriftMonitor:
     """The live-input statistics of every model of one inference app."""
 
     def __init__(
-        self, threshold: float = DEFAULT_THRESHOLD, min_samples: int = DEFAULT_MIN_SAMPLES
+        self,
+        threshold: float = DEFAULT_THRESHOLD,
+        min_samples: int = DEFAULT_MIN_SAMPLES,
+        unseen_threshold: float = DEFAULT_UNSEEN_THRESHOLD,
     ) -> None:
         self.threshold = float(threshold)
         self.min_samples = int(min_samples)
+        self.unseen_threshold = float(unseen_threshold)
         self.models: dict[str, ModelDrift] = {}
         # The version each model served before its last switch: a request that started before
         # the switch still counts there, without resetting the new version's statistics.
@@ -216,13 +269,17 @@ class DriftMonitor:
             if isinstance(payload, list):
                 for record in payload[:MAX_RECORDS]:
                     if record is not None and not isinstance(record, (str, int, float, list)):
-                        drift.observe(record, self.threshold, self.min_samples)
+                        drift.observe(record, *self._limits)
             elif payload is not None and not isinstance(payload, (str, int, float)):
-                drift.observe(payload, self.threshold, self.min_samples)
+                drift.observe(payload, *self._limits)
+
+    @property
+    def _limits(self) -> tuple[float, int, float]:
+        return self.threshold, self.min_samples, self.unseen_threshold
 
     def report(self) -> dict[str, Any]:
         return {
-            name: drift.report(self.threshold, self.min_samples)
+            name: drift.report(*self._limits)
             for name, drift in list(self.models.items())
             if not drift.empty
         }
@@ -253,7 +310,8 @@ class DriftMonitor:
         )
         detected = GaugeMetricFamily(
             "hml_drift_detected",
-            "1 when a feature's drift score is at or above the threshold",
+            "1 when a feature's drift score, or share of unseen categories, is at or above its "
+            "threshold",
             labels=["model", "version"],
         )
         for name, report in self.report().items():

@@ -95,11 +95,14 @@ def test_shifted_inputs_move_the_metrics_and_raise_the_flag_once(
     assert metric(text, "hml_drift_detected") == 1.0
     assert metric(text, "hml_drift_score", "malic_acid") < 3.0
     report = client.get("/").json["drift"]["wine-clf"]
-    assert report["detected"] is True and report["drifted_features"] == ["alcohol"]
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    message = warnings[0].getMessage()
-    assert "feature 'alcohol'" in message and "5.00 training standard deviations" in message
+    # half the colours were never seen in training: that feature drifted too
+    assert report["detected"] is True and report["drifted_features"] == ["alcohol", "colour"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert "feature 'alcohol'" in warnings[0] and "5.00 training standard deviations" in warnings[0]
+    assert (
+        "feature 'colour'" in warnings[1] and "50.0% of its live values were never" in warnings[1]
+    )
 
     caplog.clear()
     with caplog.at_level(logging.INFO, "hypermodel.serving"):
@@ -107,9 +110,37 @@ def test_shifted_inputs_move_the_metrics_and_raise_the_flag_once(
             client.post(
                 "/score", json={"alcohol": stats["mean"], "malic_acid": 2.0, "colour": "red"}
             )
-    back = [r.getMessage() for r in caplog.records if "back within" in r.getMessage()]
-    assert len(back) == 1 and "feature 'alcohol'" in back[0]
+    back = [r.getMessage() for r in caplog.records if "is back" in r.getMessage()]
+    assert len(back) == 2, back  # 75 unseen of 1,650 colours: 4.5 %, under the 5 % default
+    assert "feature 'alcohol'" in back[0] and "feature 'colour'" in back[1]
     assert client.get("/").json["drift"]["wine-clf"]["detected"] is False
+
+
+def test_unseen_categories_raise_the_flag_at_their_own_threshold(
+    app: hml.HmlApp, published: ModelContainer, stats: dict[str, Any]
+) -> None:
+    app.inference.configure(drift_unseen_threshold=0.2, drift_min_samples=10)
+    client = serve(app)
+    usual = {"alcohol": stats["mean"], "malic_acid": 2.0}
+    for i in range(10):  # one in ten unseen: under 20 %
+        client.post("/score", json={**usual, "colour": "orange" if i == 0 else "red"})
+    report = client.get("/").json["drift"]["wine-clf"]
+    assert report["categorical"]["colour"] == {"samples": 10, "unseen": 0.1}
+    assert report["detected"] is False
+    for _ in range(3):  # 4 of 13: 31 %
+        client.post("/score", json={**usual, "colour": "orange"})
+    report = client.get("/").json["drift"]["wine-clf"]
+    assert report["drifted_features"] == ["colour"]
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric(text, "hml_drift_detected") == 1.0
+
+
+@pytest.mark.parametrize("share", [0, -0.1, 1.5])
+def test_an_unseen_threshold_outside_0_to_1_is_refused(app: hml.HmlApp, share: float) -> None:
+    from hypermodel.errors import DeclarationError
+
+    with pytest.raises(DeclarationError, match="above 0 and at most 1"):
+        app.inference.configure(drift_unseen_threshold=share)
 
 
 def test_the_threshold_and_minimum_are_settings(
