@@ -322,7 +322,13 @@ class HmlInferenceApp:
             )
         if getattr(model, "app", None) is None:
             model.app = self.app
-        loaded = model.load(ref, **options)
+        from .model import LOADING_FOR_APP
+
+        token = LOADING_FOR_APP.set(True)
+        try:
+            loaded = model.load(ref, **options)
+        finally:
+            LOADING_FOR_APP.reset(token)
         self.model_refs[name] = (ref, dict(options))
         return loaded
 

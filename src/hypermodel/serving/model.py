@@ -56,6 +56,20 @@ if TYPE_CHECKING:
 # The app whose @hml.inference initialisers are running (set by HmlInferenceApp.build): a
 # container loaded there without a target reads that app's bucket and joins its models.
 INITIALISING_APP: ContextVar[Any] = ContextVar("hml_initialising_app", default=None)
+# True while ``inference_app.load_model`` loads a container (its own load() call).
+LOADING_FOR_APP: ContextVar[bool] = ContextVar("hml_loading_for_app", default=False)
+
+
+def through_app(container: Any, ref: Any, options: dict[str, Any]) -> Any:
+    """A container loaded by hand (``container.load(ref)``) inside an initialiser goes through
+    ``inference_app.load_model``, like one loaded there: ``run-prod --model NAME=REF`` replaces
+    its ref, and a moving ref (``latest``, an alias) is followed. None elsewhere (the caller
+    then loads it itself)."""
+    serving = INITIALISING_APP.get()
+    if serving is None or LOADING_FOR_APP.get():
+        return None
+    return serving.inference.load_model(container, ref, **options)
+
 
 __all__ = ["ModelContainer", "ModelIntegrityError", "ModelReference"]
 
@@ -324,6 +338,9 @@ class ModelContainer:
         model, ``$HML_MODEL_SHA256`` pins it (``inference deploy --model-sha256`` sets them).
         A model with another digest is refused before it is read.
         """
+        routed = through_app(self, ref, {"storage": storage, "sha256": sha256})
+        if routed is not None:
+            return routed  # type: ignore[no-any-return]
         pin = (sha256, "the sha256 argument") if sha256 is not None else pinned_digest(self.name)
         reference, read = self._resolve(ref, storage)
         if reference.kind != "joblib":

@@ -135,8 +135,12 @@ class TensorflowModelContainer:
     ) -> TensorflowModelContainer:
         """Load a local export directory, or a published version (``latest`` or a version
         name) from ``storage`` (default: the app's bucket), verified against its digests."""
+        from ..serving.model import through_app
         from .export import load_exported
 
+        routed = through_app(self, ref, {"storage": storage})
+        if routed is not None:
+            return routed  # type: ignore[no-any-return]
         text = os.fspath(ref)
         if Path(text).is_dir():
             self.exported = load_exported(text)

@@ -284,6 +284,53 @@ def test_the_command_line_ref_replaces_the_initialisers(
     assert app.inference.reloader.check() == []
 
 
+def serve_loaded_by_hand(app: hml.HmlApp, ref: str) -> Any:
+    """The seeds' way: the container is registered with the app and loaded by hand inside the
+    initialiser (``model_container.load()``), not through ``inference_app.load_model``."""
+    container = ModelContainer("wine-clf")
+    app.register_model("wine-clf", container)
+
+    @hml.inference(app.inference)
+    def init(inference_app: hml.HmlInferenceApp) -> None:
+        container.load(ref)
+
+        @inference_app.route("/predict")
+        def predict(payload: Any) -> Any:
+            return {"cultivar": int(container.predict([payload["features"]])[0])}
+
+    return app.inference.build().test_client()
+
+
+def test_a_model_loaded_by_hand_takes_the_command_line_ref(
+    app: hml.HmlApp, versions: dict[str, ModelContainer], wine: Any
+) -> None:
+    app.inference.configure(models={"wine-clf": "v2"})
+    client = serve_loaded_by_hand(app, "latest")
+    publish(app, wine, "v3", 2)
+    assert version_of(client.post("/predict", json=ROW)) == "v2"
+    assert app.inference.model_refs["wine-clf"][0] == "v2"
+    assert app.inference.reloader.check() == []  # a version: pinned, not followed
+
+
+def test_a_model_loaded_by_hand_by_alias_is_followed(
+    app: hml.HmlApp, versions: dict[str, ModelContainer], store: ModelStore
+) -> None:
+    client = serve_loaded_by_hand(app, "production")
+    assert version_of(client.post("/predict", json=ROW)) == "v1"
+    store.set_alias("wine-clf", "production", "v2")
+    assert app.inference.reloader.check()[0].status == "reloaded"
+    assert version_of(client.post("/predict", json=ROW)) == "v2"
+
+
+def test_a_container_loaded_outside_an_initialiser_is_loaded_as_asked(
+    app: hml.HmlApp, versions: dict[str, ModelContainer]
+) -> None:
+    app.inference.configure(models={"wine-clf": "v2"})  # only for what the server loads
+    container = ModelContainer("wine-clf").load("v1", app.storage())
+    assert container.reference.version == "v1"
+    assert app.inference.model_refs == {}
+
+
 def test_an_override_for_a_model_the_app_does_not_load_is_an_error(
     app: hml.HmlApp, versions: dict[str, ModelContainer]
 ) -> None:
