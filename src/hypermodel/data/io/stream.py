@@ -208,13 +208,14 @@ class _Reader:
                 if b not in self.cache:
                     self._load(b)
             return
-        for chunk_id in by_chunk:
-            if chunk_id not in self.sized:
-                self.sized.add(chunk_id)
-                check_size(self.dataset, chunk_id, self.blocks[by_chunk[chunk_id][0]][2])
+        unsized = {c for c in by_chunk if c not in self.sized}
+        self.sized.update(unsized)
         room = max(0, self.budget - self.size) // len(by_chunk)
 
         def load(wanted: list[int]) -> list[tuple[int, list[bytes]]]:
+            chunk_id, expected = self.blocks[wanted[0]][0].chunk_id, self.blocks[wanted[0]][2]
+            if chunk_id in unsized:  # a HEAD on a bucket: overlapped with the others too
+                check_size(self.dataset, chunk_id, expected)
             got: dict[int, list[bytes]] = {}
             for b in wanted:
                 if b in got:
