@@ -4,7 +4,9 @@ A published model records its training distributions (``ModelContainer.distribut
 numeric feature ``count, mean, std, min, p25, p50, p75, max``, per categorical feature its
 values. While serving, each request's input is matched against the features of the models its
 route uses: the fields of a typed route's input record named like a feature, or the keys of a
-JSON object (or of each object of a list) for a route without an input schema. Per feature the
+JSON object (or of each object of a list) for a route without an input schema; a record with
+no feature names but one vector of as many numbers as the model's numeric features (or that
+vector itself) is read by position, in the order of the container's ``features_numeric``. Per feature the
 server keeps running counts only, so a request costs O(features) and allocates nothing per
 feature:
 
@@ -40,7 +42,7 @@ MAX_RECORDS = 64
 class ModelDrift:
     """Running statistics of one model version's live inputs against its training data."""
 
-    def __init__(self, name: str, reference: Any, distributions: Any) -> None:
+    def __init__(self, name: str, reference: Any, distributions: Any, order: Any = None) -> None:
         self.name = name
         self.reference = reference  # the version these statistics belong to
         self.version = str(getattr(reference, "version", "?"))
@@ -57,6 +59,15 @@ class ModelDrift:
         self.lows = [_bound(numeric[f].get("min"), -math.inf) for f in self.numeric]
         self.highs = [_bound(numeric[f].get("max"), math.inf) for f in self.numeric]
         self.seen = [_values(categorical[f]) for f in self.categorical]
+        # a vector of inputs without names (``features: list[float]``) is read by position, in
+        # the order of the container's ``features_numeric`` (as given to analyze_distributions)
+        # when it names the same features, else in the recorded distributions' order
+        named = [str(f) for f in order or ()]
+        self.by_position: tuple[int, ...] = (
+            tuple(self.numeric.index(f) for f in named)
+            if sorted(named) == sorted(self.numeric)
+            else tuple(range(len(self.numeric)))
+        )
         n, c = len(self.numeric), len(self.categorical)
         self.counts = [0] * n
         self.sums = [0.0] * n
@@ -78,13 +89,18 @@ class ModelDrift:
         min_samples: int,
         unseen_threshold: float = DEFAULT_UNSEEN_THRESHOLD,
     ) -> None:
-        """Count one input record (a schema instance or a dict)."""
-        mapping = isinstance(record, Mapping)
+        """Count one input record: a schema instance or a dict with the features as fields, or
+        one holding a single vector of the numeric features without names, or that vector."""
+        values = self._named(record)
+        if values is None:
+            values = self._positional(record)
+            if values is None:
+                return
+        numbers, categories = values
         crossed: list[tuple[int, bool, float]] | None = None
         crossed_cat: list[tuple[int, bool, float]] | None = None
         with self._lock:
-            for i, feature in enumerate(self.numeric):
-                value = record.get(feature) if mapping else getattr(record, feature, None)
+            for i, value in enumerate(numbers):
                 if value.__class__ is bool or not isinstance(value, (int, float)):
                     continue
                 if value != value or value in (math.inf, -math.inf):
@@ -100,8 +116,7 @@ class ModelDrift:
                         self.flagged[i] = drifted
                         crossed = crossed or []
                         crossed.append((i, drifted, score or 0.0))
-            for j, feature in enumerate(self.categorical):
-                value = record.get(feature) if mapping else getattr(record, feature, None)
+            for j, value in enumerate(categories):
                 if value is None or isinstance(value, (list, dict)):
                     continue
                 self.cat_counts[j] += 1
@@ -118,6 +133,41 @@ class ModelDrift:
             self._log_crossing(i, drifted, score, threshold)
         for j, drifted, share in crossed_cat or ():
             self._log_unseen(j, drifted, share, unseen_threshold)
+
+    def _named(self, record: Any) -> tuple[list[Any], list[Any]] | None:
+        """The record's value of each feature by name, or None when it names none of them."""
+        if isinstance(record, (list, tuple)):
+            return None
+        if isinstance(record, Mapping):
+            get = record.get
+            numbers = [get(f) for f in self.numeric]
+            categories = [get(f) for f in self.categorical]
+        else:
+            numbers = [getattr(record, f, None) for f in self.numeric]
+            categories = [getattr(record, f, None) for f in self.categorical]
+        if all(v is None for v in numbers) and all(v is None for v in categories):
+            return None
+        return numbers, categories
+
+    def _positional(self, record: Any) -> tuple[list[Any], list[Any]] | None:
+        """The numeric features read by position from the record's one vector of exactly as
+        many values (or the record itself, when it is that vector); None when there is no such
+        vector or more than one."""
+        n = len(self.numeric)
+        if not n:
+            return None
+        if isinstance(record, (list, tuple)):
+            candidates: list[Any] = [record]
+        else:
+            fields = record if isinstance(record, Mapping) else getattr(record, "__dict__", {})
+            candidates = [v for v in fields.values() if isinstance(v, (list, tuple))]
+        vectors = [v for v in candidates if len(v) == n]
+        if len(vectors) != 1:
+            return None
+        numbers: list[Any] = [None] * n
+        for i, value in zip(self.by_position, vectors[0], strict=True):
+            numbers[i] = value
+        return numbers, [None] * len(self.categorical)
 
     def _score(self, i: int) -> float | None:
         std, mean, count = self.stds[i], self.means[i], self.counts[i]
@@ -249,7 +299,12 @@ class DriftMonitor:
                     return None if old.empty else old  # a request pinned before the switch
                 if found is not None:
                     self.retired[name] = found
-                found = ModelDrift(name, reference, getattr(container, "distributions", None))
+                found = ModelDrift(
+                    name,
+                    reference,
+                    getattr(container, "distributions", None),
+                    getattr(container, "features_numeric", None),
+                )
                 self.models[name] = found
         return None if found.empty else found
 
@@ -266,9 +321,9 @@ class DriftMonitor:
             drift = self.for_model(name, container)
             if drift is None:
                 continue
-            if isinstance(payload, list):
-                for record in payload[:MAX_RECORDS]:
-                    if record is not None and not isinstance(record, (str, int, float, list)):
+            if isinstance(payload, list) and not _is_vector(payload):
+                for record in payload[:MAX_RECORDS]:  # records, or rows of values by position
+                    if record is not None and not isinstance(record, (str, int, float)):
                         drift.observe(record, *self._limits)
             elif payload is not None and not isinstance(payload, (str, int, float)):
                 drift.observe(payload, *self._limits)
@@ -349,3 +404,10 @@ def _bound(value: Any, default: float) -> float:
 def _values(values: list[Any]) -> frozenset[Any]:
     hashable = {v for v in values if isinstance(v, (str, int, float, bool))}
     return frozenset(hashable | {str(v) for v in hashable})
+
+
+def _is_vector(payload: list[Any]) -> bool:
+    """A list of plain numbers: one input by position, not a list of records."""
+    return bool(payload) and all(
+        v.__class__ is not bool and isinstance(v, (int, float)) for v in payload
+    )

@@ -234,3 +234,56 @@ def test_a_request_pinned_before_a_switch_keeps_the_new_statistics() -> None:
     report = monitor.report()["m"]
     assert report["version"] == "v2" and report["numeric"]["x"]["samples"] == 51
     assert monitor.retired["m"].counts == [2]  # the old version's late request counted there
+
+
+class Vector(BaseData):
+    features: list[float]  # the demo's way: the numeric features by position, no names
+
+
+def test_inputs_by_position_are_matched_to_the_features_in_training_order(
+    app: hml.HmlApp, published: ModelContainer, wine: Any
+) -> None:
+    @hml.inference(app.inference)
+    def init(inference_app: hml.HmlInferenceApp) -> None:
+        inference_app.load_model(ModelContainer("wine-clf"), "latest")
+
+        @inference_app.route("/typed", input=Vector)
+        def typed(vector: Vector) -> dict[str, int]:
+            return {"n": len(vector.features)}
+
+        @inference_app.route("/raw")
+        def raw(payload: Any) -> dict[str, int]:
+            return {"n": len(payload)}
+
+    app.inference.configure(drift_min_samples=10)
+    client = app.inference.build().test_client()
+    names = list(wine.feature_names)
+    numeric = published.distributions["numeric"]
+    row = [numeric[f]["mean"] for f in names]
+    shifted = list(row)
+    shifted[names.index("proline")] = numeric["proline"]["mean"] + 6 * numeric["proline"]["std"]
+    for _ in range(4):
+        assert client.post("/typed", json={"features": shifted}).status_code == 200
+        assert client.post("/raw", json=shifted).status_code == 200  # a bare vector
+        assert client.post("/raw", json={"x": shifted}).status_code == 200  # one vector field
+    assert client.post("/raw", json=[shifted, shifted]).status_code == 200  # rows
+    assert client.post("/raw", json=row[:5]).status_code == 200  # too short: not the features
+    report = client.get("/").json["drift"]["wine-clf"]
+    assert report["numeric"]["proline"]["samples"] == 14
+    assert report["numeric"]["proline"]["score"] == pytest.approx(6.0)
+    assert report["numeric"]["alcohol"]["score"] == pytest.approx(0.0, abs=1e-9)
+    assert report["drifted_features"] == ["proline"]
+
+
+def test_a_record_with_two_vectors_of_that_length_is_not_guessed(
+    published: ModelContainer, wine: Any
+) -> None:
+    n = len(wine.feature_names)
+    drift = ModelDrift(
+        "wine-clf", published.reference, published.distributions, published.features_numeric
+    )
+    drift.observe({"a": [1.0] * n, "b": [2.0] * n}, 3.0, 1)
+    drift.observe({"alcohol": 13.0, "v": [1.0] * n}, 3.0, 1)  # named features win
+    report = drift.report(3.0, 1)
+    assert report["numeric"]["alcohol"]["samples"] == 1
+    assert report["numeric"]["proline"]["samples"] == 0
