@@ -40,19 +40,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import line, ratio
 from _shapes import DEFAULT_SHAPES, Shape, shapes_arg
-from datasets import load_hypergol
+from datasets import REPO, load_hypergol
 
 from hypermodel.data import BaseData, Dataset
 from hypermodel.data.tasks import OneToOne
 
 BENCH = "tasks"
-REPO = {
-    "branchName": "bench",
-    "commitHash": "0" * 40,
-    "commitMessage": "bench",
-    "comitterName": "bench",
-    "comitterEmail": "bench@example.com",
-}
 
 
 def clock(fn: Any) -> tuple[float, float]:

@@ -4,7 +4,8 @@ run a canary of another model version beside it (``--canary``, ``--promote``, ``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -49,22 +50,29 @@ def _wait(api: object, namespace: str, name: str, timeout: float) -> None:
     )
 
 
+def _cluster_options(namespace_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--namespace/-n, --kubeconfig and --context: where a command finds the cluster."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option(
+            "--context", default=None, help="kubeconfig context (default: the current one)."
+        )(fn)
+        fn = click.option(
+            "--kubeconfig",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="kubeconfig file (default $KUBECONFIG or ~/.kube/config; in-cluster inside a "
+            "pod).",
+        )(fn)
+        return click.option("--namespace", "-n", default=None, help=namespace_help)(fn)
+
+    return decorate
+
+
 def deploy_command(app: HmlApp) -> click.Command:
     @click.command("deploy")
     @click.option("--dry-run", is_flag=True, help="Print the manifests as YAML; send nothing.")
-    @click.option(
-        "--namespace",
-        "-n",
-        default=None,
-        help=f"Namespace to deploy into (default: the app's, '{app.k8s_namespace}').",
-    )
-    @click.option(
-        "--kubeconfig",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="kubeconfig file (default $KUBECONFIG or ~/.kube/config; in-cluster inside a pod).",
-    )
-    @click.option("--context", default=None, help="kubeconfig context (default: the current one).")
+    @_cluster_options(f"Namespace to deploy into (default: the app's, '{app.k8s_namespace}').")
     @click.option("--image", default=None, help="Container image (default: the app's image_url).")
     @click.option(
         "--service-type", type=click.Choice(SERVICE_TYPES), default=None, help="Service type."
@@ -285,19 +293,7 @@ def promote_command(app: HmlApp) -> click.Command:
         is_flag=True,
         help="Print the stable Deployment as it would be promoted, and what would be deleted.",
     )
-    @click.option(
-        "--namespace",
-        "-n",
-        default=None,
-        help=f"Namespace of the canary (default: the app's, '{app.k8s_namespace}').",
-    )
-    @click.option(
-        "--kubeconfig",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="kubeconfig file (default $KUBECONFIG or ~/.kube/config; in-cluster inside a pod).",
-    )
-    @click.option("--context", default=None, help="kubeconfig context (default: the current one).")
+    @_cluster_options(f"Namespace of the canary (default: the app's, '{app.k8s_namespace}').")
     @click.option(
         "--timeout",
         type=click.FloatRange(min=1),
@@ -313,8 +309,9 @@ def promote_command(app: HmlApp) -> click.Command:
         context: str | None,
         timeout: float | None,
     ) -> None:
-        """Finish the running canary: roll the stable Deployment to the canary's version, wait
-        for it, then delete the canary (the same as `inference deploy --promote`)."""
+        """Finish the running canary: roll the stable Deployment to the canary's version (by
+        moving the alias its pods follow, if they follow one), wait for it, then delete the
+        canary (the same as `inference deploy --promote`)."""
         _finish_canary(app, namespace, kubeconfig, context, dry_run, True, timeout, promote=True)
 
     return promote

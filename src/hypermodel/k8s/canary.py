@@ -283,7 +283,11 @@ def serve_versions(
 
 def models_in_env(cfg: HmlInferenceDeployment) -> dict[str, str]:
     """The ``HML_MODELS`` entries of ``cfg``: model -> ref."""
-    text = cfg.env.get(MODELS_ENV, "")
+    return parse_models_env(cfg.env.get(MODELS_ENV, ""))
+
+
+def parse_models_env(text: str) -> dict[str, str]:
+    """``HML_MODELS``'s space-separated NAME=REF entries: model -> ref."""
     refs = {}
     for item in text.split():
         name, sep, ref = item.partition("=")
@@ -458,8 +462,10 @@ class LiveCanary:
         when they pin a version or follow ``latest`` (which no promotion can move)."""
         from ..models.aliases import is_alias_name
 
-        text = _container_env(self.stable).get(MODELS_ENV) or ""
-        refs = dict(item.partition("=")[::2] for item in text.split())
+        try:
+            refs = parse_models_env(_container_env(self.stable).get(MODELS_ENV) or "")
+        except DeclarationError:  # not NAME=REF entries: nothing this promotion can move
+            return None
         ref = refs.get(str(self.record.get("model")))
         if ref is None or ref == "latest" or not is_alias_name(ref):
             return None

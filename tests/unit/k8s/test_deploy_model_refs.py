@@ -279,6 +279,7 @@ def test_a_canary_beside_a_stable_that_follows_an_alias(
         ("production", "gs://pods-bucket/hml", "production", True),
         ("latest", "BUCKET", None, True),  # latest cannot be moved: the stable pins
         ("v1", "BUCKET", None, True),  # a version: pinned
+        ("", "BUCKET", None, True),  # HML_MODELS not NAME=REF: nothing to move
     ],
 )
 def test_which_alias_a_promotion_moves_and_where(
